@@ -1,0 +1,220 @@
+"""Typed, frozen view of ``params.yaml``: the one source of truth for parameters.
+
+Each stage calls :func:`load_params` once and reads only the sections it declares in
+``dvc.yaml``. Unknown keys and bad values raise :class:`ParamsError`, which names the
+file and the key, so a typo in an experiment (``dvc exp run -S ...``) fails loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from pipeline.imaging.spec import FilterSpec, PreprocessSpec
+
+PARAMS_FILE = Path("params.yaml")
+
+
+class ParamsError(ValueError):
+    """A value in params.yaml is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class RoboflowParams:
+    """A pinned Roboflow dataset version (immutable on Roboflow's side)."""
+
+    workspace: str = "hospital-urology"
+    project: str = "prostate-trus"
+    version: int = 1
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Where annotations come from and which classes become output channels."""
+
+    source: str = "local"
+    export_dir: str = "data"
+    format: str = "coco-segmentation"
+    roboflow: RoboflowParams = field(default_factory=RoboflowParams)
+    classes: tuple[str, ...] = ("gland", "lesion")
+    patient_pattern: str = r"^(?P<patient>[^_]+)_"
+    unannotated: str = "keep"
+
+    def __post_init__(self) -> None:
+        _check_choice("data.source", self.source, ("local",))
+        _check_choice("data.format", self.format, ("coco-segmentation",))
+        _check_choice("data.unannotated", self.unannotated, ("keep", "drop"))
+        if not self.classes or len(set(self.classes)) != len(self.classes):
+            raise ParamsError(f"data.classes must be a non-empty list of unique names, got {list(self.classes)}")
+        if "(?P<patient>" not in self.patient_pattern:
+            raise ParamsError("data.patient_pattern needs a named group (?P<patient>...)")
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Patient-grouped train/val/test split."""
+
+    seed: int = 42
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+
+    def __post_init__(self) -> None:
+        if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or abs(sum(self.fractions) - 1) > 1e-6:
+            raise ParamsError(f"split.fractions must be 3 non-negative numbers summing to 1, got {list(self.fractions)}")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    """Network architecture and its input normalisation (mean/std of [0, 1] grey values)."""
+
+    arch: str = "FPN"
+    encoder: str = "resnet152"
+    encoder_weights: str | None = "imagenet"
+    weights_path: str | None = None
+    mean: float = 0.449
+    std: float = 0.226
+
+    def __post_init__(self) -> None:
+        if self.std <= 0:
+            raise ParamsError(f"model.std must be > 0, got {self.std}")
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Random augmentation ranges for training (all symmetric around identity)."""
+
+    hflip: bool = True
+    rotate_deg: float = 10.0
+    scale: float = 0.1
+    brightness: float = 0.1
+    contrast: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """Optimisation: Dice+BCE, Adam, ReduceLROnPlateau on validation Dice."""
+
+    epochs: int = 40
+    batch_size: int = 4
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    dice_weight: float = 1.0
+    bce_weight: float = 1.0
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    seed: int = 0
+    device: str = "auto"
+    augment: AugmentParams = field(default_factory=AugmentParams)
+
+    def __post_init__(self) -> None:
+        _check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ParamsError("train.epochs and train.batch_size must be >= 1")
+
+
+@dataclass(frozen=True)
+class InferenceParams:
+    """Turning probabilities into masks."""
+
+    threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.threshold < 1.0:
+            raise ParamsError(f"inference.threshold must be in (0, 1), got {self.threshold}")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Evaluation reporting."""
+
+    overlays: int = 6
+
+
+@dataclass(frozen=True)
+class ExportParams:
+    """ONNX export and its parity check against PyTorch."""
+
+    opset: int = 18
+    parity_atol: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of params.yaml."""
+
+    data: DataParams = field(default_factory=DataParams)
+    preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
+    split: SplitParams = field(default_factory=SplitParams)
+    model: ModelParams = field(default_factory=ModelParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    inference: InferenceParams = field(default_factory=InferenceParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    export: ExportParams = field(default_factory=ExportParams)
+
+
+T = TypeVar("T")
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ParamsError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def build(cls: type[T], values: dict[str, Any] | None, where: str) -> T:
+    """Builds a (nested) frozen dataclass from a mapping, rejecting unknown keys.
+
+    Args:
+        cls: the dataclass type.
+        values: the mapping read from YAML (None means all defaults).
+        where: dotted location for error messages, e.g. ``"train"``.
+
+    Raises:
+        ParamsError: an unknown key, or a value the dataclass rejects.
+    """
+    values = dict(values or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ParamsError(f"unknown key(s) in {where}: {', '.join(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in values.items():
+        default = fields[name].default_factory() if fields[name].default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = build(type(default), value, f"{where}.{name}")
+        elif isinstance(value, list):
+            kwargs[name] = tuple(value)
+        else:
+            kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as error:
+        if isinstance(error, ParamsError):
+            raise
+        raise ParamsError(f"{where}: {error}") from error
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    """Reads params.yaml into :class:`Params`.
+
+    Raises:
+        ParamsError: the file is missing, not YAML, or holds a bad value; the
+            message starts with the file name.
+    """
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise ParamsError(f"{path}: cannot read parameters ({error})") from error
+    try:
+        return build(Params, raw, "params")
+    except ParamsError as error:
+        raise ParamsError(f"{path}: {error}") from error
+
+
+__all__ = [
+    "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "ModelParams",
+    "Params", "ParamsError", "PreprocessSpec", "RoboflowParams", "SplitParams", "TrainParams",
+    "build", "load_params",
+]
