@@ -1,0 +1,176 @@
+"""Reading a frame from disk: PNG, JPEG, BMP, TIFF or DICOM, as 8-bit grey.
+
+One reader for training and for the clinic, so a frame decodes to identical pixels
+everywhere. Problems raise :class:`FrameReadError`, whose message names the file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+DICOM_SUFFIXES = (".dcm", ".dicom")
+FRAME_SUFFIXES = RASTER_SUFFIXES + DICOM_SUFFIXES
+CM_UNITS = 3  # DICOM PhysicalUnitsX/YDirection code for centimetres
+
+
+class FrameReadError(ValueError):
+    """A frame file cannot be read; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One grey frame.
+
+    Attributes:
+        gray: (H, W) uint8.
+        spacing_mm: (x, y) pixel spacing in mm, or None when the file does not say.
+    """
+
+    gray: np.ndarray
+    spacing_mm: tuple[float, float] | None = None
+
+
+def to_gray_uint8(pixels: np.ndarray) -> np.ndarray:
+    """Converts a decoded image to (H, W) uint8 grey.
+
+    RGB(A) uses ITU-R 601 luma; integer data wider than 8 bits and float data are
+    scaled from their own min-max range to 0-255.
+    """
+    array = np.asarray(pixels)
+    if array.ndim == 3:
+        if array.shape[2] == 1:
+            array = array[..., 0]
+        elif array.shape[2] in (3, 4):
+            array = cv2.cvtColor(np.ascontiguousarray(array[..., :3]), cv2.COLOR_RGB2GRAY) \
+                if array.dtype == np.uint8 else array[..., :3].astype(np.float32) @ np.float32([0.299, 0.587, 0.114])
+        else:
+            raise ValueError(f"{array.shape[2]} channels; expected 1, 3 or 4")
+    if array.ndim != 2:
+        raise ValueError(f"unexpected image shape {array.shape}")
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if array.dtype == bool:
+        return array.astype(np.uint8) * 255
+    lo, hi = float(array.min()), float(array.max())
+    scaled = (array.astype(np.float32) - lo) * (255.0 / (hi - lo) if hi > lo else 0.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _read_raster(path: Path) -> Frame:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # raises on truncated data
+                pixels = np.asarray(image.convert("RGB") if image.mode in ("P", "PA", "LA", "CMYK", "YCbCr") else image)
+    except (OSError, UnidentifiedImageError, SyntaxError, Image.DecompressionBombWarning) as error:
+        raise FrameReadError(f"{path}: not a readable image ({error})") from error
+    try:
+        return Frame(to_gray_uint8(pixels))
+    except ValueError as error:
+        raise FrameReadError(f"{path}: {error}") from error
+
+
+def dicom_spacing_mm(dataset: object, width: int, height: int) -> tuple[float, float] | None:
+    """Pixel spacing (x, y) in mm from a DICOM dataset.
+
+    Prefers the ultrasound region (Sequence of Ultrasound Regions, PhysicalDeltaX/Y in
+    cm) that covers the most of the image, with region boxes clipped to the image;
+    falls back to PixelSpacing (row, column order, mm).
+    """
+    best: tuple[int, tuple[float, float]] | None = None
+    for region in getattr(dataset, "SequenceOfUltrasoundRegions", None) or []:
+        if getattr(region, "PhysicalUnitsXDirection", None) != CM_UNITS or \
+                getattr(region, "PhysicalUnitsYDirection", None) != CM_UNITS:
+            continue
+        x0, y0 = max(0, int(region.RegionLocationMinX0)), max(0, int(region.RegionLocationMinY0))
+        x1, y1 = min(width - 1, int(region.RegionLocationMaxX1)), min(height - 1, int(region.RegionLocationMaxY1))
+        area = max(0, x1 - x0 + 1) * max(0, y1 - y0 + 1)
+        spacing = (abs(float(region.PhysicalDeltaX)) * 10.0, abs(float(region.PhysicalDeltaY)) * 10.0)
+        if area > 0 and spacing[0] > 0 and spacing[1] > 0 and (best is None or area > best[0]):
+            best = (area, spacing)
+    if best is not None:
+        return best[1]
+    pixel_spacing = getattr(dataset, "PixelSpacing", None)
+    if pixel_spacing is not None and len(pixel_spacing) == 2:
+        return float(pixel_spacing[1]), float(pixel_spacing[0])
+    return None
+
+
+def _dicom_frames(path: Path) -> Iterator[Frame]:
+    import pydicom  # imported here: only DICOM users pay for it
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        dataset = pydicom.dcmread(path)
+        pixels = dataset.pixel_array  # pydicom 3 returns YBR data already converted to RGB
+    except (InvalidDicomError, OSError, AttributeError, ValueError, RuntimeError, NotImplementedError) as error:
+        raise FrameReadError(f"{path}: not a readable DICOM image ({error})") from error
+    photometric = str(getattr(dataset, "PhotometricInterpretation", "MONOCHROME2"))
+    if photometric == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+        pixels = apply_color_lut(pixels, dataset)
+    if pixels.dtype != np.uint8 and pixels.ndim >= 3 and pixels.shape[-1] == 3 and pixels.max() <= 255:
+        pixels = pixels.astype(np.uint8)
+    multi_frame = int(getattr(dataset, "NumberOfFrames", 1) or 1) > 1
+    for frame_pixels in (pixels if multi_frame else [pixels]):
+        gray = to_gray_uint8(frame_pixels)
+        if photometric == "MONOCHROME1":
+            gray = 255 - gray
+        yield Frame(gray, dicom_spacing_mm(dataset, gray.shape[1], gray.shape[0]))
+
+
+def _check_path(path: Path) -> str:
+    """Returns ``dicom`` or ``raster`` for an existing supported file; raises otherwise."""
+    if not path.is_file():
+        raise FrameReadError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix in DICOM_SUFFIXES or (suffix == "" and _has_dicom_preamble(path)):
+        return "dicom"
+    if suffix not in RASTER_SUFFIXES:
+        raise FrameReadError(f"{path}: unsupported file type {suffix or '(none)'}; "
+                             f"expected one of {', '.join(FRAME_SUFFIXES)}")
+    return "raster"
+
+
+def read_frames(path: Path | str) -> Iterator[Frame]:
+    """Yields every frame of a file: one for images, all frames of a multi-frame DICOM.
+
+    Raises:
+        FrameReadError: missing, unsupported, corrupt or truncated file.
+    """
+    path = Path(path)
+    if _check_path(path) == "dicom":
+        yield from _dicom_frames(path)
+    else:
+        yield _read_raster(path)
+
+
+def read_frame(path: Path | str, frame_index: int = 0) -> Frame:
+    """Reads one frame as 8-bit grey with its pixel spacing when known.
+
+    Args:
+        path: a PNG, JPEG, BMP, TIFF or DICOM file (DICOM by suffix, or by its
+            ``DICM`` preamble when the file has no suffix).
+        frame_index: which frame of a multi-frame DICOM.
+
+    Raises:
+        FrameReadError: missing, unsupported, corrupt or truncated file, or no such frame.
+    """
+    for index, frame in enumerate(read_frames(path)):
+        if index == frame_index:
+            return frame
+    raise FrameReadError(f"{path}: frame {frame_index} requested, the file has {index + 1}")
+
+
+def _has_dicom_preamble(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(132)[128:132] == b"DICM"
