@@ -1,0 +1,67 @@
+"""Files written for a segmented frame: the mask PNG and the overlay PNG.
+
+Mask PNG format (shared by the CLI, the app and the pipeline): single-channel uint8 at
+the frame's own size, pixel value = sum of 2**c over the classes c present, so
+overlapping classes survive (gland only = 1, lesion inside gland = 3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+MAX_CLASSES = 8
+
+
+def pack_masks(masks: np.ndarray) -> np.ndarray:
+    """(C, H, W) bool -> (H, W) uint8 bitmask (bit c set where class c is present)."""
+    if masks.shape[0] > MAX_CLASSES:
+        raise ValueError(f"at most {MAX_CLASSES} classes fit in a uint8 mask, got {masks.shape[0]}")
+    packed = np.zeros(masks.shape[1:], np.uint8)
+    for index, mask in enumerate(masks):
+        packed |= mask.astype(np.uint8) << index
+    return packed
+
+
+def unpack_masks(packed: np.ndarray, n_classes: int) -> np.ndarray:
+    """(H, W) uint8 bitmask -> (n_classes, H, W) bool; inverse of :func:`pack_masks`."""
+    return np.stack([(packed >> index) & 1 for index in range(n_classes)]).astype(bool)
+
+
+def write_png_atomically(path: Path, image: np.ndarray) -> None:
+    """Writes a PNG via a temporary file and rename, so no half-written file remains.
+
+    Args:
+        path: target ``.png`` path; its folder must exist.
+        image: (H, W) uint8 grey/bitmask or (H, W, 3) uint8 RGB.
+
+    Raises:
+        OSError: the image could not be encoded or written.
+    """
+    pixels = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 else image
+    ok, encoded = cv2.imencode(".png", pixels)
+    if not ok:
+        raise OSError(f"{path}: PNG encoding failed")
+    temporary = path.with_name(f".{path.name}.partial")
+    temporary.write_bytes(encoded.tobytes())
+    temporary.replace(path)
+
+
+def write_mask_and_overlay(out_dir: Path, stem: str, masks: np.ndarray, overlay_rgb: np.ndarray) -> tuple[Path, Path]:
+    """Writes ``<stem>_mask.png`` (bitmask) and ``<stem>_overlay.png`` (RGB) into ``out_dir``.
+
+    Args:
+        out_dir: existing output folder.
+        stem: file name stem, usually the frame's own.
+        masks: (C, H, W) bool at the frame's size.
+        overlay_rgb: (H, W, 3) uint8 RGB from ``draw_overlay``.
+
+    Returns:
+        The mask and overlay paths.
+    """
+    mask_path, overlay_path = out_dir / f"{stem}_mask.png", out_dir / f"{stem}_overlay.png"
+    write_png_atomically(mask_path, pack_masks(masks))
+    write_png_atomically(overlay_path, overlay_rgb)
+    return mask_path, overlay_path

@@ -1,0 +1,152 @@
+"""The ONNX contract, the ONNX Runtime predictor and the `trus segment` command, on tiny real models."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipeline.imaging.spec import FilterSpec, PreprocessSpec
+from pipeline.inference.contract import ContractError, ModelContract
+from pipeline.inference.measure import class_areas, draw_overlay
+from pipeline.inference.outputs import pack_masks, unpack_masks
+from pipeline.inference.predictor import ModelLoadError, Segmenter
+from tests.conftest import PROJECT_ROOT
+from tests.tiny_models import tiny_contract, write_threshold_model
+
+
+def bright_rectangle(height=50, width=80, box=(10, 20, 20, 30)) -> np.ndarray:
+    """Black frame with a 200-grey rectangle at (top, left, rows, columns)."""
+    frame = np.zeros((height, width), np.uint8)
+    top, left, rows, columns = box
+    frame[top:top + rows, left:left + columns] = 200
+    return frame
+
+
+def test_contract_round_trip_and_errors():
+    contract = tiny_contract(PreprocessSpec(crop="box", crop_box=(1, 2, 30, 40), size=64,
+                                            filter=FilterSpec(method="perona_malik", kappa=12.0)))
+    assert ModelContract.from_json(contract.to_json()) == contract
+    with pytest.raises(ContractError, match="version"):
+        ModelContract.from_json('{"contract_version": 99}')
+    with pytest.raises(ContractError, match="malformed"):
+        ModelContract.from_json('{"contract_version": 1, "classes": ["a"]}')
+
+
+@pytest.mark.parametrize("crop", ["none", "auto"])
+def test_segment_maps_masks_back_to_the_original_frame(tmp_path: Path, crop):
+    contract = tiny_contract(PreprocessSpec(crop=crop, size=32, filter=FilterSpec(method="none")))
+    segmenter = Segmenter(write_threshold_model(tmp_path / "m.onnx", contract))
+    frame = bright_rectangle()
+    segmentation = segmenter.segment(frame)
+    assert segmentation.probabilities.shape == (2, 50, 80)
+    masks = segmentation.masks(0.5)
+    truth = frame > 0
+    assert np.logical_and(masks[0], truth).sum() / np.logical_or(masks[0], truth).sum() >= 0.95
+    assert segmentation.classes == ("gland", "lesion")
+
+
+@pytest.mark.parametrize(
+    "content, with_contract, message",
+    [
+        (None, True, "no such model file"),
+        (b"this is not onnx", True, "not a valid ONNX model"),
+        ("model", False, "has no 'trus_contract' metadata"),
+    ],
+)
+def test_bad_models_name_the_file(tmp_path: Path, content, with_contract, message):
+    path = tmp_path / "model.onnx"
+    if content == "model":
+        write_threshold_model(path, with_contract=with_contract)
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ModelLoadError) as error:
+        Segmenter(path)
+    assert str(error.value).startswith(str(path)) and message in str(error.value)
+
+
+def test_bitmask_round_trip_keeps_overlapping_classes():
+    masks = np.zeros((3, 4, 4), bool)
+    masks[0, :2] = True
+    masks[1, 1:3] = True
+    masks[2, 3, 3] = True
+    packed = pack_masks(masks)
+    assert packed[1, 0] == 3 and packed[0, 0] == 1 and packed[3, 3] == 4 and packed[2, 0] == 2
+    assert np.array_equal(unpack_masks(packed, 3), masks)
+
+
+def test_areas_in_pixels_and_mm2():
+    masks = np.zeros((2, 10, 10), bool)
+    masks[0, :4, :5] = True
+    areas = class_areas(masks, ["gland", "lesion"], (0.2, 0.5))
+    assert [(a.name, a.pixels) for a in areas] == [("gland", 20), ("lesion", 0)]
+    assert areas[0].mm2 == pytest.approx(2.0) and areas[1].mm2 == 0.0
+    assert class_areas(masks, ["gland", "lesion"], None)[0].mm2 is None
+
+
+def test_overlay_tints_only_the_mask():
+    gray = np.full((20, 20), 100, np.uint8)
+    masks = np.zeros((1, 20, 20), bool)
+    masks[0, 5:15, 5:15] = True
+    overlay = draw_overlay(gray, masks, opacity=0.5, colours=[(255, 0, 0)])
+    assert overlay[0, 0].tolist() == [100, 100, 100]
+    assert overlay[10, 10].tolist() == [178, 50, 50]
+
+
+def run_trus(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+
+
+def test_trus_segment_writes_masks_overlays_and_areas(tmp_path: Path):
+    model = write_threshold_model(tmp_path / "m.onnx")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "a.png"), bright_rectangle())
+    cv2.imwrite(str(frames / "b.bmp"), bright_rectangle(60, 60, (10, 10, 30, 30)))
+    from pydicom import examples
+    dicom = examples.get_path("palette_color")
+    result = run_trus("segment", str(frames), str(dicom), "--model", str(model), "--out", str(tmp_path / "out"),
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    areas = pd.read_csv(tmp_path / "out" / "areas.csv")
+    assert set(areas["output"]) == {"a", "b", "examples_palette"}
+    gland = areas[areas["class"] == "gland"].set_index("output")
+    assert abs(gland.loc["a", "area_px"] - 600) <= 30 and abs(gland.loc["b", "area_px"] - 900) <= 90
+    assert np.isnan(gland.loc["a", "area_mm2"]) and gland.loc["examples_palette", "area_mm2"] > 0
+    mask = cv2.imread(str(tmp_path / "out" / "a_mask.png"), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (50, 80) and mask[20, 30] & 1 and not mask[0, 0] & 1
+    assert cv2.imread(str(tmp_path / "out" / "a_overlay.png")).shape == (50, 80, 3)
+
+
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        ("bad-model", "model.onnx: not a valid ONNX model"),
+        ("missing-input", "nowhere.png: no such file or folder"),
+        ("corrupt-frame", "broken.png: not a readable image"),
+    ],
+)
+def test_trus_segment_errors_are_one_line(tmp_path: Path, setup, message):
+    model = tmp_path / "model.onnx"
+    frame = tmp_path / "ok.png"
+    cv2.imwrite(str(frame), bright_rectangle())
+    inputs = [str(frame)]
+    if setup == "bad-model":
+        model.write_bytes(b"nope")
+    else:
+        write_threshold_model(model)
+    if setup == "missing-input":
+        inputs = [str(tmp_path / "nowhere.png")]
+    if setup == "corrupt-frame":
+        (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
+        inputs.append(str(tmp_path / "broken.png"))
+    result = run_trus("segment", *inputs, "--model", str(model), "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    if setup == "corrupt-frame":  # the good frame is still segmented, completely
+        assert (tmp_path / "out" / "ok_mask.png").is_file()
+        assert not list((tmp_path / "out").glob("*.partial"))

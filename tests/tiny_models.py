@@ -1,0 +1,51 @@
+"""Tiny ONNX models with a real contract, built with onnx.helper (no torch), for tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from pipeline.imaging.spec import FilterSpec, PreprocessSpec
+from pipeline.inference.contract import CONTRACT_KEY, INPUT_NAME, OUTPUT_NAME, ModelContract
+
+TINY_SPEC = PreprocessSpec(crop="none", size=32, resize="letterbox", interpolation="area",
+                           filter=FilterSpec(method="none"))
+
+
+def tiny_contract(spec: PreprocessSpec = TINY_SPEC, classes: tuple[str, ...] = ("gland", "lesion")) -> ModelContract:
+    """A contract with identity normalisation (mean 0, std 1), so inputs are gray / 255."""
+    return ModelContract(classes=classes, preprocess=spec, mean=0.0, std=1.0, threshold=0.5,
+                         arch="tiny-threshold", encoder="none",
+                         metrics={"gland": {"dice": 0.5}}, dataset_version="test", code_version="test",
+                         note="test model")
+
+
+def write_threshold_model(path: Path, contract: ModelContract | None = None, level: float = 0.5,
+                          gain: float = 40.0, with_contract: bool = True) -> Path:
+    """Writes an ONNX model whose channel 0 is 'brighter than level', channel 1 'darker than level'.
+
+    Output: (N, 2, S, S) = sigmoid(gain * (x - level)), sigmoid(-gain * (x - level)) for
+    input x = gray / 255 (the tiny contract's normalisation). So on a frame with a
+    bright square on black, channel 0 is the square and channel 1 the background.
+    """
+    contract = contract or tiny_contract()
+    weight = numpy_helper.from_array(np.array([gain, -gain], np.float32).reshape(2, 1, 1, 1), "w")
+    bias = numpy_helper.from_array(np.array([-gain * level, gain * level], np.float32), "b")
+    graph = helper.make_graph(
+        [helper.make_node("Conv", [INPUT_NAME, "w", "b"], ["logits"]),
+         helper.make_node("Sigmoid", ["logits"], [OUTPUT_NAME])],
+        "tiny_threshold",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, contract.size, contract.size])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 2, contract.size, contract.size])],
+        [weight, bias],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    if with_contract:
+        helper.set_model_props(model, {CONTRACT_KEY: contract.to_json()})
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
