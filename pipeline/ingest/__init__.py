@@ -1,0 +1,1 @@
+"""Reading annotation exports (Roboflow) into normalised frames, masks and a manifest."""
