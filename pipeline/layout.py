@@ -1,0 +1,39 @@
+"""Where each stage reads and writes, relative to the project root (mirrors dvc.yaml).
+
+Stage outputs live outside ``data/`` (DVC refuses overlapping outputs).
+
+- pull -> ``artifacts/frames/``: ``images/<frame_id>.png`` (original-size uint8 grey),
+  ``masks/<frame_id>.png`` (original-size uint8 bitmask, bit c = class c, see
+  ``pipeline.inference.outputs``), ``manifest.csv`` (one row per frame), ``source.json`` (the export's own
+  description, e.g. that it is synthetic).
+- preprocess -> ``artifacts/processed/``: ``images/<frame_id>.png`` (size x size uint8,
+  filtered), ``masks/<frame_id>.png`` (size x size bitmask), ``frames.csv`` (manifest
+  columns + geometry columns of ``FrameGeometry.to_dict``); ``reports/preprocess/`` pairs.
+- split -> ``artifacts/split.json``: ``{"seed", "fractions", "patients": {"train": [...],
+  "val": [...], "test": [...]}, "frames": {"train": [frame_id, ...], ...}}``.
+- train -> ``models/checkpoint.pt`` (see ``pipeline.training.checkpoint``), ``dvclive/``.
+- evaluate -> ``reports/metrics.json``, ``reports/per_frame.csv``, ``reports/overlays/``.
+- export -> ``models/model.onnx``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FRAMES_DIR = Path("artifacts/frames")
+PROCESSED_DIR = Path("artifacts/processed")
+SPLIT_FILE = Path("artifacts/split.json")
+CHECKPOINT_FILE = Path("models/checkpoint.pt")
+DVCLIVE_DIR = Path("dvclive")
+REPORTS_DIR = Path("reports")
+METRICS_FILE = REPORTS_DIR / "metrics.json"
+PER_FRAME_FILE = REPORTS_DIR / "per_frame.csv"
+OVERLAYS_DIR = REPORTS_DIR / "overlays"
+PREPROCESS_PLOTS_DIR = REPORTS_DIR / "preprocess"
+MODEL_FILE = Path("models/model.onnx")
+
+IMAGES = "images"
+MASKS = "masks"
+MANIFEST = "manifest.csv"
+SOURCE_INFO = "source.json"
+PROCESSED_MANIFEST = "frames.csv"
