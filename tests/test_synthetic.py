@@ -1,0 +1,236 @@
+"""The synthetic TRUS phantom and its Roboflow-style COCO export (`trus sample`)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.synthetic import PhantomFrame, SampleSpec, render_phantom, write_sample_export
+from pipeline.synthetic.phantom import draw_patient
+from pipeline.synthetic.roboflow_coco import SPLITS, plan_export, polygon_annotation, roboflow_file_name
+
+SMALL = SampleSpec(n_patients=3, frames_per_patient=2, frame_width=320, frame_height=240, empty_fraction=0.34)
+NAME = re.compile(r"^P\d{3}_F\d{2}_png\.rf\.([0-9a-f]{32}|[A-Za-z0-9]{20})\.jpg$")
+PATIENT = re.compile(r"^(?P<patient>[^_]+)_")  # the project's default data.patient_pattern
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _coco(root: Path, split: str) -> dict:
+    return json.loads((root / split / "_annotations.coco.json").read_text())
+
+
+def _raster(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
+    return mask.astype(bool)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def _grow(mask: np.ndarray, k: int) -> np.ndarray:
+    """The mask dilated by k px (a square), or eroded by -k px when k < 0."""
+    kernel = np.ones((2 * abs(k) + 1, 2 * abs(k) + 1), np.uint8)
+    return (cv2.dilate if k >= 0 else cv2.erode)(mask.astype(np.uint8), kernel).astype(bool)
+
+
+@pytest.fixture(scope="module")
+def small_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, int]]:
+    root = tmp_path_factory.mktemp("sample") / "data"
+    return root, write_sample_export(root, seed=5, spec=SMALL)
+
+
+@pytest.fixture(scope="module")
+def frames() -> list[PhantomFrame]:
+    """Lesion frames of several patients at two sizes."""
+    return [render_phantom(np.random.default_rng(seed), w, h, with_lesion=True)
+            for seed in range(4) for w, h in ((320, 240), (640, 436))]
+
+
+def test_same_seed_same_bytes_other_seed_other_data(small_export, tmp_path):
+    root, counts = small_export
+    again = write_sample_export(tmp_path / "again", seed=5, spec=SMALL)
+    other = write_sample_export(tmp_path / "other", seed=6, spec=SMALL)
+    first = _files(root)
+    assert again == counts and _files(tmp_path / "again") == first
+    other_files = _files(tmp_path / "other")
+    assert set(other_files) != set(first)
+    assert other_files["train/_annotations.coco.json"] != first["train/_annotations.coco.json"]
+    assert json.loads(first["train/_annotations.coco.json"])["info"]["date_created"][:4].isdigit()
+
+
+def test_export_layout_and_counts(small_export):
+    root, counts = small_export
+    assert sorted(p.name for p in root.iterdir()) == ["README.dataset.txt", "README.roboflow.txt", *sorted(SPLITS)]
+    assert counts == {"train": 4, "valid": 1, "test": 1, "annotations": counts["annotations"]}
+    for readme in ("README.dataset.txt", "README.roboflow.txt"):
+        assert "SYNTHETIC" in (root / readme).read_text()
+    assert "trus sample --seed 5" in (root / "README.roboflow.txt").read_text()
+    total = 0
+    for split in SPLITS:
+        doc = _coco(root, split)
+        assert list(doc) == ["info", "licenses", "categories", "images", "annotations"]
+        assert "SYNTHETIC" in doc["info"]["description"] and doc["info"]["version"] == "1"
+        assert doc["licenses"] == [{"id": 1, "url": "https://creativecommons.org/licenses/by/4.0/", "name": "CC BY 4.0"}]
+        assert doc["categories"] == [{"id": 0, "name": "prostate-trus", "supercategory": "none"},
+                                     {"id": 1, "name": "gland", "supercategory": "prostate-trus"},
+                                     {"id": 2, "name": "lesion", "supercategory": "prostate-trus"}]
+        assert [im["id"] for im in doc["images"]] == list(range(counts[split]))
+        assert [a["id"] for a in doc["annotations"]] == list(range(len(doc["annotations"])))
+        on_disk = {p.name for p in (root / split).glob("*.jpg")}
+        assert on_disk == {im["file_name"] for im in doc["images"]}
+        for im in doc["images"]:
+            assert NAME.match(im["file_name"]) and PATIENT.match(im["file_name"])
+            assert (im["width"], im["height"], im["license"]) == (320, 240, 1)
+            image = cv2.imread(str(root / split / im["file_name"]), cv2.IMREAD_UNCHANGED)
+            assert image.shape == (240, 320, 3) and image.dtype == np.uint8
+        total += len(doc["annotations"])
+    assert total == counts["annotations"]
+
+
+def test_annotations_have_roboflow_quirks(small_export):
+    root, _ = small_export
+    for split in SPLITS:
+        doc = _coco(root, split)
+        images = {im["id"] for im in doc["images"]}
+        for a in doc["annotations"]:
+            assert a["category_id"] in (1, 2) and a["iscrowd"] == 0 and a["image_id"] in images
+            assert list(a) == ["id", "image_id", "category_id", "bbox", "area", "segmentation", "iscrowd"]
+            (flat,) = a["segmentation"]
+            xs, ys = flat[0::2], flat[1::2]
+            assert len(xs) >= 4 and flat[:2] == flat[-2:]  # closed polygon
+            x, y, w, h = a["bbox"]
+            assert (x, y) == (int(np.floor(min(xs) + 0.5)), int(np.floor(min(ys) + 0.5)))
+            assert w == pytest.approx(max(xs) - min(xs), abs=1e-3) and h == pytest.approx(max(ys) - min(ys), abs=1e-3)
+            assert a["area"] == pytest.approx(w * h, abs=1e-3)  # bbox area, not polygon area
+
+
+def test_bbox_rounds_half_up_and_area_is_bbox_area():
+    square = np.array([[10.5, 20.5], [30.25, 20.5], [30.25, 40.0], [10.5, 40.0]])
+    a = polygon_annotation(3, 7, 2, square)
+    assert a["bbox"] == [11, 21, 19.75, 19.5] and a["area"] == pytest.approx(385.125)
+    assert a["segmentation"] == [[10.5, 20.5, 30.25, 20.5, 30.25, 40, 10.5, 40, 10.5, 20.5]]
+    assert (a["id"], a["image_id"], a["category_id"], a["iscrowd"]) == (3, 7, 2, 0)
+
+
+def test_default_plan_names_splits_and_fractions():
+    plans = plan_export(0)
+    assert len(plans) == 120 and len({p.file_name for p in plans}) == 120
+    assert Counter(p.split for p in plans) == {"train": 84, "valid": 24, "test": 12}
+    assert all(NAME.match(p.file_name) for p in plans)
+    styles = Counter(len(NAME.match(p.file_name).group(1)) for p in plans)
+    assert set(styles) == {20, 32} and 20 <= styles[20] <= 60
+    assert sum(not p.with_gland for p in plans) == round(0.06 * 120)
+    assert sum(p.with_lesion for p in plans) == round(0.4 * sum(p.with_gland for p in plans))
+    assert all(p.with_gland for p in plans if p.with_lesion)
+    straddling = Counter(len({q.split for q in plans if q.patient == p}) for p in range(1, 25))
+    assert straddling[1] < 24  # per-frame split: some patients land in several splits
+    p7 = next(p for p in plans if (p.patient, p.frame) == (7, 3))
+    assert p7.original_name == "P007_F03.png" and p7.file_name.startswith("P007_F03_png.rf.")
+    assert PATIENT.match(p7.file_name)["patient"] == "P007"
+    assert roboflow_file_name("P007_F03.png", 0) == p7.file_name != roboflow_file_name("P007_F03.png", 1)
+
+
+def test_empty_frames_are_listed_without_annotations(small_export):
+    root, _ = small_export
+    plans = {p.file_name: p for p in plan_export(5, SMALL)}
+    assert sum(not p.with_gland for p in plans.values()) == 2
+    for split in SPLITS:
+        doc = _coco(root, split)
+        annotated = Counter(a["image_id"] for a in doc["annotations"] if a["category_id"] == 1)
+        lesions = Counter(a["image_id"] for a in doc["annotations"] if a["category_id"] == 2)
+        for im in doc["images"]:
+            plan = plans[im["file_name"]]
+            assert annotated[im["id"]] == int(plan.with_gland) and lesions[im["id"]] == int(plan.with_lesion)
+    empty = render_phantom(np.random.default_rng(1), 320, 240, with_gland=False, with_lesion=False)
+    assert not empty.gland_mask.any() and not empty.lesion_mask.any()
+    assert empty.gland_polygons == [] and empty.lesion_polygons == []
+    with pytest.raises(ValueError):
+        render_phantom(np.random.default_rng(1), 320, 240, with_gland=False, with_lesion=True)
+
+
+def test_polygons_rasterise_back_to_the_masks(frames):
+    for f in frames:
+        assert len(f.gland_polygons) == 1 and len(f.lesion_polygons) == 1
+        for polygons, mask in ((f.gland_polygons, f.gland_mask), (f.lesion_polygons, f.lesion_mask)):
+            assert polygons[0].dtype == np.float32 and polygons[0].shape[1] == 2
+            assert _iou(_raster(polygons[0], mask.shape), mask) >= 0.97
+            # through the COCO annotation, as the project will read it back
+            flat = polygon_annotation(0, 0, 1, polygons[0])["segmentation"][0]
+            assert _iou(_raster(np.reshape(flat, (-1, 2)), mask.shape), mask) >= 0.97
+
+
+def test_lesion_well_inside_gland_inside_fan(frames):
+    for f in frames:
+        gland, lesion = f.gland_mask, f.lesion_mask
+        assert lesion.any() and not (lesion & ~gland).any()
+        assert not (lesion & ~_grow(gland, -3)).any()  # well off the rim
+        assert 0.02 <= lesion.sum() / gland.sum() <= 0.08
+        assert not (gland & ~_grow(f.fan_mask, -3)).any()  # clear of the fan border
+        assert 0.04 <= gland.sum() / f.fan_mask.sum() <= 0.5
+
+
+def test_gland_is_hypoechoic_with_a_bright_rim(frames):
+    for f in frames:
+        grey = f.image[..., 0].astype(np.float64)
+        interior = _grow(f.gland_mask, -4) & ~f.lesion_mask
+        rim = _grow(f.gland_mask, 1) & ~_grow(f.gland_mask, -1)
+        around = _grow(f.gland_mask, 25) & ~_grow(f.gland_mask, 8) & f.fan_mask
+        # medians: a bright calcification and its shadow must not decide it
+        assert np.median(grey[interior]) < np.median(grey[around]) - 8
+        assert np.median(grey[rim]) > np.median(grey[interior]) + 10
+        assert np.median(grey[f.lesion_mask]) < np.median(grey[interior]) - 10
+
+
+def test_black_outside_the_fan_with_burned_in_text(frames, small_export):
+    root, _ = small_export
+    jpeg = cv2.imread(str(next((root / "train").glob("*.jpg"))))
+    # the JPEG's fan: its bright region, holes closed; JPEG ringing allows a few grey levels
+    jpeg_fan = cv2.morphologyEx((cv2.cvtColor(jpeg, cv2.COLOR_BGR2GRAY) > 12).astype(np.uint8),
+                                cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
+    for image, fan, black in [(f.image, f.fan_mask, 0) for f in frames] + [(jpeg, jpeg_fan, 12)]:
+        grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        h, w = grey.shape
+        assert np.abs(image.astype(int) - grey[..., None]).max() <= 2  # grey content and grey text
+        outside = ~_grow(fan, 3)
+        side = outside[h // 3: 2 * h // 3, : w // 2]  # beside the fan, where no text is drawn
+        assert side.mean() > 0.2 and grey[h // 3: 2 * h // 3, : w // 2][side].max() <= black
+        assert np.mean(grey[outside] <= black) > 0.9
+        assert (grey[: h // 8, : w // 6] > 150).any()  # text in the top-left corner
+
+
+def test_patient_frames_are_correlated():
+    rng = np.random.default_rng(11)
+    patient = draw_patient(rng, 320, 240)
+    a, b = (render_phantom(np.random.default_rng(s), 320, 240, with_lesion=False, patient=patient, sweep=0.5)
+            for s in (1, 2))
+    other = render_phantom(np.random.default_rng(3), 320, 240, with_lesion=False, sweep=0.5)
+    assert np.array_equal(a.fan_mask, b.fan_mask) and not np.array_equal(a.image, b.image)
+    assert _iou(a.gland_mask, b.gland_mask) > 0.8 > _iou(a.gland_mask, other.gland_mask)
+
+
+def test_refuses_non_empty_out_dir(tmp_path):
+    target = tmp_path / "data"
+    target.mkdir()
+    (target / ".gitignore").write_text("/train\n")
+    spec = SampleSpec(n_patients=1, frames_per_patient=1, frame_width=320, frame_height=240)
+    counts = write_sample_export(target, seed=0, spec=spec)
+    assert sum(counts[split] for split in SPLITS) == 1 and (target / ".gitignore").read_text() == "/train\n"
+    with pytest.raises(ValueError, match="not empty"):
+        write_sample_export(target, seed=0, spec=spec)
+    with pytest.raises(ValueError):
+        write_sample_export(tmp_path / "fresh", seed=-1, spec=spec)
+    with pytest.raises(ValueError):
+        SampleSpec(frame_width=160, frame_height=120)
+    with pytest.raises(ValueError):
+        SampleSpec(split_fractions=(0.7, 0.2, 0.2))
