@@ -1,0 +1,114 @@
+"""Command line of the desktop app (``trus-app`` and ``python -m app``).
+
+``trus-app [FRAME] [--model PATH] [--screenshot OUT.png]``
+
+The model and frame named on the command line are loaded before the Qt application starts,
+so a bad file gives a one-line error on stderr and exit code 2. With ``--screenshot``
+the app segments FRAME, saves a picture of the window to OUT.png, prints its path and
+exits (works with ``QT_QPA_PLATFORM=offscreen``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
+
+from app.main_window import MainWindow
+from pipeline.imaging.frames import Frame, FrameReadError, read_frame
+from pipeline.inference.predictor import ModelLoadError, Segmenter
+from pipeline.layout import MODEL_FILE
+
+PROG = "trus-app"
+EXIT_ERROR = 2
+WINDOW_SIZE = (1280, 800)
+SEGMENT_TIMEOUT_MS = 300_000
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """Parses the command line (argparse exits 2 on a usage error)."""
+    parser = argparse.ArgumentParser(prog=PROG, description="View and save a model's segmentation of TRUS frames.")
+    parser.add_argument("frame", nargs="?", type=Path, metavar="FRAME",
+                        help="a frame to open (PNG, JPEG, BMP, TIFF or DICOM)")
+    parser.add_argument("--model", type=Path, default=None, metavar="PATH",
+                        help=f"the exported ONNX model (default: {MODEL_FILE})")
+    parser.add_argument("--screenshot", type=Path, metavar="OUT.png",
+                        help="segment FRAME, save a picture of the window to OUT.png and exit")
+    args = parser.parse_args(argv)
+    if args.screenshot is not None and args.frame is None:
+        parser.error("--screenshot needs a FRAME")
+    return args
+
+
+def _fail(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the app; returns the process exit code (0 ok, 2 bad input)."""
+    args = parse_args(argv)
+    model_path: Path = args.model or MODEL_FILE
+    # Without --model, a missing default model is not fatal: the window opens and asks for one.
+    model_optional = args.model is None and args.screenshot is None and not model_path.exists()
+    try:
+        segmenter = None if model_optional else Segmenter(model_path)
+        frame = read_frame(args.frame) if args.frame is not None else None
+    except (ModelLoadError, FrameReadError) as error:
+        return _fail(str(error))
+
+    application = QApplication.instance() or QApplication([sys.argv[0]])
+    application.setApplicationName(PROG)
+    application.setStyle("Fusion")
+    if args.screenshot is not None:
+        assert frame is not None and segmenter is not None  # guaranteed by parse_args and model_optional
+        return _screenshot(segmenter, args.frame, frame, args.screenshot)
+    window = MainWindow()
+    window.resize(*WINDOW_SIZE)
+    if segmenter is not None:
+        window.use_segmenter(segmenter)
+    else:
+        window.statusBar().showMessage(f"No model at {model_path}: use File › Open model…")
+    window.show()
+    if frame is not None:
+        window.show_frame(args.frame, frame)
+    return application.exec()
+
+
+def _screenshot(segmenter: Segmenter, frame_path: Path, frame: Frame, out: Path) -> int:
+    """Segments one frame in a fixed-size window and saves ``window.grab()`` to ``out``."""
+    errors: list[str] = []
+    window = MainWindow(report_error=errors.append)
+    window.resize(*WINDOW_SIZE)
+    window.use_segmenter(segmenter)
+    window.show()
+    loop = QEventLoop()
+
+    def quit_when_idle(busy: bool) -> None:
+        if not busy:
+            loop.quit()
+
+    window.worker.busy_changed.connect(quit_when_idle)
+    window.show_frame(frame_path, frame)
+    if window.worker.busy:
+        QTimer.singleShot(SEGMENT_TIMEOUT_MS, loop.quit)
+        loop.exec()
+    QApplication.processEvents()
+    try:
+        if window.session.segmentation is None:
+            return _fail(errors[0] if errors else f"{frame_path}: segmentation timed out")
+        window.view.fit_to_window()
+        if not window.grab().save(str(out), "PNG"):
+            return _fail(f"{out}: cannot write the screenshot")
+    finally:
+        window.close()
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

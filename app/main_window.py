@@ -1,0 +1,276 @@
+"""The main window: menus, the image view, the side panel and the status bar.
+
+All state lives in :class:`app.session.Session`; this module wires widgets to it. Every
+user action that can fail (opening a frame or model, saving) reports a one-line
+message (a critical dialog by default) and leaves the window usable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, Qt
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QScrollArea, QWidget)
+
+from app.image_view import WHEEL_STEP, ImageView
+from app.panel import SidePanel
+from app.session import Session
+from app.worker import SegmentationWorker
+from pipeline.imaging.frames import FRAME_SUFFIXES, Frame, FrameReadError, read_frame
+from pipeline.inference.predictor import ModelLoadError, Segmentation, Segmenter
+
+APP_TITLE = "TRUS Segmentation"
+MODEL_SUFFIX = ".onnx"
+FRAME_FILTER = f"Frames ({' '.join('*' + s for s in FRAME_SUFFIXES)});;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """The clinician's window.
+
+    Attributes:
+        session: the frame, segmentation and display settings being shown.
+        segmenter: the loaded model, or None.
+        view: the image view.
+        panel: the side panel.
+        worker: runs the model off the GUI thread.
+        progress: the status bar's busy indicator, visible while the model runs.
+    """
+
+    def __init__(self, report_error: Callable[[str], None] | None = None) -> None:
+        """Builds the window with no frame and no model.
+
+        Args:
+            report_error: receives one-line error messages; default: a critical dialog.
+        """
+        super().__init__()
+        self.session = Session()
+        self.segmenter: Segmenter | None = None
+        self._report_error = report_error or self._error_dialog
+        self._started = 0.0
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+
+        self.view = ImageView()
+        self.panel = SidePanel()
+        scroll = QScrollArea()
+        scroll.setWidget(self.panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setFixedWidth(self.panel.width() + scroll.verticalScrollBar().sizeHint().width())
+        central = QWidget()
+        layout = QHBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(scroll)
+        self.setCentralWidget(central)
+
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)  # busy indicator
+        self.progress.setMaximumWidth(160)
+        self.progress.hide()
+        self.pixel_label = QLabel()
+        self.statusBar().addPermanentWidget(self.pixel_label)
+        self.statusBar().addPermanentWidget(self.progress)
+
+        self.worker = SegmentationWorker(self)
+        self.worker.finished.connect(self._on_segmented)
+        self.worker.failed.connect(self._fail)
+        self.worker.busy_changed.connect(self.progress.setVisible)
+        self.panel.visibility_changed.connect(self._on_visibility)
+        self.panel.opacity_changed.connect(self._on_opacity)
+        self.panel.threshold_changed.connect(self._on_threshold)
+        self.view.hovered.connect(lambda x, y: self.pixel_label.setText(self.session.pixel_info(x, y)))
+        self._build_actions()
+        self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
+        self.statusBar().showMessage("Ready.")
+
+    def _build_actions(self) -> None:
+        def action(text: str, slot: Callable[[], object], shortcut: QKeySequence | str) -> QAction:
+            item = QAction(text, self)
+            item.setShortcut(QKeySequence(shortcut))
+            item.triggered.connect(slot)
+            return item
+
+        self.open_frame_action = action("Open frame…", self._choose_frame, QKeySequence.StandardKey.Open)
+        self.open_model_action = action("Open model…", self._choose_model, "Ctrl+Shift+O")
+        self.save_action = action("Save mask and overlay…", self._choose_save_dir, QKeySequence.StandardKey.Save)
+        self.save_action.setEnabled(False)
+        quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        fit = action("Fit to window", self.view.fit_to_window, "Ctrl+0")
+        actual = action("100 %", self.view.actual_size, "Ctrl+1")
+        zoom_in = action("Zoom in", lambda: self.view.zoom_by(WHEEL_STEP), QKeySequence.StandardKey.ZoomIn)
+        zoom_out = action("Zoom out", lambda: self.view.zoom_by(1 / WHEEL_STEP), QKeySequence.StandardKey.ZoomOut)
+
+        file_menu = self.menuBar().addMenu("&File")
+        file_menu.addActions([self.open_frame_action, self.open_model_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self.save_action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+        self.menuBar().addMenu("&View").addActions([fit, actual, zoom_in, zoom_out])
+        toolbar = self.addToolBar("Main")
+        toolbar.setMovable(False)
+        toolbar.addActions([self.open_frame_action, self.open_model_action, self.save_action])
+        toolbar.addSeparator()
+        toolbar.addActions([fit, actual, zoom_in, zoom_out])
+
+    # Loading: these raise; the open_* methods below report errors instead.
+
+    def load_model(self, path: Path | str) -> None:
+        """Loads a model and re-segments the open frame.
+
+        Raises:
+            ModelLoadError: missing file, not ONNX, or no valid contract.
+        """
+        self.use_segmenter(Segmenter(path))
+
+    def use_segmenter(self, segmenter: Segmenter) -> None:
+        """Switches to an already loaded model and re-segments the open frame."""
+        self.segmenter = segmenter
+        self.session.use_contract(segmenter.contract)
+        self.panel.set_model(segmenter.contract, segmenter.path)
+        self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
+        self.statusBar().showMessage(f"Model {segmenter.path.name} loaded.")
+        self._refresh()
+        self._segment()
+
+    def load_frame(self, path: Path | str) -> None:
+        """Reads a frame file, shows it and segments it.
+
+        Raises:
+            FrameReadError: the file is missing, unsupported or corrupt.
+        """
+        self.show_frame(Path(path), read_frame(path))
+
+    def show_frame(self, path: Path, frame: Frame) -> None:
+        """Shows an already read frame, fitted to the window, and segments it."""
+        self.session.set_frame(path, frame)
+        self.panel.set_frame(path, frame)
+        self.setWindowTitle(f"{path.name} — {APP_TITLE}")
+        self._refresh(fit=True)
+        if self.segmenter is None:
+            self.statusBar().showMessage("No model loaded: use File › Open model… to segment this frame.")
+        self._segment()
+
+    # User actions: errors are reported, and the window stays as it was.
+
+    def open_frame(self, path: Path | str) -> bool:
+        """Opens a frame (File › Open frame…, drag and drop); returns whether it worked."""
+        try:
+            self.load_frame(path)
+        except FrameReadError as error:
+            self._fail(str(error))
+            return False
+        return True
+
+    def open_model(self, path: Path | str) -> bool:
+        """Opens a model (File › Open model…); returns whether it worked."""
+        try:
+            self.load_model(path)
+        except ModelLoadError as error:
+            self._fail(str(error))
+            return False
+        return True
+
+    def save_results(self, out_dir: Path | str) -> tuple[Path, Path] | None:
+        """Writes the mask and overlay PNGs into ``out_dir``; returns their paths, or None on error."""
+        try:
+            paths = self.session.save(Path(out_dir))
+        except (ValueError, OSError) as error:
+            self._fail(f"{out_dir}: cannot save ({error})")
+            return None
+        self.statusBar().showMessage(f"Saved {paths[0].name} and {paths[1].name} in {paths[0].parent}.")
+        return paths
+
+    def _choose_frame(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open frame", self._start_dir(), FRAME_FILTER)
+        if path:
+            self.open_frame(path)
+
+    def _choose_model(self) -> None:
+        start = str(self.segmenter.path.parent) if self.segmenter else str(Path.cwd())
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, f"ONNX models (*{MODEL_SUFFIX})")
+        if path:
+            self.open_model(path)
+
+    def _choose_save_dir(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Save mask and overlay into", self._start_dir())
+        if folder:
+            self.save_results(folder)
+
+    def _start_dir(self) -> str:
+        path = self.session.frame_path
+        return str(path.parent) if path else str(Path.cwd())
+
+    # Drag and drop: a frame file opens it, an .onnx file loads the model.
+
+    @staticmethod
+    def dropped_path(mime: QMimeData) -> Path | None:
+        """The single local file in a drag, or None."""
+        urls = mime.urls() if mime.hasUrls() else []
+        return Path(urls[0].toLocalFile()) if len(urls) == 1 and urls[0].isLocalFile() else None
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        """Accepts a single local file."""
+        if self.dropped_path(event.mimeData()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        """Opens the dropped frame, or loads the dropped model."""
+        path = self.dropped_path(event.mimeData())
+        if path is None:
+            return
+        event.acceptProposedAction()
+        if path.suffix.lower() == MODEL_SUFFIX:
+            self.open_model(path)
+        else:
+            self.open_frame(path)
+
+    # Segmentation and display.
+
+    def _segment(self) -> None:
+        if self.segmenter is not None and self.session.frame is not None:
+            self._started = time.perf_counter()
+            self.statusBar().showMessage("Segmenting…")
+            self.worker.submit(self.segmenter, self.session.frame.gray)
+
+    def _on_segmented(self, segmentation: Segmentation) -> None:
+        self.session.set_segmentation(segmentation)
+        self._refresh()
+        self.statusBar().showMessage(f"Segmented in {time.perf_counter() - self._started:.2f} s.")
+
+    def _on_visibility(self, index: int, visible: bool) -> None:
+        self.session.set_visible(index, visible)
+        self._refresh()
+
+    def _on_opacity(self, value: float) -> None:
+        self.session.set_opacity(value)
+        self._refresh()
+
+    def _on_threshold(self, value: float) -> None:
+        self.session.set_threshold(value)
+        self._refresh()
+
+    def _refresh(self, fit: bool = False) -> None:
+        """Redraws the overlay and the areas from the session."""
+        if self.session.frame is not None:
+            self.view.set_image(self.session.overlay(), fit=fit)
+        self.panel.set_areas(self.session.areas())
+        self.save_action.setEnabled(self.session.segmentation is not None)
+
+    def _fail(self, message: str) -> None:
+        self.statusBar().showMessage(message)
+        self._report_error(message)
+
+    def _error_dialog(self, message: str) -> None:
+        QMessageBox.critical(self, APP_TITLE, message)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        """Waits for a running segmentation before closing."""
+        self.worker.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,389 @@
+"""The clinician's desktop app: session model, window, command line, and no torch."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from app.main_window import MainWindow
+from app.panel import metrics_table
+from app.session import Session
+from pipeline.imaging.frames import Frame
+from pipeline.inference.measure import colour_for
+from pipeline.inference.predictor import Segmenter
+from tests.tiny_models import write_threshold_model
+
+ROOT = Path(__file__).resolve().parents[1]
+HEIGHT, WIDTH = 50, 80
+RECT = (slice(15, 35), slice(25, 55))  # 20 x 30 px, edges on the 32 px grid's sample points
+INSIDE, OUTSIDE = (40, 25), (5, 5)  # frame pixels (x, y)
+GLAND, LESION = 0, 1
+
+
+def rect_frame(height: int = HEIGHT, width: int = WIDTH) -> np.ndarray:
+    gray = np.zeros((height, width), np.uint8)
+    gray[RECT] = 255
+    return gray
+
+
+def blend(grey: int, colour: tuple[int, int, int], opacity: float) -> tuple[int, ...]:
+    return tuple(int(np.rint((1 - opacity) * grey + opacity * c)) for c in colour)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_threshold_model(tmp_path_factory.mktemp("model") / "model.onnx")
+
+
+@pytest.fixture
+def frame_png(tmp_path: Path) -> Path:
+    path = tmp_path / "case01.png"
+    cv2.imwrite(str(path), rect_frame())
+    return path
+
+
+@pytest.fixture
+def session(model_path: Path) -> Session:
+    segmenter = Segmenter(model_path)
+    session = Session()
+    session.use_contract(segmenter.contract)
+    gray = rect_frame()
+    session.set_frame(Path("case01.png"), Frame(gray))
+    session.set_segmentation(segmenter.segment(gray))
+    return session
+
+
+@pytest.fixture
+def errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    shown: list[str] = []
+    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: shown.append(text))
+    return shown
+
+
+@pytest.fixture
+def window(qtbot, model_path: Path, errors: list[str]) -> MainWindow:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(900, 600)
+    window.load_model(model_path)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+
+
+def wait_segmented(qtbot, window: MainWindow) -> None:
+    qtbot.waitUntil(lambda: not window.worker.busy and window.session.segmentation is not None, timeout=5000)
+
+
+def screen_rgb(window: MainWindow, x: int, y: int) -> tuple[int, int, int]:
+    """Colour of frame pixel (x, y)'s centre in a grab of the whole window."""
+    view = window.view
+    point = view.viewport().mapTo(window, view.mapFromScene(QPointF(x + 0.5, y + 0.5)))
+    colour = window.grab().toImage().pixelColor(point)
+    return colour.red(), colour.green(), colour.blue()
+
+
+def form_texts(form) -> dict[str, str]:
+    texts = {}
+    for row in range(form.rowCount()):
+        label, field = (form.itemAt(row, role) for role in (form.ItemRole.LabelRole, form.ItemRole.FieldRole))
+        if label is not None and field is not None:
+            texts[label.widget().text()] = field.widget().text()
+    return texts
+
+
+# Session (no Qt)
+
+
+@pytest.mark.parametrize("spacing", [None, (0.2, 0.3)])
+def test_session_areas(session: Session, spacing: tuple[float, float] | None) -> None:
+    session.frame = Frame(session.frame.gray, spacing)
+    gland, lesion = session.areas()
+    assert (gland.name, lesion.name) == ("gland", "lesion")
+    assert gland.pixels == pytest.approx(600, abs=8)
+    assert gland.pixels + lesion.pixels == pytest.approx(HEIGHT * WIDTH, abs=8)
+    if spacing is None:
+        assert gland.mm2 is None
+    else:
+        assert gland.mm2 == pytest.approx(gland.pixels * 0.2 * 0.3)
+
+
+def test_session_threshold_changes_masks(session: Session) -> None:
+    pixels = []
+    for threshold in (0.05, 0.5, 0.95):
+        session.set_threshold(threshold)
+        pixels.append(int(session.masks()[GLAND].sum()))
+    assert pixels[0] > pixels[1] > pixels[2]
+    session.set_threshold(2.0)
+    assert session.threshold == 0.95
+
+
+@pytest.mark.parametrize("opacity", [0.0, 0.35, 1.0])
+def test_session_overlay_opacity(session: Session, opacity: float) -> None:
+    session.set_opacity(opacity)
+    overlay = session.overlay()
+    x, y = INSIDE
+    assert overlay.shape == (HEIGHT, WIDTH, 3)
+    assert tuple(overlay[y, x]) == blend(255, colour_for(GLAND), opacity)
+    x, y = OUTSIDE
+    assert tuple(overlay[y, x]) == blend(0, colour_for(LESION), opacity)
+
+
+def test_session_hidden_class_and_no_result(session: Session) -> None:
+    session.set_visible(GLAND, False)
+    x, y = INSIDE
+    assert tuple(session.overlay()[y, x]) == (255, 255, 255)
+    session.set_frame(Path("other.png"), Frame(rect_frame()))
+    assert session.masks() is None and session.areas() == []
+    assert tuple(session.overlay()[y, x]) == (255, 255, 255)
+    with pytest.raises(ValueError, match="no segmentation"):
+        session.save(Path("."))
+
+
+def test_session_rejects_mismatched_segmentation(session: Session) -> None:
+    result = session.segmentation
+    session.set_frame(Path("small.png"), Frame(np.zeros((10, 10), np.uint8)))
+    with pytest.raises(ValueError, match="does not match"):
+        session.set_segmentation(result)
+
+
+def test_session_pixel_info(session: Session) -> None:
+    assert session.pixel_info(*INSIDE) == "x 40  y 25   grey 255   gland 1.00   lesion 0.00"
+    assert session.pixel_info(WIDTH, 0) == ""
+
+
+def test_metrics_table() -> None:
+    table = metrics_table({"gland": {"dice": 0.95123, "hd95_mm": None, "frames_with_class": 12},
+                           "lesion": {"dice": 0.6}, "frames": 30})
+    assert "<b>gland</b>" in table and "<b>lesion</b>" in table
+    assert "0.951" in table and "n/a" in table and ">frames</td>" in table
+    assert table.index(">Dice<") < table.index(">HD95 (mm)<") < table.index(">Frames<")  # fixed clinical order
+    assert metrics_table({}) == "none recorded"
+
+
+# Window
+
+
+def test_open_frame_from_menu_shows_areas_and_overlay(qtbot, window: MainWindow, frame_png: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *a, **k: (str(frame_png), ""))
+    assert not window.save_action.isEnabled()
+    window.open_frame_action.trigger()
+    assert window.progress.isVisible()  # results arrive through the event loop, never synchronously
+    wait_segmented(qtbot, window)
+    assert not window.progress.isVisible()
+    assert window.save_action.isEnabled()
+    gland = window.session.areas()[GLAND]
+    assert gland.pixels == pytest.approx(600, abs=8)
+    assert window.panel.area_labels[GLAND].text() == f"{gland.pixels:,} px"
+    assert screen_rgb(window, *INSIDE) == pytest.approx(blend(255, colour_for(GLAND), 0.35), abs=2)
+    assert screen_rgb(window, *OUTSIDE) == pytest.approx(blend(0, colour_for(LESION), 0.35), abs=2)
+    assert form_texts(window.panel.frame_form)["Size"] == "80 × 50 px"
+    assert "case01.png" in window.windowTitle()
+
+
+def test_class_checkbox_threshold_and_opacity(qtbot, window: MainWindow, frame_png: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    window.panel.class_boxes[GLAND].setChecked(False)
+    assert screen_rgb(window, *INSIDE) == (255, 255, 255)
+    window.panel.class_boxes[GLAND].setChecked(True)
+    window.panel.opacity_slider.setValue(100)
+    assert screen_rgb(window, *INSIDE) == pytest.approx(colour_for(GLAND), abs=2)
+    window.panel.threshold_slider.setValue(95)
+    assert window.session.threshold == pytest.approx(0.95)
+    assert window.panel.area_labels[GLAND].text() == f"{window.session.areas()[GLAND].pixels:,} px"
+    assert window.session.areas()[GLAND].pixels < 590
+
+
+def test_zoom_fit_and_actual_size(qtbot, window: MainWindow, frame_png: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    view = window.view
+    fitted = view.zoom
+    assert fitted == pytest.approx(min(view.viewport().width() / WIDTH, view.viewport().height() / HEIGHT), rel=0.05)
+    view.zoom_by(3.0)  # larger than the window both ways, so any point can stay put
+    assert view.zoom == pytest.approx(fitted * 3.0)
+    cursor = QPoint(view.viewport().width() // 3, view.viewport().height() // 3)
+    before = view.mapToScene(cursor)
+    wheel = QWheelEvent(QPointF(cursor), QPointF(view.viewport().mapToGlobal(cursor)), QPoint(), QPoint(0, 120),
+                        Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+    view.wheelEvent(wheel)
+    assert view.zoom == pytest.approx(fitted * 3.0 * 1.25)
+    after = view.mapToScene(cursor)
+    assert (after.x(), after.y()) == pytest.approx((before.x(), before.y()), abs=0.2)  # zoomed around the cursor
+    view.actual_size()
+    assert view.zoom == 1.0
+    view.fit_to_window()
+    assert view.zoom == pytest.approx(fitted)
+
+
+def test_save_writes_bitmask_and_overlay(qtbot, window: MainWindow, frame_png: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(out))
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    window.save_action.trigger()
+    mask = cv2.imread(str(out / "case01_mask.png"), cv2.IMREAD_UNCHANGED)
+    overlay = cv2.imread(str(out / "case01_overlay.png"))
+    assert mask.shape == (HEIGHT, WIDTH) and mask.dtype == np.uint8
+    assert mask[INSIDE[1], INSIDE[0]] == 1 << GLAND and mask[OUTSIDE[1], OUTSIDE[0]] == 1 << LESION
+    assert np.count_nonzero(mask & 1) == window.session.areas()[GLAND].pixels
+    assert overlay.shape == (HEIGHT, WIDTH, 3)
+
+
+def file_mime(path: Path) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    return mime
+
+
+def drag_events(mime: QMimeData) -> tuple[QDragEnterEvent, QDropEvent]:
+    args = (QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    return QDragEnterEvent(*args), QDropEvent(*args)
+
+
+def test_drag_and_drop_opens_frame_and_model(qtbot, window: MainWindow, frame_png: Path, tmp_path: Path) -> None:
+    text_only = QMimeData()
+    text_only.setText("case01.png")
+    enter, _ = drag_events(text_only)
+    window.dragEnterEvent(enter)
+    assert not enter.isAccepted()
+    frame_mime = file_mime(frame_png)
+    enter, drop = drag_events(frame_mime)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    window.dropEvent(drop)
+    wait_segmented(qtbot, window)
+    assert window.session.frame_path == frame_png
+    other_model = write_threshold_model(tmp_path / "other.onnx")
+    model_mime = file_mime(other_model)
+    window.dropEvent(drag_events(model_mime)[1])
+    assert window.segmenter.path == other_model
+    wait_segmented(qtbot, window)  # the open frame is re-segmented with the new model
+
+
+@pytest.mark.parametrize("name, content", [("broken.png", b"not an image"), ("notes.txt", b"x"), ("absent.png", None)])
+def test_bad_frame_shows_error_and_window_still_works(qtbot, window: MainWindow, frame_png: Path, errors: list[str],
+                                                      tmp_path: Path, name: str, content: bytes | None) -> None:
+    bad = tmp_path / name
+    if content is not None:
+        bad.write_bytes(content)
+    assert not window.open_frame(bad)
+    assert len(errors) == 1 and name in errors[0] and "\n" not in errors[0]
+    assert window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    assert window.session.areas()[GLAND].pixels == pytest.approx(600, abs=8)
+
+
+def test_bad_model_shows_error_and_keeps_old_model(window: MainWindow, errors: list[str], tmp_path: Path) -> None:
+    loaded = window.segmenter
+    bad = write_threshold_model(tmp_path / "bare.onnx", with_contract=False)
+    assert not window.open_model(bad)
+    assert len(errors) == 1 and "bare.onnx" in errors[0]
+    assert window.segmenter is loaded
+
+
+def test_segmentation_failure_is_reported(qtbot, window: MainWindow, frame_png: Path, errors: list[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(gray: np.ndarray) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(window.segmenter, "segment", broken)
+    window.open_frame(frame_png)
+    qtbot.waitUntil(lambda: bool(errors), timeout=5000)
+    assert errors == ["Segmentation failed: out of memory"]
+    assert not window.progress.isVisible() and not window.save_action.isEnabled()
+
+
+def test_last_request_wins(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    paths = []
+    for index, (height, width) in enumerate([(50, 80), (60, 40), (70, 90)]):
+        paths.append(tmp_path / f"frame{index}.png")
+        cv2.imwrite(str(paths[-1]), rect_frame(height, width))
+        window.open_frame(paths[-1])
+    wait_segmented(qtbot, window)
+    qtbot.wait(100)  # let any superseded result arrive; it must be ignored
+    assert window.session.frame_path == paths[-1]
+    assert window.session.segmentation.probabilities.shape == (2, 70, 90)
+
+
+def test_model_metadata_and_hover(qtbot, window: MainWindow, frame_png: Path) -> None:
+    texts = form_texts(window.panel.model_form)
+    assert texts["Classes"] == "gland, lesion"
+    assert texts["Network"] == "tiny-threshold / none"
+    assert "Dice" in window.panel.metrics_label.text() and "0.5" in window.panel.metrics_label.text()
+    assert (texts["Dataset"], texts["Code"]) == ("test", "test")
+    assert window.panel.note_label.isVisible() and "test model" in window.panel.note_label.text()
+    assert [box.text() for box in window.panel.class_boxes] == ["gland", "lesion"]
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    window.view.hovered.emit(*INSIDE)
+    assert "grey 255   gland 1.00" in window.pixel_label.text()
+
+
+def test_frame_without_model(qtbot, frame_png: Path, errors: list[str]) -> None:
+    window = MainWindow()
+    qtbot.addWidget(window)
+    assert window.open_frame(frame_png)
+    assert not window.worker.busy and window.view.has_image()
+    assert "No model loaded" in window.statusBar().currentMessage()
+    assert window.panel.class_boxes == [] and errors == []
+
+
+# Command line
+
+
+def run_app(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_cli_screenshot(frame_png: Path, model_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "shot.png"
+    result = run_app(frame_png, "--model", model_path, "--screenshot", out)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(out)
+    image = cv2.imread(str(out))
+    assert image is not None and image.shape == (800, 1280, 3)
+
+
+@pytest.mark.parametrize("problem", ["model without contract", "missing model", "bad frame"])
+def test_cli_errors(frame_png: Path, model_path: Path, tmp_path: Path, problem: str) -> None:
+    model, frame = model_path, frame_png
+    if problem == "model without contract":
+        model = write_threshold_model(tmp_path / "bare.onnx", with_contract=False)
+    elif problem == "missing model":
+        model = tmp_path / "absent.onnx"
+    else:
+        frame = tmp_path / "broken.png"
+        frame.write_bytes(b"not an image")
+    out = tmp_path / "shot.png"
+    result = run_app(frame, "--model", model, "--screenshot", out)
+    named = frame.name if problem == "bad frame" else model.name
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and named in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_app_imports_no_torch() -> None:
+    code = ("import app.main_window, app.__main__, sys; "
+            "assert not any(m.startswith(('torch', 'segmentation_models_pytorch', 'dvc')) for m in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
