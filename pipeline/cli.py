@@ -65,7 +65,7 @@ def segment(
                            progress=track(stems, description="segmenting", console=console, transient=True))
     for message in result.failures:
         console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    done = result.areas["output"].nunique() if len(result.areas) else 0
+    done = len({row["output"] for row in result.areas})
     console.print(f"segment: {done} frame(s) -> {out} (masks, overlays, {AREAS_FILE})")
     if result.failures:
         raise typer.Exit(EXIT_BAD_INPUT)

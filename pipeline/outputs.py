@@ -7,9 +7,10 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @contextmanager
@@ -34,17 +35,19 @@ def atomic_directory(target: Path) -> Iterator[Path]:
     partial.rename(target)
 
 
-def write_csv_atomically(path: Path, table: pd.DataFrame) -> None:
-    """Writes a CSV (no index, 4-decimal floats) via a temporary file and rename."""
+def write_text_atomically(path: Path, text: str) -> None:
+    """Writes text via a temporary file and rename, creating the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.partial")
-    table.to_csv(temporary, index=False, float_format="%.4f")
+    temporary.write_text(text)
     temporary.replace(path)
+
+
+def write_csv_atomically(path: Path, table: pd.DataFrame) -> None:
+    """Writes a data frame as CSV (no index, 4-decimal floats), atomically."""
+    write_text_atomically(path, table.to_csv(index=False, float_format="%.4f"))
 
 
 def write_json_atomically(path: Path, payload: Any) -> None:
-    """Writes pretty, key-sorted JSON via a temporary file and rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial")
-    temporary.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    temporary.replace(path)
+    """Writes pretty, key-sorted JSON, atomically."""
+    write_text_atomically(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")

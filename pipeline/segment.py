@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
 
 from pipeline.imaging.frames import FRAME_SUFFIXES, FrameReadError, read_frames
 from pipeline.inference.measure import class_areas, draw_overlay
 from pipeline.inference.outputs import write_mask_and_overlay
 from pipeline.inference.predictor import Segmenter
-from pipeline.outputs import write_csv_atomically
+from pipeline.outputs import write_text_atomically
 
 AREAS_FILE = "areas.csv"
+AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2")
 
 
 def expand_inputs(paths: Iterable[Path]) -> list[Path]:
@@ -50,8 +51,17 @@ def unique_stems(files: list[Path]) -> Iterator[tuple[Path, str]]:
 class SegmentResult:
     """What a batch run produced: one area row per frame and class, and the failures."""
 
-    areas: pd.DataFrame
+    areas: list[dict]
     failures: list[str]
+
+
+def areas_csv(rows: list[dict]) -> str:
+    """The area rows as CSV text (mm² empty when the spacing is unknown)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=AREA_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({**row, "area_mm2": "" if row["area_mm2"] is None else f"{row['area_mm2']:.3f}"} for row in rows)
+    return buffer.getvalue()
 
 
 def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, threshold: float | None = None,
@@ -86,6 +96,5 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
                 rows.append({"file": str(path), "frame": index, "output": name, "width": frame.gray.shape[1],
                              "height": frame.gray.shape[0], "class": area.name, "area_px": area.pixels,
                              "area_mm2": area.mm2})
-    areas = pd.DataFrame(rows, columns=["file", "frame", "output", "width", "height", "class", "area_px", "area_mm2"])
-    write_csv_atomically(out_dir / AREAS_FILE, areas)
-    return SegmentResult(areas, failures)
+    write_text_atomically(out_dir / AREAS_FILE, areas_csv(rows))
+    return SegmentResult(rows, failures)
