@@ -1,0 +1,76 @@
+"""Stage ``train``: processed frames + split -> ``models/checkpoint.pt`` and ``dvclive/``.
+
+``python -m pipeline.train`` reads ``data.classes``, ``preprocess.size`` and the ``model``
+and ``train`` sections of params.yaml. The checkpoint holds the epoch with the best
+validation mean Dice (see ``pipeline.training``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pandas as pd
+
+from pipeline.config import load_params
+from pipeline.layout import CHECKPOINT_FILE, DVCLIVE_DIR, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE
+from pipeline.stage import require_file, run_stage
+from pipeline.training.data import FrameDataset, load_frames
+from pipeline.training.loop import train_model
+
+
+def training_ids(split: dict[str, Any], known: set[str]) -> tuple[list[str], list[str]]:
+    """Training and validation frame ids of a split file's content.
+
+    An empty validation subset falls back to the training frames, with a warning on stderr.
+
+    Args:
+        split: the parsed ``artifacts/split.json``.
+        known: frame ids of the processed manifest.
+
+    Raises:
+        ValueError: the split is malformed, has no training frames, or names unknown frames
+            (it is older than the processed data); the message names the split file.
+    """
+    try:
+        train_ids, val_ids = list(split["frames"]["train"]), list(split["frames"]["val"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"{SPLIT_FILE}: no frames.train/frames.val lists ({error}); re-run the split stage") from error
+    unknown = sorted(set(train_ids + val_ids) - known)
+    if unknown:
+        raise ValueError(f"{SPLIT_FILE}: {len(unknown)} frame(s) not in {PROCESSED_DIR / PROCESSED_MANIFEST} "
+                         f"(e.g. {unknown[0]}); re-run the split stage")
+    if not train_ids:
+        raise ValueError(f"{SPLIT_FILE}: no training frames; check split.fractions")
+    if not val_ids:
+        print(f"warning: {SPLIT_FILE} has no validation frames; validating on the training frames "
+              "(the best epoch is then chosen on training data)", file=sys.stderr)
+        val_ids = train_ids
+    return train_ids, val_ids
+
+
+def main() -> None:
+    """Loads the frames, trains, and writes the best checkpoint and the DVCLive metrics."""
+    params = load_params()
+    for path, stage in ((PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess"), (SPLIT_FILE, "split")):
+        require_file(path, stage)
+    manifest = pd.read_csv(PROCESSED_DIR / PROCESSED_MANIFEST, dtype={"frame_id": str})
+    try:
+        split = json.loads(SPLIT_FILE.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{SPLIT_FILE}: not JSON ({error}); re-run the split stage") from error
+    train_ids, val_ids = training_ids(split, set(manifest["frame_id"]))
+    size, classes, model = params.preprocess.size, params.data.classes, params.model
+    train_set = FrameDataset(*load_frames(PROCESSED_DIR, train_ids, size), len(classes), model.mean, model.std,
+                             params.train.augment, params.train.seed)
+    val_set = FrameDataset(*load_frames(PROCESSED_DIR, val_ids, size), len(classes), model.mean, model.std)
+    history = train_model(model, params.train, classes, train_set, val_set, CHECKPOINT_FILE, DVCLIVE_DIR)
+    best = max(history, key=lambda metrics: metrics.dice_mean)
+    print(f"train: {len(train_ids)} training/{len(val_ids)} validation frames, {size}x{size}, "
+          f"{model.arch}/{model.encoder}; best val Dice {best.dice_mean:.3f} at epoch {best.epoch} "
+          f"-> {CHECKPOINT_FILE}")
+
+
+if __name__ == "__main__":
+    run_stage(main)

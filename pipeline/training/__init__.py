@@ -1,0 +1,1 @@
+"""Training the segmentation network: model, data, loss, loop and checkpoints (stage ``train``)."""

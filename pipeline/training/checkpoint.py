@@ -1,0 +1,94 @@
+"""The training checkpoint ``models/checkpoint.pt``: weights plus what is needed to rebuild the network.
+
+File content (``torch.save`` of a dict, readable with ``weights_only=True``): ``model``
+(the ``ModelParams`` as a dict), ``classes``, ``size``, ``epoch``, ``val_dice`` and
+``state_dict``. Loading rebuilds the network with ``encoder_weights=None``, so no
+download is ever needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import TypedDict
+
+import torch
+from torch import nn
+
+from pipeline.config import ModelParams, build
+from pipeline.training.files import LOAD_ERRORS, first_line, load_torch_file
+from pipeline.training.model import build_model
+
+KEYS = ("model", "classes", "size", "epoch", "val_dice", "state_dict")
+
+
+class CheckpointError(ValueError):
+    """The checkpoint is missing, corrupt or does not fit its network; the message names the file."""
+
+
+class CheckpointInfo(TypedDict):
+    """What a checkpoint says about its network.
+
+    Keys:
+        model: the ModelParams it was trained with (``encoder_weights`` as in training).
+        classes: output channel names, in order.
+        size: S, the square input side in px.
+        epoch: the (1-based) epoch of the saved weights.
+        val_dice: their validation mean hard Dice.
+    """
+
+    model: ModelParams
+    classes: tuple[str, ...]
+    size: int
+    epoch: int
+    val_dice: float
+
+
+def save_checkpoint(path: Path, model: nn.Module, model_params: ModelParams, classes: tuple[str, ...],
+                    size: int, epoch: int, val_dice: float) -> None:
+    """Writes the checkpoint via a temporary file and rename (never half-written).
+
+    Args:
+        path: target file; its folder is created.
+        model: the logits network built by ``build_model(model_params, len(classes))``.
+        model_params: how it was built.
+        classes: output channel names.
+        size: S, the input side it was trained on.
+        epoch: the epoch of these weights (1-based).
+        val_dice: their validation mean Dice.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"model": dataclasses.asdict(model_params), "classes": list(classes), "size": int(size),
+               "epoch": int(epoch), "val_dice": float(val_dice),
+               "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}}
+    temporary = path.with_name(f".{path.name}.partial")
+    torch.save(payload, temporary)
+    temporary.replace(path)
+
+
+def load_checkpoint(path: Path) -> tuple[nn.Module, CheckpointInfo]:
+    """Rebuilds the network of a checkpoint on the CPU, in eval mode.
+
+    Args:
+        path: a file written by :func:`save_checkpoint`.
+
+    Returns:
+        The logits network ((N, 1, S, S) normalised images -> (N, C, S, S) logits) and its info.
+
+    Raises:
+        CheckpointError: missing, corrupt, or not a checkpoint of this code's networks.
+    """
+    payload = load_torch_file(Path(path), CheckpointError, "training checkpoint")
+    missing = [key for key in KEYS if not isinstance(payload, dict) or key not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
+    try:
+        model_params = build(ModelParams, payload["model"], "model")
+        info = CheckpointInfo(model=model_params, classes=tuple(payload["classes"]), size=int(payload["size"]),
+                              epoch=int(payload["epoch"]), val_dice=float(payload["val_dice"]))
+        network = build_model(dataclasses.replace(model_params, encoder_weights=None, weights_path=None),
+                              len(info["classes"]))
+        network.load_state_dict(payload["state_dict"])
+    except LOAD_ERRORS as error:  # ParamsError is a ValueError
+        raise CheckpointError(f"{path}: does not rebuild its network ({first_line(error)})") from error
+    return network.eval(), info

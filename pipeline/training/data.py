@@ -1,0 +1,138 @@
+"""Training data: processed frames and bitmasks in memory, joint augmentation, torch tensors.
+
+Images are the preprocess stage's (S, S) uint8 frames; masks are (S, S) uint8 bitmasks
+(bit c = class c, see ``pipeline.inference.outputs``). Geometric augmentation warps the
+packed bitmask with nearest-neighbour interpolation, so every class moves with the image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from pipeline.config import AugmentParams
+from pipeline.imaging.frames import read_frame
+from pipeline.imaging.transform import network_input
+from pipeline.inference.outputs import read_bitmask, unpack_masks
+from pipeline.layout import IMAGES, MASKS
+
+
+def _square(pixels: np.ndarray, path: Path, size: int) -> np.ndarray:
+    """``pixels`` if it is (size, size), else a ValueError naming ``path``."""
+    if pixels.shape != (size, size):
+        raise ValueError(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} px, expected {size}x{size} "
+                         "(preprocess.size); re-run the preprocess stage")
+    return pixels
+
+
+def _warp(array: np.ndarray, matrix: np.ndarray, flags: int) -> np.ndarray:
+    """(H, W) array through a 2x3 affine ``matrix``; uncovered pixels become 0."""
+    height, width = array.shape
+    return cv2.warpAffine(np.ascontiguousarray(array), matrix, (width, height), flags=flags,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def load_frames(processed_dir: Path, frame_ids: Sequence[str], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Reads processed frames and their bitmasks into memory.
+
+    Args:
+        processed_dir: the preprocess stage's output folder.
+        frame_ids: frames to read, in order.
+        size: S, the expected side (``preprocess.size``).
+
+    Returns:
+        images (N, S, S) uint8 grey and masks (N, S, S) uint8 bitmasks.
+
+    Raises:
+        FrameReadError, FileNotFoundError: a file is missing or unreadable.
+        ValueError: a file is not S x S (processed with another ``preprocess.size``).
+    """
+    images = np.empty((len(frame_ids), size, size), np.uint8)
+    masks = np.empty_like(images)
+    for index, frame_id in enumerate(frame_ids):
+        image_path, mask_path = processed_dir / IMAGES / f"{frame_id}.png", processed_dir / MASKS / f"{frame_id}.png"
+        images[index] = _square(read_frame(image_path).gray, image_path, size)
+        masks[index] = _square(read_bitmask(mask_path), mask_path, size)
+    return images, masks
+
+
+def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+            params: AugmentParams) -> tuple[np.ndarray, np.ndarray]:
+    """One random flip/rotation/scale of image and mask together, then brightness/contrast on the image.
+
+    Rotation is about the centre, uniform in +-rotate_deg; scale is uniform in 1 +- scale;
+    uncovered pixels become 0 (like letterbox padding). Grey values g become
+    clip(g * c + 255 * b) with c uniform in 1 +- contrast and b uniform in +-brightness.
+
+    Args:
+        image: (S, S) uint8 grey.
+        mask: (S, S) uint8 bitmask.
+        rng: the random source (same state -> same result).
+        params: augmentation ranges (``train.augment``).
+
+    Returns:
+        The augmented (S, S) uint8 image and (S, S) uint8 bitmask.
+    """
+    flip = rng.random() < 0.5
+    angle = rng.uniform(-params.rotate_deg, params.rotate_deg)
+    scale = rng.uniform(1.0 - params.scale, 1.0 + params.scale)
+    contrast = rng.uniform(1.0 - params.contrast, 1.0 + params.contrast)
+    brightness = rng.uniform(-params.brightness, params.brightness) * 255.0
+    if params.hflip and flip:
+        image, mask = image[:, ::-1], mask[:, ::-1]
+    height, width = image.shape
+    matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, scale)
+    image, mask = _warp(image, matrix, cv2.INTER_LINEAR), _warp(mask, matrix, cv2.INTER_NEAREST)
+    jittered = np.clip(np.rint(image.astype(np.float32) * contrast + brightness), 0, 255).astype(np.uint8)
+    return jittered, mask
+
+
+class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """In-memory frames as ``(image, target)`` tensors, optionally augmented.
+
+    Augmentation of item i in epoch e is drawn from ``default_rng((seed, e, i))``, so it is
+    reproducible for ``train.seed`` whatever the batch order or DataLoader workers.
+    Set :attr:`epoch` before each epoch to get new augmentations.
+    """
+
+    def __init__(self, images: np.ndarray, masks: np.ndarray, n_classes: int, mean: float, std: float,
+                 augmentation: AugmentParams | None = None, seed: int = 0) -> None:
+        """Wraps frames already in memory.
+
+        Args:
+            images: (N, S, S) uint8 processed frames.
+            masks: (N, S, S) uint8 bitmasks.
+            n_classes: C, channels unpacked from the bitmask.
+            mean, std: input normalisation (``model.mean``/``model.std``).
+            augmentation: ranges for training, or None (validation: frames as they are).
+            seed: augmentation seed (``train.seed``).
+        """
+        if images.shape != masks.shape or images.ndim != 3:
+            raise ValueError(f"images {images.shape} and masks {masks.shape} must both be (N, S, S)")
+        self.images, self.masks = images, masks
+        self.n_classes, self.mean, self.std = n_classes, mean, std
+        self.augmentation, self.seed = augmentation, seed
+        self.epoch = 0
+
+    @property
+    def size(self) -> int:
+        """S, the side of the square frames."""
+        return int(self.images.shape[-1])
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item ``index``: (1, S, S) float32 normalised image and (C, S, S) float32 0/1 target."""
+        image, mask = self.images[index], self.masks[index]
+        if self.augmentation is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            image, mask = augment(image, mask, rng, self.augmentation)
+        tensor = torch.from_numpy(network_input(image, self.mean, self.std)[0])
+        target = torch.from_numpy(unpack_masks(mask, self.n_classes).astype(np.float32))
+        return tensor, target

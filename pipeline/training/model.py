@@ -1,0 +1,116 @@
+"""Building the network (segmentation_models_pytorch), its probability wrapper and the device.
+
+The network maps (N, 1, S, S) normalised grey images (``network_input``) to (N, C, S, S)
+LOGITS, one channel per class of ``data.classes``; :class:`ProbabilityModel` adds the sigmoid.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2  # huggingface_hub's HTTP client: its transport errors are not OSError
+import segmentation_models_pytorch as smp
+import torch
+from torch import nn
+
+from pipeline.config import ModelParams, ParamsError
+from pipeline.training.files import LOAD_ERRORS, first_line, load_torch_file
+
+IN_CHANNELS = 1
+PRETRAINED_IN_CHANNELS = 3  # encoder weights files are RGB; smp folds them to grey
+# What smp/timm/huggingface_hub/urllib raise when weights cannot be fetched (urllib's URLError,
+# huggingface_hub's LocalEntryNotFoundError/HfHubHTTPError and socket errors are all OSError).
+DOWNLOAD_ERRORS: tuple[type[Exception], ...] = (OSError, httpx2.HTTPError)
+
+
+class WeightsUnavailableError(OSError):
+    """Pretrained encoder weights can be neither downloaded nor read from ``model.weights_path``."""
+
+
+def _create(model: ModelParams, n_classes: int, encoder_weights: str | None, in_channels: int) -> nn.Module:
+    """``smp.create_model`` with unknown architecture/encoder/weights names as :class:`ParamsError`."""
+    try:
+        return smp.create_model(model.arch, encoder_name=model.encoder, encoder_weights=encoder_weights,
+                                in_channels=in_channels, classes=n_classes)
+    except KeyError as error:  # smp's message lists the valid names
+        raise ParamsError(f"model: {error.args[0]}") from error
+
+
+def _download_hint(encoder: str, error: Exception) -> str:
+    return (f"the pretrained weights for encoder '{encoder}' could not be downloaded ({first_line(error)}); "
+            f"train from scratch with `dvc exp run -S model.encoder_weights=null`, or use a local file "
+            f"with `dvc exp run -S model.weights_path=/path/to/{encoder}.pth`")
+
+
+def _with_local_encoder(model: ModelParams, n_classes: int, path: Path) -> nn.Module:
+    """Builds the network and loads an RGB encoder state_dict from ``path``, folded to grey like smp does."""
+    network = _create(model, n_classes, None, PRETRAINED_IN_CHANNELS)
+    if not hasattr(network.encoder, "set_in_channels"):
+        raise ParamsError(f"model.weights_path is not supported for encoder '{model.encoder}' "
+                          "(only segmentation_models_pytorch's own encoders, not 'tu-' ones)")
+    state = load_torch_file(path, WeightsUnavailableError, "encoder weights file (model.weights_path)")
+    try:
+        network.encoder.load_state_dict(state)
+    except LOAD_ERRORS as error:
+        raise WeightsUnavailableError(f"{path}: not a state_dict of encoder '{model.encoder}' "
+                                      f"(model.weights_path): {first_line(error)}") from error
+    network.encoder.set_in_channels(IN_CHANNELS, pretrained=True)
+    return network
+
+
+def build_model(model: ModelParams, n_classes: int) -> nn.Module:
+    """Builds the segmentation network from the ``model`` section of params.yaml.
+
+    ``model.weights_path`` (a local RGB encoder state_dict) takes precedence over
+    ``model.encoder_weights`` (downloaded through segmentation_models_pytorch).
+
+    Args:
+        model: architecture, encoder and encoder weights.
+        n_classes: C, the number of output channels.
+
+    Returns:
+        A module mapping (N, 1, S, S) float32 normalised images to (N, C, S, S) logits,
+        S divisible by 32.
+
+    Raises:
+        ParamsError: unknown architecture, encoder or weights name.
+        WeightsUnavailableError: the weights cannot be downloaded, or the local file is
+            missing or does not fit the encoder; the message says how to proceed.
+    """
+    if model.weights_path is not None:
+        return _with_local_encoder(model, n_classes, Path(model.weights_path))
+    if model.encoder_weights is None:
+        return _create(model, n_classes, None, IN_CHANNELS)
+    try:
+        return _create(model, n_classes, model.encoder_weights, IN_CHANNELS)
+    except DOWNLOAD_ERRORS as error:
+        raise WeightsUnavailableError(_download_hint(model.encoder, error)) from error
+
+
+class ProbabilityModel(nn.Module):
+    """A logits network followed by a sigmoid (the exported ONNX graph)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        """Wraps ``model``, which returns (N, C, S, S) logits."""
+        super().__init__()
+        self.model = model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """(N, 1, S, S) normalised images -> (N, C, S, S) probabilities in [0, 1]."""
+        return torch.sigmoid(self.model(images))
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for ``train.device``.
+
+    Args:
+        name: ``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda``.
+
+    Raises:
+        ParamsError: ``cuda`` requested but no CUDA device is available.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ParamsError("train.device is cuda but no CUDA device is available; use auto or cpu")
+    return torch.device(name)
