@@ -30,6 +30,18 @@ def unpack_masks(packed: np.ndarray, n_classes: int) -> np.ndarray:
     return np.stack([(packed >> index) & 1 for index in range(n_classes)]).astype(bool)
 
 
+def read_bitmask(path: Path) -> np.ndarray:
+    """Reads a bitmask PNG as (H, W) uint8, exactly as written.
+
+    Raises:
+        FileNotFoundError: the file is missing or not a single-channel PNG.
+    """
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None or mask.ndim != 2:
+        raise FileNotFoundError(f"{path}: missing or not a single-channel mask PNG")
+    return mask
+
+
 def write_png_atomically(path: Path, image: np.ndarray) -> None:
     """Writes a PNG via a temporary file and rename, so no half-written file remains.
 

@@ -101,7 +101,7 @@ def normalise_export(export_root: Path, out_dir: Path, params: DataParams, progr
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
     rows = []
-    for frame in tqdm(frames, desc="pull", unit="frame", disable=not progress):
+    for frame in tqdm(frames, desc="pull", unit="frame", disable=None if progress else True):
         if not frame.annotated and params.unannotated == "drop":
             continue
         gray = read_frame(frame.image_path).gray

@@ -1,0 +1,45 @@
+# Quick start: `make demo` then `make test`. Everything runs inside .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+QUIET_PIP := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
+
+# The CPU demo: the real pipeline, run as a DVC experiment with a smaller setting that
+# fits about 10 minutes on 2 cores. `git checkout params.yaml` (or `dvc exp apply`)
+# returns to the product defaults (FPN/ResNet-152, 768x768, imagenet weights).
+DEMO_EXPERIMENT := demo-cpu
+DEMO_PARAMS := -S model.encoder=resnet18 -S model.encoder_weights=null \
+	-S preprocess.size=256 -S preprocess.filter.method=isotropic \
+	-S train.epochs=14 -S train.batch_size=8 -S train.lr=0.001
+
+.PHONY: setup sample demo test test-fast app clean-demo
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	set -o pipefail; $(BIN)/pip install -q --disable-pip-version-check -r requirements.txt $(QUIET_PIP)
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . $(QUIET_PIP)
+	$(BIN)/python -c "import torch, segmentation_models_pytorch, onnxruntime, PySide6, dvc, pipeline"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# Writes the embedded SYNTHETIC sample export into data/ unless data/ already holds an export.
+sample: setup
+	@if [ -z "$$(ls -A data 2>/dev/null)" ]; then $(BIN)/trus sample --out data --seed 0; \
+	else echo "sample: data/ is not empty; keeping it"; fi
+	$(BIN)/dvc add -q data
+
+demo: sample
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --force -n $(DEMO_EXPERIMENT) $(DEMO_PARAMS)
+	@$(BIN)/python -m pipeline.demo_summary
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+test-fast: setup
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
+
+app: setup
+	$(BIN)/python -m app --model models/model.onnx

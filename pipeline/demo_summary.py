@@ -1,0 +1,26 @@
+"""Prints what ``make demo`` produced and what to do next."""
+
+from __future__ import annotations
+
+import json
+
+from pipeline.evaluation import describe
+from pipeline.layout import METRICS_FILE, MODEL_FILE, OVERLAYS_DIR, PER_FRAME_FILE
+
+
+def main() -> None:
+    """Prints the outputs, the test metrics and the next commands."""
+    metrics = json.loads(METRICS_FILE.read_text())
+    print("\nDemo finished (model trained on SYNTHETIC phantoms; not for clinical use).")
+    for name, scores in metrics["test"].items():
+        print(f"  test {name:>8}: {describe(scores)}")
+    print(f"  model      {MODEL_FILE}\n  metrics    {METRICS_FILE}\n  per frame  {PER_FRAME_FILE}\n"
+          f"  overlays   {OVERLAYS_DIR}/  and  dvc plots show  (-> dvc_plots/index.html)")
+    print("Next:\n  .venv/bin/python -m app --model models/model.onnx      # the clinician's app\n"
+          "  .venv/bin/trus segment data/test --model models/model.onnx --out segmentations\n"
+          "  .venv/bin/dvc exp show                                  # compare experiments\n"
+          "  git checkout params.yaml                                 # back to the product defaults")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Stage ``evaluate``: the best checkpoint on the test patients, scored on the original frames.
+
+``python -m pipeline.evaluate`` writes ``reports/metrics.json`` (per-class summary),
+``reports/per_frame.csv`` and comparison pictures in ``reports/overlays/`` (DVC image plots).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.config import load_params
+from pipeline.evaluation import comparison_picture, describe, frame_rows, legend, probabilities_to_original, summarise
+from pipeline.imaging.frames import read_frame
+from pipeline.imaging.geometry import FrameGeometry
+from pipeline.inference.outputs import read_bitmask, unpack_masks, write_png_atomically
+from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS_FILE, OVERLAYS_DIR, PER_FRAME_FILE,
+                             PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE)
+from pipeline.outputs import atomic_directory, write_csv_atomically, write_json_atomically
+from pipeline.stage import require_file, run_stage
+from pipeline.torch_predict import predict_probabilities
+from pipeline.training.checkpoint import load_checkpoint
+
+
+def spacing_of(row: pd.Series) -> tuple[float, float] | None:
+    """(x, y) mm per px from a manifest row, or None when unknown."""
+    x, y = row.get("spacing_x_mm", math.nan), row.get("spacing_y_mm", math.nan)
+    return None if pd.isna(x) or pd.isna(y) else (float(x), float(y))
+
+
+def main() -> None:
+    """Scores the test frames and writes the reports."""
+    params = load_params()
+    for path, stage in ((SPLIT_FILE, "split"), (CHECKPOINT_FILE, "train"), (PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess")):
+        require_file(path, stage)
+    classes = params.data.classes
+    split = json.loads(SPLIT_FILE.read_text())
+    table = pd.read_csv(PROCESSED_DIR / PROCESSED_MANIFEST, dtype={"patient": str}).set_index("frame_id")
+    test_ids = split["frames"]["test"]
+    if not test_ids:
+        raise ValueError(f"{SPLIT_FILE}: no test frames; give split.fractions a test share")
+    model, _ = load_checkpoint(CHECKPOINT_FILE)
+    threshold = params.inference.threshold
+    rows = []
+    with atomic_directory(OVERLAYS_DIR) as overlays:
+        for index, frame_id in enumerate(tqdm(test_ids, desc="evaluate", unit="frame", disable=None)):
+            row = table.loc[frame_id]
+            processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
+            probabilities = predict_probabilities(model, processed[None], params.model.mean, params.model.std)[0]
+            predicted = probabilities_to_original(probabilities, FrameGeometry.from_dict(row.to_dict())) > threshold
+            truth = unpack_masks(read_bitmask(FRAMES_DIR / MASKS / f"{frame_id}.png"), len(classes))
+            rows += frame_rows(frame_id, row["patient"], predicted, truth, classes, spacing_of(row))
+            if index < params.evaluate.overlays:
+                original = read_frame(FRAMES_DIR / IMAGES / f"{frame_id}.png").gray
+                write_png_atomically(overlays / f"{frame_id}.png", comparison_picture(original, predicted, truth))
+    per_frame = pd.DataFrame(rows)
+    write_csv_atomically(PER_FRAME_FILE, per_frame)
+    summary = summarise(per_frame, classes)
+    write_json_atomically(METRICS_FILE, {
+        "test": summary, "frames": len(test_ids), "patients": len(split["patients"]["test"]),
+        "threshold": threshold, "overlays": legend(classes),
+    })
+    print("evaluate: " + "; ".join(f"{name} {describe(scores)}" for name, scores in summary.items())
+          + f" -> {METRICS_FILE}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
