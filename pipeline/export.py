@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +29,24 @@ from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.model import ProbabilityModel
 
 PARITY_FRAMES = 4
+CODE_PATHS = ("pipeline", "app")
 
 
 def code_version() -> str:
-    """``git describe`` of the working tree (commit, ``-dirty`` when modified), or ``unknown``."""
+    """The git commit of the code, ``+modified`` when tracked code differs from it; ``unknown`` outside git.
+
+    Only code folders count: parameters (changed by every ``dvc exp run -S``) are in the
+    contract already.
+    """
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+
     try:
-        result = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
-                                check=True, timeout=10)
-        return result.stdout.strip() or "unknown"
+        commit = git("rev-parse", "--short", "HEAD")
+        modified = git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return f"{commit}+modified" if modified else commit
 
 
 def build_contract(params: Params, metrics: dict, source: dict) -> ModelContract:
@@ -54,9 +63,11 @@ def export_onnx(model: torch.nn.Module, size: int, opset: int, path: Path, contr
     """Writes ``model`` + sigmoid as ONNX (dynamic batch) with the contract in its metadata."""
     wrapped = ProbabilityModel(model).eval()
     dummy = torch.zeros(1, 1, size, size)
-    torch.onnx.export(wrapped, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                      dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-                      opset_version=opset, dynamo=False)
+    with warnings.catch_warnings():  # the TorchScript exporter is chosen on purpose (no onnxscript needed)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(wrapped, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+                          opset_version=opset, dynamo=False)
     graph = onnx.load(str(path))
     onnx.helper.set_model_props(graph, {CONTRACT_KEY: contract.to_json()})
     onnx.checker.check_model(graph)

@@ -111,7 +111,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimi
                 scaler: torch.amp.GradScaler, device: torch.device, description: str) -> float:
     """One pass over ``loader`` with a progress bar; returns the mean loss over frames."""
     loss_sum, frames = 0.0, 0
-    with tqdm(loader, desc=description, unit="batch", leave=False) as progress:
+    with tqdm(loader, desc=description, unit="batch", leave=False, disable=None) as progress:
         for images, targets in progress:
             loss = train_step(model, images.to(device), targets.to(device), loss_fn, optimizer, scaler)
             loss_sum, frames = loss_sum + loss * len(images), frames + len(images)

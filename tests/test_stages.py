@@ -1,0 +1,137 @@
+"""The stage entry points run as `python -m pipeline.<stage>` on a small synthetic export.
+
+Each runs in a subprocess in a temporary project folder, as DVC runs them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.inference.contract import CONTRACT_KEY, ModelContract
+from pipeline.inference.predictor import Segmenter
+from pipeline.synthetic import SampleSpec, write_sample_export
+from tests.conftest import PROJECT_ROOT
+
+SMALL = SampleSpec(n_patients=6, frames_per_patient=2, frame_width=320, frame_height=240)
+
+
+def small_params(**overrides: dict) -> dict:
+    """The project's params.yaml shrunk to seconds: 64 px, resnet18 from scratch, 1 epoch."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["preprocess"].update(size=64, filter={**params["preprocess"]["filter"], "method": "isotropic"})
+    params["model"].update(encoder="resnet18", encoder_weights=None)
+    params["train"].update(epochs=1, batch_size=2)
+    params["split"].update(fractions=[0.5, 0.25, 0.25])
+    for section, values in overrides.items():
+        params[section].update(values)
+    return params
+
+
+@pytest.fixture(scope="module")
+def sample_export(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("export") / "data"
+    write_sample_export(root, seed=3, spec=SMALL)
+    return root
+
+
+@pytest.fixture
+def project(tmp_path: Path, sample_export: Path) -> Path:
+    shutil.copytree(sample_export, tmp_path / "data")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(small_params()))
+    return tmp_path
+
+
+def run_stage(stage: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"pipeline.{stage}"], cwd=cwd, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
+                          timeout=600)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_pull_preprocess_split(project: Path):
+    for stage in ("pull", "preprocess", "split"):
+        result = run_stage(stage, project)
+        assert result.returncode == 0, result.stderr
+    manifest = pd.read_csv(project / "artifacts/frames/manifest.csv")
+    assert len(manifest) == 12 and manifest["patient"].nunique() == 6
+    assert set(manifest["patient"]) == {f"P{i:03d}" for i in range(1, 7)}
+    frames = pd.read_csv(project / "artifacts/processed/frames.csv")
+    image = cv2.imread(str(project / "artifacts/processed/images" / f"{frames.frame_id[0]}.png"), cv2.IMREAD_UNCHANGED)
+    assert image.shape == (64, 64) and image.dtype == np.uint8
+    assert {"crop_x", "crop_width", "pad_top", "scale_x"} <= set(frames.columns)
+    split = json.loads((project / "artifacts/split.json").read_text())
+    sides = [set(split["patients"][name]) for name in ("train", "val", "test")]
+    assert not (sides[0] & sides[1] or sides[0] & sides[2] or sides[1] & sides[2])
+    by_frame = frames.set_index("frame_id")["patient"]
+    for name, side in zip(("train", "val", "test"), sides):
+        assert set(by_frame[split["frames"][name]]) == side
+
+
+@pytest.mark.parametrize(
+    "breakage, fragments",
+    [
+        ("corrupt-image", ["P00", ".jpg: not a readable image"]),
+        ("no-annotations", ["images but no _annotations.coco.json"]),
+        ("missing-image", ["1 of", "listed images are missing"]),
+        ("unknown-class", ["class(es) tumour not in the export; it has gland, lesion"]),
+    ],
+)
+def test_pull_bad_input_leaves_no_output(project: Path, breakage: str, fragments: list[str]):
+    train = project / "data" / "train"
+    image = sorted(train.glob("*.jpg"))[0]
+    if breakage == "corrupt-image":
+        image.write_bytes(image.read_bytes()[:300])
+    elif breakage == "no-annotations":
+        (train / "_annotations.coco.json").unlink()
+    elif breakage == "missing-image":
+        image.unlink()
+    else:
+        (project / "params.yaml").write_text(yaml.safe_dump(small_params(data={"classes": ["gland", "tumour"]})))
+    result = run_stage("pull", project)
+    assert_one_line_error(result, *fragments)
+    assert not (project / "artifacts" / "frames").exists()
+    assert not list((project / "artifacts").glob(".*partial"))
+
+
+def test_stage_without_upstream_output_says_which_stage(project: Path):
+    assert_one_line_error(run_stage("preprocess", project), "artifacts/frames/manifest.csv", "'pull' stage")
+
+
+@pytest.mark.slow
+def test_whole_pipeline_without_dvc_exports_a_model_with_its_contract(project: Path):
+    for stage in ("pull", "preprocess", "split", "train", "evaluate", "export"):
+        result = run_stage(stage, project)
+        assert result.returncode == 0, f"{stage}: {result.stderr}"
+    metrics = json.loads((project / "reports/metrics.json").read_text())
+    assert set(metrics["test"]) == {"gland", "lesion"} and metrics["frames"] > 0
+    per_frame = pd.read_csv(project / "reports/per_frame.csv")
+    assert set(per_frame["class"]) == {"gland", "lesion"} and per_frame["dice"].between(0, 1).all()
+    assert list((project / "reports/overlays").glob("*.png"))
+    model = onnx.load(str(project / "models/model.onnx"))
+    contract = ModelContract.from_json({p.key: p.value for p in model.metadata_props}[CONTRACT_KEY])
+    assert contract.classes == ("gland", "lesion") and contract.size == 64
+    assert contract.preprocess.filter.method == "isotropic" and contract.encoder == "resnet18"
+    assert contract.metrics == metrics["test"] and "SYNTHETIC" in contract.note
+    assert len(contract.dataset_version) == 16
+    # the exported model runs in ONNX Runtime on an original frame, at the frame's size
+    frame = cv2.imread(str(next((project / "data" / "test").glob("*.jpg"))), cv2.IMREAD_GRAYSCALE)
+    probabilities = Segmenter(project / "models/model.onnx").segment(frame).probabilities
+    assert probabilities.shape == (2, 240, 320) and 0 <= probabilities.min() <= probabilities.max() <= 1
