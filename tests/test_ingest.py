@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from pipeline.config import DataParams
-from pipeline.ingest.coco import IngestError, rasterise, read_coco_export, read_split
+from pipeline.ingest.coco import read_coco_export, read_split
+from pipeline.ingest.records import IngestError
 from pipeline.ingest.names import parse_export_name, patient_of
 from pipeline.ingest.normalise import normalise_export, opened_export
 from pipeline.inference.outputs import unpack_masks
@@ -75,9 +76,10 @@ def test_real_export_polygons_rasterise_to_their_area(bt_subset: Path):
     assert len(annotated) == 4  # the category-0 superclass (also named "Tumor") is not a class
     payload = json.loads((bt_subset / "test" / "_annotations.coco.json").read_text())
     for frame in annotated:
-        mask = rasterise(frame)[0]
-        polygon_area = sum(cv2.contourArea(p) for p in frame.polygons[0])
-        perimeter = sum(cv2.arcLength(p, True) for p in frame.polygons[0])
+        mask = frame.masks(1)[0]
+        rings = [ring for shape in frame.shapes[0] for ring in shape]
+        polygon_area = sum(cv2.contourArea(ring) for ring in rings)
+        perimeter = sum(cv2.arcLength(ring, True) for ring in rings)
         # filled pixels = polygon area + about half the boundary pixels
         assert abs(mask.sum() - (polygon_area + perimeter / 2)) <= 0.02 * polygon_area
         bbox_area = [a["area"] for a in payload["annotations"]
@@ -133,3 +135,30 @@ def test_zipped_export_and_corrupt_zip(bt_subset: Path, tmp_path: Path):
     with pytest.raises(IngestError, match="broken.zip: not a readable zip"):
         with opened_export(broken):
             pass
+
+
+def ring(*points: tuple[float, float]) -> np.ndarray:
+    return np.asarray(points, np.float32)
+
+
+OUTER = ring((2, 2), (17, 2), (17, 17), (2, 17))
+HOLE = ring((7, 7), (12, 7), (12, 12), (7, 12))
+
+
+@pytest.mark.parametrize(
+    "shapes, expected_pixels",
+    [
+        (((OUTER,),), 16 * 16),  # one polygon, no closing point
+        (((np.vstack([OUTER, OUTER[:1]]),),), 16 * 16),  # the same with a closing point
+        (((OUTER, HOLE),), 16 * 16 - 6 * 6),  # a ring inside another is a hole (even-odd; its vertices lie in it)
+        (((OUTER,), (HOLE,)), 16 * 16),  # a second object over the first stays filled (union)
+        (((ring((0, 0), (3, 0), (3, 3), (0, 3)), ring((10, 10), (13, 10), (13, 13), (10, 13))),), 2 * 16),  # two parts
+        (((ring((0, 0), (5, 5)),),), 0),  # fewer than 3 points: nothing
+    ],
+)
+def test_rasterise_shapes(shapes, expected_pixels):
+    from pipeline.ingest.records import rasterise_shapes
+
+    masks = rasterise_shapes((shapes, ()), 2, 20, 20)
+    assert masks.shape == (2, 20, 20) and not masks[1].any()
+    assert int(masks[0].sum()) == expected_pixels

@@ -9,46 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from pipeline.ingest.names import ExportName, parse_export_name
+from pipeline.ingest.names import parse_export_name
+from pipeline.ingest.records import ExportFrame, IngestError, Shape
 
 ANNOTATIONS_FILE = "_annotations.coco.json"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision for polygon vertices
-
-
-class IngestError(ValueError):
-    """An export is missing, malformed or inconsistent; the message names the file."""
-
-
-@dataclass(frozen=True)
-class ExportFrame:
-    """One image of an export with its polygons.
-
-    Attributes:
-        image_path: the exported JPEG/PNG.
-        split: the export folder it came from (Roboflow's own train/valid/test).
-        name: the parsed Roboflow file name (original name and hash).
-        width, height: image size the annotations refer to, px.
-        polygons: per output channel, a list of (N, 2) float32 x, y polygons in px.
-    """
-
-    image_path: Path
-    split: str
-    name: ExportName
-    width: int
-    height: int
-    polygons: tuple[tuple[np.ndarray, ...], ...] = field(default=())
-
-    @property
-    def annotated(self) -> bool:
-        """True when any class has a polygon."""
-        return any(self.polygons)
 
 
 def find_annotation_files(root: Path) -> list[Path]:
@@ -95,17 +64,19 @@ def _channel_of_category(path: Path, categories: list[dict], classes: Sequence[s
     return {cid: channel for channel, name in enumerate(classes) for cid in by_name[name]}
 
 
-def _polygons_of(path: Path, annotation: dict) -> list[np.ndarray]:
+def _shape_of(path: Path, annotation: dict) -> Shape:
+    """One annotation's rings; several polygons are parts of one object, a ring inside another a hole."""
     segmentation = annotation.get("segmentation")
     if not isinstance(segmentation, list):
         raise IngestError(f"{path}: annotation {annotation.get('id')} has no polygon segmentation "
                           "(RLE is not a Roboflow polygon export)")
-    polygons = []
+    rings = []
     for flat in segmentation:
         points = np.asarray(flat, dtype=np.float32)
-        if points.size >= 6 and points.size % 2 == 0:
-            polygons.append(points.reshape(-1, 2))
-    return polygons
+        if points.size % 2 != 0:
+            raise IngestError(f"{path}: annotation {annotation.get('id')} has an odd number of polygon coordinates")
+        rings.append(points.reshape(-1, 2))
+    return tuple(rings)
 
 
 def read_split(path: Path, classes: Sequence[str]) -> list[ExportFrame]:
@@ -117,22 +88,22 @@ def read_split(path: Path, classes: Sequence[str]) -> list[ExportFrame]:
     """
     payload = _load_json(path)
     channel_of = _channel_of_category(path, payload["categories"], classes)
-    polygons: dict[int, list[list[np.ndarray]]] = {}
+    shapes: dict[int, list[list[Shape]]] = {}
     for annotation in payload["annotations"]:
         channel = channel_of.get(int(annotation.get("category_id", -1)))
         if channel is not None:
-            per_class = polygons.setdefault(int(annotation["image_id"]), [[] for _ in classes])
-            per_class[channel].extend(_polygons_of(path, annotation))
+            per_class = shapes.setdefault(int(annotation["image_id"]), [[] for _ in classes])
+            per_class[channel].append(_shape_of(path, annotation))
     frames, missing = [], []
     for image in payload["images"]:
         image_path = path.parent / str(image["file_name"])
         if not image_path.is_file():
             missing.append(image["file_name"])
             continue
-        per_class = polygons.get(int(image["id"]), [[] for _ in classes])
+        per_class = shapes.get(int(image["id"]), [[] for _ in classes])
         frames.append(ExportFrame(image_path, path.parent.name, parse_export_name(image_path.name),
-                                  int(image["width"]), int(image["height"]),
-                                  tuple(tuple(p) for p in per_class)))
+                                  int(image["width"]), int(image["height"]), annotated=any(per_class),
+                                  shapes=tuple(tuple(objects) for objects in per_class)))
     if missing:
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         raise IngestError(f"{path}: {len(missing)} of {len(payload['images'])} listed images are missing "
@@ -149,18 +120,3 @@ def export_info(root: Path) -> dict:
     """The COCO ``info`` block of the export's first split (description, version, url...)."""
     info = _load_json(find_annotation_files(root)[0]).get("info", {})
     return info if isinstance(info, dict) else {}
-
-
-def rasterise(frame: ExportFrame) -> np.ndarray:
-    """Fills the frame's polygons into masks.
-
-    Returns:
-        (C, height, width) bool, one mask per output channel (union of its polygons).
-    """
-    masks = np.zeros((len(frame.polygons), frame.height, frame.width), np.uint8)
-    scale = 1 << SUBPIXEL_BITS
-    for channel, polygons in enumerate(frame.polygons):
-        if polygons:
-            points = [np.rint(p * scale).astype(np.int32) for p in polygons]
-            cv2.fillPoly(masks[channel], points, 1, lineType=cv2.LINE_8, shift=SUBPIXEL_BITS)
-    return masks.astype(bool)

@@ -20,7 +20,9 @@ from tqdm import tqdm
 from pipeline.config import DataParams
 from pipeline.imaging.frames import FrameReadError, read_frame
 from pipeline.inference.outputs import pack_masks, write_png_atomically
-from pipeline.ingest.coco import ExportFrame, IngestError, export_info, rasterise, read_coco_export
+from pipeline.ingest.coco import export_info
+from pipeline.ingest.formats import read_export
+from pipeline.ingest.records import ExportFrame, IngestError
 from pipeline.ingest.names import patient_of
 from pipeline.layout import IMAGES, MANIFEST, MASKS, SOURCE_INFO
 from pipeline.outputs import write_json_atomically
@@ -97,7 +99,7 @@ def normalise_export(export_root: Path, out_dir: Path, params: DataParams, progr
         IngestError: inconsistent export (missing images, classes, size mismatch, duplicates).
         FrameReadError: an image that cannot be decoded.
     """
-    frames = read_coco_export(export_root, params.classes)
+    frames = read_export(export_root, params.format, params.classes)
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
     rows = []
@@ -108,7 +110,7 @@ def normalise_export(export_root: Path, out_dir: Path, params: DataParams, progr
         if gray.shape != (frame.height, frame.width):
             raise IngestError(f"{frame.image_path}: image is {gray.shape[1]}x{gray.shape[0]} but its "
                               f"annotations say {frame.width}x{frame.height}")
-        masks = rasterise(frame)
+        masks = frame.masks(len(params.classes))
         row = manifest_row(frame, masks, params)
         write_png_atomically(out_dir / IMAGES / f"{row['frame_id']}.png", gray)
         write_png_atomically(out_dir / MASKS / f"{row['frame_id']}.png", pack_masks(masks))

@@ -1,0 +1,116 @@
+"""One annotated frame of an export, whatever the export format, and turning it into masks.
+
+Polygon formats (COCO Segmentation, YOLOv8) give ``shapes``; mask formats
+(``png-mask-semantic``) give a mask file and the pixel values of each class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from pipeline.ingest.names import ExportName
+
+SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision for polygon vertices
+
+Ring = np.ndarray
+"""(N, 2) float32 polygon vertices x, y in px (pixel centres at integers); closed or not."""
+
+Shape = tuple[Ring, ...]
+"""One annotated object: its rings, filled by the even-odd rule, so a ring inside another is a hole."""
+
+
+class IngestError(ValueError):
+    """An export is missing, malformed or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ExportFrame:
+    """One image of an export with its annotations.
+
+    Attributes:
+        image_path: the exported image file.
+        split: the export folder it came from (Roboflow's own train/valid/test).
+        name: the parsed Roboflow file name (original name and hash).
+        width, height: image size the annotations refer to, px.
+        annotated: True when any class has an annotation on this frame.
+        shapes: polygon formats: per output channel, the objects of that class.
+        mask_path: mask formats: the label mask file (pixel value = class index).
+        mask_values: mask formats: per output channel, the mask values that belong to it.
+    """
+
+    image_path: Path
+    split: str
+    name: ExportName
+    width: int
+    height: int
+    annotated: bool
+    shapes: tuple[tuple[Shape, ...], ...] = ()
+    mask_path: Path | None = None
+    mask_values: tuple[tuple[int, ...], ...] = ()
+
+    def masks(self, n_classes: int) -> np.ndarray:
+        """The frame's label masks.
+
+        Returns:
+            (n_classes, height, width) bool, one mask per output channel.
+
+        Raises:
+            IngestError: the mask file is unreadable or not the image's size.
+        """
+        if self.mask_path is not None:
+            return masks_from_label_image(self.mask_path, self.mask_values, self.width, self.height)
+        return rasterise_shapes(self.shapes, n_classes, self.width, self.height)
+
+
+def fill_shape(canvas: np.ndarray, shape: Shape) -> None:
+    """Fills one object into a uint8 canvas (in place), even-odd over its rings."""
+    scale = 1 << SUBPIXEL_BITS
+    layer = np.zeros_like(canvas)
+    for ring in shape:
+        if len(ring) >= 3:
+            ring_mask = np.zeros_like(canvas)
+            cv2.fillPoly(ring_mask, [np.rint(ring * scale).astype(np.int32)], 1, lineType=cv2.LINE_8,
+                         shift=SUBPIXEL_BITS)
+            layer ^= ring_mask
+    canvas |= layer
+
+
+def rasterise_shapes(shapes: tuple[tuple[Shape, ...], ...], n_classes: int, width: int, height: int) -> np.ndarray:
+    """Per-channel union of filled objects.
+
+    Args:
+        shapes: per output channel, its objects (each filled even-odd over its rings).
+        n_classes: number of output channels (``shapes`` may be empty for a frame without any).
+        width, height: mask size, px.
+
+    Returns:
+        (n_classes, height, width) bool.
+    """
+    masks = np.zeros((n_classes, height, width), np.uint8)
+    for channel, objects in enumerate(shapes):
+        for shape in objects:
+            fill_shape(masks[channel], shape)
+    return masks.astype(bool)
+
+
+def masks_from_label_image(path: Path, values: tuple[tuple[int, ...], ...], width: int, height: int) -> np.ndarray:
+    """Per-channel masks from a single-channel label image (pixel value = class index).
+
+    Raises:
+        IngestError: unreadable, not single-channel, or not ``width`` x ``height``.
+    """
+    label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise IngestError(f"{path}: mask file missing or unreadable")
+    if label.ndim == 3:  # some tools save grey masks as 3 equal channels
+        if not (np.array_equal(label[..., 0], label[..., 1]) and np.array_equal(label[..., 0], label[..., 2])):
+            raise IngestError(f"{path}: a colour mask; expected one channel of class indices")
+        label = label[..., 0]
+    if label.shape != (height, width):
+        raise IngestError(f"{path}: mask is {label.shape[1]}x{label.shape[0]} but its image is {width}x{height}")
+    return np.stack([np.isin(label, list(channel_values)) for channel_values in values]) if values \
+        else np.zeros((0, height, width), bool)
