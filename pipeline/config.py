@@ -17,6 +17,8 @@ import yaml
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 
 PARAMS_FILE = Path("params.yaml")
+EXPORT_FORMATS = ("auto", "coco-segmentation", "png-mask-semantic", "yolov8")
+QC_ACTIONS = ("ignore", "warn", "error")
 
 
 class ParamsError(ValueError):
@@ -25,16 +27,38 @@ class ParamsError(ValueError):
 
 @dataclass(frozen=True)
 class RoboflowParams:
-    """A pinned Roboflow dataset version (immutable on Roboflow's side)."""
+    """A pinned Roboflow dataset version (immutable on Roboflow's side), for ``data.source: roboflow``.
+
+    Attributes:
+        workspace, project, version: the dataset version's address.
+        timeout_s: the longest wait for Roboflow (export generation included), seconds.
+    """
 
     workspace: str = "hospital-urology"
     project: str = "prostate-trus"
     version: int = 1
+    timeout_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        if self.version < 1 or self.timeout_s <= 0:
+            raise ParamsError("data.roboflow.version must be >= 1 and data.roboflow.timeout_s > 0")
 
 
 @dataclass(frozen=True)
 class DataParams:
-    """Where annotations come from and which classes become output channels."""
+    """Where annotations come from and which classes become output channels.
+
+    Attributes:
+        source: ``local`` (the export at ``export_dir``) or ``roboflow`` (the API).
+        export_dir: a Roboflow export, unpacked folder or .zip.
+        format: the export format (Roboflow's name for it), or ``auto`` for local exports.
+        roboflow: the pinned dataset version for the API source.
+        classes: output channel names, in order, mapped by name onto the export's classes.
+        patient_pattern: regex with a ``patient`` group, applied to the original file name.
+        unannotated: frames without annotations: ``keep`` (background) or ``drop``.
+        frames_manifest: a ``trus frames`` manifest.csv joined by original name, which
+            supplies the patient key and pixel spacing; None when frames were not made so.
+    """
 
     source: str = "local"
     export_dir: str = "data"
@@ -43,10 +67,11 @@ class DataParams:
     classes: tuple[str, ...] = ("gland", "lesion")
     patient_pattern: str = r"^(?P<patient>[^_]+)_"
     unannotated: str = "keep"
+    frames_manifest: str | None = None
 
     def __post_init__(self) -> None:
-        _check_choice("data.source", self.source, ("local",))
-        _check_choice("data.format", self.format, ("coco-segmentation",))
+        _check_choice("data.source", self.source, ("local", "roboflow"))
+        _check_choice("data.format", self.format, EXPORT_FORMATS)
         _check_choice("data.unannotated", self.unannotated, ("keep", "drop"))
         if not self.classes or len(set(self.classes)) != len(self.classes):
             raise ParamsError(f"data.classes must be a non-empty list of unique names, got {list(self.classes)}")
@@ -55,15 +80,59 @@ class DataParams:
 
 
 @dataclass(frozen=True)
-class SplitParams:
-    """Patient-grouped train/val/test split."""
+class QcParams:
+    """What each annotation-quality finding does: ``ignore``, ``warn`` or ``error`` (stops the pipeline).
 
-    seed: int = 42
-    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    Attributes:
+        tiny_polygon_px: polygons with a smaller area (px^2) count as tiny.
+    """
+
+    empty_mask: str = "warn"
+    tiny_polygon: str = "warn"
+    tiny_polygon_px: float = 25.0
+    self_intersecting: str = "warn"
+    outside_image: str = "error"
+    duplicate_frame: str = "warn"
+    size_mismatch: str = "error"
+    class_without_examples: str = "error"
+    unknown_patient: str = "warn"
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            if f.name != "tiny_polygon_px":
+                _check_choice(f"qc.{f.name}", getattr(self, f.name), QC_ACTIONS)
+
+    def action(self, kind: str) -> str:
+        """``ignore``, ``warn`` or ``error`` for a finding kind (a field name)."""
+        return str(getattr(self, kind))
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Patient-grouped train/val/test split, and k folds over the non-test patients.
+
+    Attributes:
+        method: ``patient`` (seeded, patient-grouped) or ``roboflow`` (Roboflow's own
+            train/valid/test folders, with a warning when a patient straddles them).
+        seed: shuffling seed.
+        fractions: train, val, test shares of the patients (method ``patient``).
+        folds: k >= 2 folds over the train+val patients, written to the split file.
+        stratify: a class whose presence per patient is balanced across subsets and
+            folds, or None.
+    """
+
+    method: str = "patient"
+    seed: int = 42
+    fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    folds: int = 5
+    stratify: str | None = "lesion"
+
+    def __post_init__(self) -> None:
+        _check_choice("split.method", self.method, ("patient", "roboflow"))
         if len(self.fractions) != 3 or any(f < 0 for f in self.fractions) or abs(sum(self.fractions) - 1) > 1e-6:
             raise ParamsError(f"split.fractions must be 3 non-negative numbers summing to 1, got {list(self.fractions)}")
+        if self.folds < 2:
+            raise ParamsError(f"split.folds must be >= 2, got {self.folds}")
 
 
 @dataclass(frozen=True)
@@ -95,7 +164,11 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Optimisation: Dice+BCE, Adam, ReduceLROnPlateau on validation Dice."""
+    """Optimisation: Dice+BCE, Adam, ReduceLROnPlateau on validation Dice.
+
+    ``fold``: None trains on the split's train subset and validates on val; k trains on
+    the other folds and validates on fold k (cross-validation).
+    """
 
     epochs: int = 40
     batch_size: int = 4
@@ -107,6 +180,7 @@ class TrainParams:
     plateau_patience: int = 3
     seed: int = 0
     device: str = "auto"
+    fold: int | None = None
     augment: AugmentParams = field(default_factory=AugmentParams)
 
     def __post_init__(self) -> None:
@@ -146,6 +220,7 @@ class Params:
     """All of params.yaml."""
 
     data: DataParams = field(default_factory=DataParams)
+    qc: QcParams = field(default_factory=QcParams)
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
     split: SplitParams = field(default_factory=SplitParams)
     model: ModelParams = field(default_factory=ModelParams)
@@ -215,6 +290,6 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 __all__ = [
     "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "ModelParams",
-    "Params", "ParamsError", "PreprocessSpec", "RoboflowParams", "SplitParams", "TrainParams",
+    "Params", "ParamsError", "PreprocessSpec", "QcParams", "RoboflowParams", "SplitParams", "TrainParams",
     "build", "load_params",
 ]
