@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pipeline.ingest import coco
+from pipeline.ingest import coco, semantic_masks, yolo
 from pipeline.ingest.records import ExportFrame, IngestError
 
 Reader = Callable[[Path, Sequence[str]], list[ExportFrame]]
@@ -13,10 +13,14 @@ Reader = Callable[[Path, Sequence[str]], list[ExportFrame]]
 # Roboflow's own format names (as `version.download(format)` takes them) -> reader.
 READERS: dict[str, Reader] = {
     "coco-segmentation": coco.read_coco_export,
+    "png-mask-semantic": semantic_masks.read_semantic_export,
+    "yolov8": yolo.read_yolo_export,
 }
 # A file that only an export of that format holds, for `auto` detection.
 MARKERS: dict[str, str] = {
     "coco-segmentation": coco.ANNOTATIONS_FILE,
+    "png-mask-semantic": semantic_masks.CLASSES_FILE,
+    "yolov8": yolo.DATA_FILE,
 }
 
 

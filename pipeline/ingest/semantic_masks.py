@@ -1,0 +1,168 @@
+"""Roboflow "Semantic Segmentation Masks" exports (``png-mask-semantic``).
+
+Layout (see ``shared/fixtures/roboflow-real/DHCN_dataset.v1i.png-mask-semantic``): every
+split folder holds ``_classes.csv`` (header ``Pixel Value, Class`` with a space after each
+comma, maybe no trailing newline) and ``<stem>.jpg`` + ``<stem>_mask.png`` pairs; the mask
+is 8-bit single-channel, pixel value = class index, 0 = background. Classes are mapped by
+name, so background is a class only when asked for by name.
+
+The small helpers ``image_size``, ``name_some`` and ``values_per_class`` are shared with
+the YOLO reader.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from pipeline.ingest.coco import IMAGE_SUFFIXES
+from pipeline.ingest.names import parse_export_name
+from pipeline.ingest.records import ExportFrame, IngestError
+
+CLASSES_FILE = "_classes.csv"
+MASK_SUFFIX = "_mask.png"
+_HEADER = ("pixel value", "class")
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image from its header, without decoding the pixels.
+
+    Raises:
+        IngestError: missing or not an image.
+    """
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except OSError as error:  # PIL's UnidentifiedImageError is an OSError
+        raise IngestError(f"{path}: not a readable image ({error})") from error
+
+
+def name_some(names: Sequence[str], limit: int = 5) -> str:
+    """``a, b, c`` or ``a, b, c, d, e and 3 more``: enough names to find the problem."""
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def values_per_class(source: Path, by_name: dict[str, list[int]], classes: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+    """The export's values (class ids or pixel values) of each output channel, mapped by name.
+
+    Args:
+        source: the file that declares the export's classes, for the error message.
+        by_name: the export's class names and the values each one has.
+        classes: output channel names (case-sensitive).
+
+    Raises:
+        IngestError: a requested class that the export does not have (listing what it has).
+    """
+    missing = [name for name in classes if name not in by_name]
+    if missing:
+        raise IngestError(f"{source}: class(es) {', '.join(missing)} not in the export; "
+                          f"it has {', '.join(sorted(by_name)) or 'no classes'}")
+    return tuple(tuple(by_name[name]) for name in classes)
+
+
+def read_classes_csv(path: Path) -> dict[str, list[int]]:
+    """Parses ``_classes.csv`` into class name -> pixel values.
+
+    Tolerates a BOM, spaces after commas, quoted names, CRLF and a missing trailing newline.
+
+    Raises:
+        IngestError: unreadable, not the ``Pixel Value, Class`` header, or a bad row (line named).
+    """
+    try:
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines(), skipinitialspace=True))
+    except (OSError, UnicodeDecodeError) as error:
+        raise IngestError(f"{path}: unreadable ({error})") from error
+    if not rows or tuple(cell.strip().lower() for cell in rows[0]) != _HEADER:
+        raise IngestError(f"{path}: header is not 'Pixel Value, Class'; not a semantic segmentation mask export")
+    by_name: dict[str, list[int]] = {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != 2 or not row[0].strip().isdecimal():
+            raise IngestError(f"{path}:{number}: expected '<pixel value>, <class>', got {','.join(row)!r}")
+        by_name.setdefault(row[1].strip(), []).append(int(row[0]))
+    return by_name
+
+
+def find_split_folders(root: Path) -> list[Path]:
+    """The folders below ``root`` (or ``root`` itself) holding a ``_classes.csv``.
+
+    Raises:
+        IngestError: none found, or a folder holds images but no ``_classes.csv``.
+    """
+    if not root.is_dir():
+        raise IngestError(f"{root}: no such export folder")
+    folders = sorted(p.parent for p in root.glob(f"*/{CLASSES_FILE}")) or \
+        ([root] if (root / CLASSES_FILE).is_file() else [])
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p not in folders):
+        if any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
+            raise IngestError(f"{folder}: images but no {CLASSES_FILE} (is this a semantic segmentation mask export?)")
+    if not folders:
+        raise IngestError(f"{root}: no {CLASSES_FILE} found; expected the train/, valid/, test/ "
+                          "folders of a Roboflow Semantic Segmentation Masks export")
+    return folders
+
+
+def pair_images_and_masks(folder: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) pairs of a split folder, sorted by image name.
+
+    Raises:
+        IngestError: images without their mask or masks without their image (named, with counts).
+    """
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    masks = {p.name[: -len(MASK_SUFFIX)]: p for p in files if p.name.endswith(MASK_SUFFIX)}
+    images = {p.stem: p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(MASK_SUFFIX)}
+    problems = [f"{len(names)} {what}: {name_some(names)}" for what, names in (
+        ("image(s) without a mask", [images[s].name for s in sorted(images.keys() - masks.keys())]),
+        ("mask(s) without an image", [masks[s].name for s in sorted(masks.keys() - images.keys())])) if names]
+    if problems:
+        raise IngestError(f"{folder}: {'; '.join(problems)}")
+    return [(images[stem], masks[stem]) for stem in sorted(images)]
+
+
+def has_values(mask_path: Path, values: Sequence[int]) -> bool:
+    """Whether a label mask holds any of ``values``.
+
+    Raises:
+        IngestError: the mask cannot be read.
+    """
+    label = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if label is None:
+        raise IngestError(f"{mask_path}: mask file missing or unreadable")
+    return bool(np.isin(label, list(values)).any())
+
+
+def read_split(folder: Path, classes: Sequence[str]) -> list[ExportFrame]:
+    """Reads one split folder: its ``_classes.csv`` and every image/mask pair."""
+    csv_path = folder / CLASSES_FILE
+    values = values_per_class(csv_path, read_classes_csv(csv_path), classes)
+    wanted = [value for channel in values for value in channel]
+    frames = []
+    for image_path, mask_path in pair_images_and_masks(folder):
+        width, height = image_size(image_path)
+        frames.append(ExportFrame(image_path, folder.name, parse_export_name(image_path.name), width, height,
+                                  annotated=has_values(mask_path, wanted), mask_path=mask_path, mask_values=values))
+    return frames
+
+
+def read_semantic_export(root: Path, classes: Sequence[str]) -> list[ExportFrame]:
+    """Reads every split of a Semantic Segmentation Masks export folder, in a stable order.
+
+    Args:
+        root: the export folder (holding ``train/``, ``valid/``, ``test/``).
+        classes: output channel names, mapped by name onto each split's ``_classes.csv``.
+
+    Returns:
+        One frame per image; masks are read lazily by :meth:`ExportFrame.masks`, which
+        also checks that each mask is its image's size.
+
+    Raises:
+        IngestError: missing ``_classes.csv``, a requested class it lacks, unpaired files.
+    """
+    return [frame for folder in find_split_folders(root) for frame in read_split(folder, classes)]
