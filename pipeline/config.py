@@ -73,6 +73,9 @@ class DataParams:
         _check_choice("data.source", self.source, ("local", "roboflow"))
         _check_choice("data.format", self.format, EXPORT_FORMATS)
         _check_choice("data.unannotated", self.unannotated, ("keep", "drop"))
+        if self.source == "roboflow" and self.format == "auto":
+            raise ParamsError("data.format: auto only works for local exports; name the format to download "
+                              "from Roboflow (coco-segmentation, png-mask-semantic or yolov8)")
         if not self.classes or len(set(self.classes)) != len(self.classes):
             raise ParamsError(f"data.classes must be a non-empty list of unique names, got {list(self.classes)}")
         if "(?P<patient>" not in self.patient_pattern:

@@ -5,12 +5,13 @@ Stage outputs live outside ``data/`` (DVC refuses overlapping outputs).
 - pull -> ``artifacts/frames/``: ``images/<frame_id>.png`` (original-size uint8 grey),
   ``masks/<frame_id>.png`` (original-size uint8 bitmask, bit c = class c, see
   ``pipeline.inference.outputs``), ``manifest.csv`` (one row per frame), ``source.json`` (the export's own
-  description, e.g. that it is synthetic).
+  description, e.g. that it is synthetic); ``reports/qc.json``, the annotation QC report
+  (see ``pipeline.ingest.qc.write_report``).
 - preprocess -> ``artifacts/processed/``: ``images/<frame_id>.png`` (size x size uint8,
   filtered), ``masks/<frame_id>.png`` (size x size bitmask), ``frames.csv`` (manifest
   columns + geometry columns of ``FrameGeometry.to_dict``); ``reports/preprocess/`` pairs.
-- split -> ``artifacts/split.json``: ``{"seed", "fractions", "patients": {"train": [...],
-  "val": [...], "test": [...]}, "frames": {"train": [frame_id, ...], ...}}``.
+- split -> ``artifacts/split.json``: patients and frames per subset and per fold (the
+  structure is in ``pipeline.splitting``).
 - train -> ``models/checkpoint.pt`` (see ``pipeline.training.checkpoint``), ``dvclive/``.
 - evaluate -> ``reports/metrics.json``, ``reports/per_frame.csv``, ``reports/overlays/``.
 - export -> ``models/model.onnx``.
@@ -26,6 +27,7 @@ SPLIT_FILE = Path("artifacts/split.json")
 CHECKPOINT_FILE = Path("models/checkpoint.pt")
 DVCLIVE_DIR = Path("dvclive")
 REPORTS_DIR = Path("reports")
+QC_REPORT = REPORTS_DIR / "qc.json"
 METRICS_FILE = REPORTS_DIR / "metrics.json"
 PER_FRAME_FILE = REPORTS_DIR / "per_frame.csv"
 OVERLAYS_DIR = REPORTS_DIR / "overlays"

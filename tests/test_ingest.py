@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.config import DataParams
+from pipeline.config import DataParams, QcParams
 from pipeline.ingest.coco import read_coco_export, read_split
 from pipeline.ingest.records import IngestError
 from pipeline.ingest.names import parse_export_name, patient_of
-from pipeline.ingest.normalise import normalise_export, opened_export
+from pipeline.ingest.normalise import normalise_export
+from pipeline.ingest.source import opened_export
 from pipeline.inference.outputs import unpack_masks
 
 
@@ -91,9 +92,11 @@ def test_normalise_real_export(bt_subset: Path, tmp_path: Path):
     out = tmp_path / "frames"
     out.mkdir()
     params = DataParams(classes=("Tumor",), patient_pattern=r"^(?P<patient>y\d+)")
-    manifest = normalise_export(bt_subset, out, params, progress=False)
+    result = normalise_export(bt_subset, out, params, QcParams(), progress=False)
+    manifest = result.manifest
     assert len(manifest) == 5 and set(manifest["patient"]) == {"y701", "y702", "y703", "y704", "y705"}
-    assert manifest["annotated"].sum() == 4
+    assert manifest["annotated"].sum() == 4 and result.export_format == "coco-segmentation"
+    assert [f.kind for f in result.findings] == []
     for row in manifest.itertuples():
         image = cv2.imread(str(out / "images" / f"{row.frame_id}.png"), cv2.IMREAD_UNCHANGED)
         mask = unpack_masks(cv2.imread(str(out / "masks" / f"{row.frame_id}.png"), cv2.IMREAD_UNCHANGED), 1)
@@ -101,9 +104,23 @@ def test_normalise_real_export(bt_subset: Path, tmp_path: Path):
         assert mask.sum() == row.px_Tumor
     dropped = tmp_path / "dropped"
     dropped.mkdir()
-    with pytest.warns(UserWarning, match="4 frame\\(s\\) do not match data.patient_pattern"):
-        kept = normalise_export(bt_subset, dropped, DataParams(classes=("Tumor",), unannotated="drop"), progress=False)
-    assert len(kept) == 4 and kept["patient"].str.startswith("unknown:").all()
+    kept = normalise_export(bt_subset, dropped, DataParams(classes=("Tumor",), unannotated="drop"), QcParams(),
+                            progress=False)
+    assert len(kept.manifest) == 4 and kept.manifest["patient"].str.startswith("unknown:").all()
+    assert [(f.kind, f.action) for f in kept.findings] == [("unknown_patient", "warn")] * 4
+
+
+def test_image_size_mismatch_is_a_finding_and_the_frame_is_not_written(bt_subset: Path, tmp_path: Path):
+    image = next((bt_subset / "test").glob("*.jpg"))
+    cv2.imwrite(str(image), np.zeros((100, 100, 3), np.uint8))
+    out = tmp_path / "frames"
+    out.mkdir()
+    params = DataParams(classes=("Tumor",), patient_pattern=r"^(?P<patient>y\d+)")
+    result = normalise_export(bt_subset, out, params, QcParams(), progress=False)
+    assert [(f.kind, f.action, f.frame) for f in result.findings] == [("size_mismatch", "error", image.name)]
+    assert "image is 100x100 but its annotations say 640x640" in result.findings[0].detail
+    assert len(result.manifest) == 4 and image.name not in set(result.manifest["export_file"])
+    assert len(list((out / "images").iterdir())) == 4
 
 
 def test_unknown_class_lists_what_the_export_has(bt_subset: Path):
@@ -115,15 +132,6 @@ def test_folder_with_images_but_no_annotations(bt_subset: Path):
     (bt_subset / "test" / "_annotations.coco.json").unlink()
     with pytest.raises(IngestError, match="images but no _annotations.coco.json"):
         read_coco_export(bt_subset, ["Tumor"])
-
-
-def test_image_size_mismatch_is_an_error(bt_subset: Path, tmp_path: Path):
-    image = next((bt_subset / "test").glob("*.jpg"))
-    cv2.imwrite(str(image), np.zeros((100, 100, 3), np.uint8))
-    out = tmp_path / "frames"
-    out.mkdir()
-    with pytest.raises(IngestError, match=f"{image.name}: image is 100x100 but its annotations say 640x640"):
-        normalise_export(bt_subset, out, DataParams(classes=("Tumor",)), progress=False)
 
 
 def test_zipped_export_and_corrupt_zip(bt_subset: Path, tmp_path: Path):

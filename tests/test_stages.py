@@ -32,7 +32,7 @@ def small_params(**overrides: dict) -> dict:
     params["preprocess"].update(size=64, filter={**params["preprocess"]["filter"], "method": "isotropic"})
     params["model"].update(encoder="resnet18", encoder_weights=None)
     params["train"].update(epochs=1, batch_size=2)
-    params["split"].update(fractions=[0.5, 0.25, 0.25])
+    params["split"].update(fractions=[0.5, 0.25, 0.25], folds=2)
     for section, values in overrides.items():
         params[section].update(values)
     return params
@@ -72,6 +72,7 @@ def test_pull_preprocess_split(project: Path):
         assert result.returncode == 0, result.stderr
     manifest = pd.read_csv(project / "artifacts/frames/manifest.csv")
     assert len(manifest) == 12 and manifest["patient"].nunique() == 6
+    assert json.loads((project / "reports/qc.json").read_text()) == {"counts": {}, "findings": []}
     assert set(manifest["patient"]) == {f"P{i:03d}" for i in range(1, 7)}
     frames = pd.read_csv(project / "artifacts/processed/frames.csv")
     image = cv2.imread(str(project / "artifacts/processed/images" / f"{frames.frame_id[0]}.png"), cv2.IMREAD_UNCHANGED)
@@ -109,6 +110,44 @@ def test_pull_bad_input_leaves_no_output(project: Path, breakage: str, fragments
     assert_one_line_error(result, *fragments)
     assert not (project / "artifacts" / "frames").exists()
     assert not list((project / "artifacts").glob(".*partial"))
+
+
+def push_polygon_outside(export: Path) -> str:
+    """Moves the first annotation's polygon 1000 px right of its image; returns that image's file name."""
+    path = export / "train" / "_annotations.coco.json"
+    payload = json.loads(path.read_text())
+    annotation = payload["annotations"][0]
+    annotation["segmentation"] = [[v + 1000 if i % 2 == 0 else v for i, v in enumerate(ring)]
+                                  for ring in annotation["segmentation"]]
+    path.write_text(json.dumps(payload))
+    return next(image["file_name"] for image in payload["images"] if image["id"] == annotation["image_id"])
+
+
+def test_qc_error_stops_pull_after_writing_the_report(project: Path):
+    image = push_polygon_outside(project / "data")
+    result = run_stage("pull", project)
+    assert_one_line_error(result, "1 annotation finding(s) stop the pipeline", f"outside_image in {image}",
+                          "reports/qc.json", "qc.outside_image: warn")
+    assert "error outside_image" in result.stdout  # the console summary
+    assert not (project / "artifacts" / "frames").exists()
+    report = json.loads((project / "reports" / "qc.json").read_text())
+    assert report["counts"]["outside_image"] == {"error": 1}
+    outside = next(finding for finding in report["findings"] if finding["kind"] == "outside_image")
+    assert outside["frame"] == image and "vertex(es) outside 320x240" in outside["detail"]
+    assert report["counts"]["empty_mask"] == {"warn": 1}  # moved off the image, it also fills no pixel
+    (project / "params.yaml").write_text(yaml.safe_dump(small_params(qc={"outside_image": "warn"})))
+    result = run_stage("pull", project)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((project / "reports" / "qc.json").read_text())["counts"]["outside_image"] == {"warn": 1}
+    assert len(pd.read_csv(project / "artifacts/frames/manifest.csv")) == 12
+
+
+def test_frames_manifest_outside_the_tracked_export_is_refused(project: Path):
+    (project / "frames.csv").write_text("original_name,patient,spacing_x_mm,spacing_y_mm\n")
+    (project / "params.yaml").write_text(yaml.safe_dump(small_params(data={"frames_manifest": "frames.csv"})))
+    assert_one_line_error(run_stage("pull", project), "frames.csv: data.frames_manifest must be inside "
+                          "data.export_dir (data)")
+    assert not (project / "artifacts" / "frames").exists()
 
 
 def test_stage_without_upstream_output_says_which_stage(project: Path):

@@ -1,54 +1,50 @@
-"""Normalising an export into original-size grey frames, bitmask label masks and a manifest.
+"""Normalising an unpacked export into original-size grey frames, bitmask label masks and a manifest.
 
-One implementation for the pull stage and for checking an export by hand.
+Whatever the format, every kept frame becomes ``images/<frame_id>.png`` (uint8 grey, the
+frame's own size), ``masks/<frame_id>.png`` (uint8 bitmask, bit c = class c) and one
+manifest row; the annotation QC findings are collected on the way (see
+:mod:`pipeline.ingest.qc`). :mod:`pipeline.ingest.source` wraps this for the pull stage
+and ``trus ingest``.
 """
 
 from __future__ import annotations
 
 import hashlib
-import warnings
-import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from tempfile import TemporaryDirectory
+from dataclasses import dataclass
+from pathlib import Path, PurePath
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.config import DataParams
-from pipeline.imaging.frames import FrameReadError, read_frame
+from pipeline.config import DataParams, QcParams
+from pipeline.imaging.frames import read_frame
 from pipeline.inference.outputs import pack_masks, write_png_atomically
 from pipeline.ingest.coco import export_info
-from pipeline.ingest.formats import read_export
-from pipeline.ingest.records import ExportFrame, IngestError
+from pipeline.ingest.formats import READERS, detect_format
+from pipeline.ingest.frames_manifest import join_frames_manifest, read_frames_manifest
 from pipeline.ingest.names import patient_of
+from pipeline.ingest.qc import Finding, export_findings, frame_findings, pixel_digest
+from pipeline.ingest.records import ExportFrame, IngestError, SizeMismatchError
 from pipeline.layout import IMAGES, MANIFEST, MASKS, SOURCE_INFO
 from pipeline.outputs import write_json_atomically
 
 UNKNOWN_PATIENT_PREFIX = "unknown:"
 
 
-@contextmanager
-def opened_export(source: Path) -> Iterator[Path]:
-    """Yields an export folder: ``source`` itself, or a zip extracted to a temporary folder.
+@dataclass(frozen=True)
+class NormalisedExport:
+    """What :func:`normalise_export` wrote and found.
 
-    Raises:
-        IngestError: missing source, or a corrupt zip.
+    Attributes:
+        manifest: one row per written frame (see :func:`manifest_row`).
+        findings: the QC findings whose action is not ``ignore``, frames first.
+        export_format: the format that was read (``auto`` resolved).
     """
-    if source.is_dir():
-        yield source
-        return
-    if not source.is_file():
-        raise IngestError(f"{source}: no such export (folder or .zip)")
-    with TemporaryDirectory(prefix="trus-export-") as folder:
-        try:
-            with zipfile.ZipFile(source) as archive:
-                archive.extractall(folder)
-        except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise IngestError(f"{source}: not a readable zip ({error})") from error
-        yield Path(folder)
+
+    manifest: pd.DataFrame
+    findings: list[Finding]
+    export_format: str
 
 
 def content_digest(root: Path) -> str:
@@ -64,9 +60,14 @@ def content_digest(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def manifest_row(frame: ExportFrame, masks: np.ndarray, params: DataParams) -> dict:
-    """The manifest row of one frame: identity, patient, size, spacing and class pixel counts."""
-    patient = patient_of(frame.name.original_name, params.patient_pattern)
+def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, classes: tuple[str, ...]) -> dict:
+    """The manifest row of one frame.
+
+    Columns: ``frame_id``, ``patient`` (``unknown:<original stem>`` when unknown),
+    ``original_name``, ``export_file``, ``export_split`` (Roboflow's folder), ``width``,
+    ``height`` (px), ``spacing_x_mm``, ``spacing_y_mm`` (mm per px, NaN until a frames
+    manifest supplies them), ``annotated``, and ``px_<class>`` (mask pixel count per class).
+    """
     row = {
         "frame_id": frame.name.frame_id,
         "patient": patient or f"{UNKNOWN_PATIENT_PREFIX}{frame.name.original_stem}",
@@ -79,57 +80,90 @@ def manifest_row(frame: ExportFrame, masks: np.ndarray, params: DataParams) -> d
         "spacing_y_mm": np.nan,
         "annotated": frame.annotated,
     }
-    row.update({f"px_{name}": int(mask.sum()) for name, mask in zip(params.classes, masks)})
+    row.update({f"px_{name}": int(mask.sum()) for name, mask in zip(classes, masks)})
     return row
 
 
-def normalise_export(export_root: Path, out_dir: Path, params: DataParams, progress: bool = True) -> pd.DataFrame:
-    """Writes ``images/``, ``masks/``, ``manifest.csv`` and ``source.json`` for every kept frame of an export.
+def _known_stems(data: DataParams) -> set[str]:
+    """Original-name stems that the frames manifest (``data.frames_manifest``) gives a patient."""
+    return set(read_frames_manifest(Path(data.frames_manifest)).index) if data.frames_manifest else set()
+
+
+def _frame_masks(frame: ExportFrame, n_classes: int, qc: QcParams) -> tuple[np.ndarray | None, list[Finding]]:
+    """The frame's (C, H, W) bool masks, or None with a ``size_mismatch`` finding for a mask file of another size."""
+    try:
+        return frame.masks(n_classes), []
+    except SizeMismatchError as error:
+        action = qc.action("size_mismatch")
+        return None, [] if action == "ignore" else [Finding("size_mismatch", action, frame.image_path.name,
+                                                            str(error))]
+
+
+def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcParams, origin: str = "",
+                     progress: bool = True) -> NormalisedExport:
+    """Writes ``images/``, ``masks/``, ``manifest.csv`` and ``source.json`` for every usable frame.
+
+    A frame whose image and annotations disagree in size is never written (its masks
+    would not fit); ``qc.size_mismatch`` says whether that stops the caller.
 
     Args:
-        export_root: an unpacked Roboflow COCO Segmentation export.
+        export_root: an unpacked export, of ``data.format`` (``auto``: detected).
         out_dir: an existing, empty folder (the caller makes it atomic).
-        params: the ``data`` section: classes, patient pattern, unannotated policy.
+        data: classes, patient pattern, unannotated policy, frames manifest.
+        qc: which findings are reported and at which level.
+        origin: where the export came from (``local:data``, ``roboflow:W/P/V``), for ``source.json``.
         progress: show a progress bar.
 
-    Returns:
-        The manifest, one row per written frame.
-
     Raises:
-        IngestError: inconsistent export (missing images, classes, size mismatch, duplicates).
+        IngestError: unreadable or inconsistent export (missing images or classes, the same
+            image twice, no usable frame, a bad frames manifest).
         FrameReadError: an image that cannot be decoded.
     """
-    frames = read_export(export_root, params.format, params.classes)
+    export_format = detect_format(export_root) if data.format == "auto" else data.format
+    frames = READERS[export_format](export_root, data.classes)
+    known_stems = _known_stems(data)
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
-    rows = []
+    rows, findings, digests = [], [], {}
     for frame in tqdm(frames, desc="pull", unit="frame", disable=None if progress else True):
-        if not frame.annotated and params.unannotated == "drop":
+        if not frame.annotated and data.unannotated == "drop":
             continue
         gray = read_frame(frame.image_path).gray
-        if gray.shape != (frame.height, frame.width):
-            raise IngestError(f"{frame.image_path}: image is {gray.shape[1]}x{gray.shape[0]} but its "
-                              f"annotations say {frame.width}x{frame.height}")
-        masks = frame.masks(len(params.classes))
-        row = manifest_row(frame, masks, params)
+        masks, mismatch = _frame_masks(frame, len(data.classes), qc)
+        findings += mismatch
+        if masks is None:
+            continue
+        patient = patient_of(frame.name.original_name, data.patient_pattern)
+        known = patient is not None or PurePath(frame.name.original_name).stem in known_stems
+        image_size = (gray.shape[1], gray.shape[0])
+        findings += frame_findings(frame, image_size, masks, known, data.classes, qc)
+        if image_size != (frame.width, frame.height):
+            continue
+        row = manifest_row(frame, masks, patient, data.classes)
         write_png_atomically(out_dir / IMAGES / f"{row['frame_id']}.png", gray)
         write_png_atomically(out_dir / MASKS / f"{row['frame_id']}.png", pack_masks(masks))
+        digests[row["frame_id"]] = pixel_digest(gray)
         rows.append(row)
     manifest = pd.DataFrame(rows)
     if manifest.empty:
-        raise IngestError(f"{export_root}: no frames to use (data.unannotated={params.unannotated})")
+        raise IngestError(f"{export_root}: no usable frames (data.unannotated={data.unannotated}; "
+                          f"{len(frames)} frame(s) in the export)")
     duplicated = manifest["frame_id"][manifest["frame_id"].duplicated()].tolist()
     if duplicated:
         raise IngestError(f"{export_root}: the same image appears twice: {', '.join(duplicated[:5])}")
-    unknown = manifest["patient"].str.startswith(UNKNOWN_PATIENT_PREFIX).sum()
-    if unknown:
-        warnings.warn(f"{unknown} frame(s) do not match data.patient_pattern; each is treated as its own patient",
-                      stacklevel=2)
+    if data.frames_manifest:
+        manifest = join_frames_manifest(manifest, Path(data.frames_manifest))
+    findings += export_findings(manifest, digests, data.classes, qc)
     manifest.to_csv(out_dir / MANIFEST, index=False)
-    write_json_atomically(out_dir / SOURCE_INFO, {"format": params.format, "info": export_info(export_root),
-                                                  "dataset_version": content_digest(export_root),
-                                                  "frames": len(manifest), "patients": int(manifest["patient"].nunique())})
-    return manifest
+    write_json_atomically(out_dir / SOURCE_INFO, {
+        "origin": origin,
+        "format": export_format,
+        "info": export_info(export_root) if export_format == "coco-segmentation" else {},
+        "dataset_version": content_digest(export_root),
+        "frames": len(manifest),
+        "patients": int(manifest["patient"].nunique()),
+    })
+    return NormalisedExport(manifest, findings, export_format)
 
 
-__all__ = ["FrameReadError", "IngestError", "normalise_export", "opened_export"]
+__all__ = ["NormalisedExport", "content_digest", "manifest_row", "normalise_export"]

@@ -27,6 +27,10 @@ class IngestError(ValueError):
     """An export is missing, malformed or inconsistent; the message names the file."""
 
 
+class SizeMismatchError(IngestError):
+    """A frame's mask file is not the size of its image (a ``size_mismatch`` QC finding)."""
+
+
 @dataclass(frozen=True)
 class ExportFrame:
     """One image of an export with its annotations.
@@ -59,7 +63,8 @@ class ExportFrame:
             (n_classes, height, width) bool, one mask per output channel.
 
         Raises:
-            IngestError: the mask file is unreadable or not the image's size.
+            IngestError: the mask file is unreadable.
+        SizeMismatchError: the mask file is not the image's size.
         """
         if self.mask_path is not None:
             return masks_from_label_image(self.mask_path, self.mask_values, self.width, self.height)
@@ -111,6 +116,6 @@ def masks_from_label_image(path: Path, values: tuple[tuple[int, ...], ...], widt
             raise IngestError(f"{path}: a colour mask; expected one channel of class indices")
         label = label[..., 0]
     if label.shape != (height, width):
-        raise IngestError(f"{path}: mask is {label.shape[1]}x{label.shape[0]} but its image is {width}x{height}")
+        raise SizeMismatchError(f"{path}: mask is {label.shape[1]}x{label.shape[0]} but its image is {width}x{height}")
     return np.stack([np.isin(label, list(channel_values)) for channel_values in values]) if values \
         else np.zeros((0, height, width), bool)

@@ -1,0 +1,108 @@
+"""Getting an export from where ``data`` says, normalising it, and reporting its quality.
+
+:func:`ingest` is the one implementation behind the pull stage and ``trus ingest``:
+open the export (a folder, a zip, or a pinned Roboflow version downloaded through the
+API), normalise it into an atomic output folder, write the QC report, and stop (leaving
+no output folder) when a finding's action is ``error``.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from tempfile import TemporaryDirectory
+
+from pipeline.config import DataParams, QcParams
+from pipeline.ingest.normalise import NormalisedExport, normalise_export
+from pipeline.ingest.qc import Finding, blocking, write_report
+from pipeline.ingest.records import IngestError
+from pipeline.ingest.roboflow_api import RoboflowRef, download_export
+from pipeline.outputs import atomic_directory
+
+
+class QualityError(IngestError):
+    """Annotation QC findings whose action is ``error``; the report file holds them all.
+
+    Attributes:
+        findings: every finding of the export (warnings too), for the console summary.
+    """
+
+    def __init__(self, message: str, findings: list[Finding]) -> None:
+        super().__init__(message)
+        self.findings = findings
+
+
+@contextmanager
+def opened_export(source: Path) -> Iterator[Path]:
+    """Yields an export folder: ``source`` itself, or a zip extracted to a temporary folder.
+
+    Raises:
+        IngestError: missing source, or a corrupt zip.
+    """
+    if source.is_dir():
+        yield source
+        return
+    if not source.is_file():
+        raise IngestError(f"{source}: no such export (folder or .zip)")
+    with TemporaryDirectory(prefix="trus-export-") as folder:
+        try:
+            with zipfile.ZipFile(source) as archive:
+                archive.extractall(folder)
+        except (zipfile.BadZipFile, OSError, EOFError) as error:
+            raise IngestError(f"{source}: not a readable zip ({error})") from error
+        yield Path(folder)
+
+
+def roboflow_ref(data: DataParams) -> RoboflowRef:
+    """The pinned dataset version named by ``data.roboflow``."""
+    return RoboflowRef(data.roboflow.workspace, data.roboflow.project, data.roboflow.version)
+
+
+def describe_source(data: DataParams) -> str:
+    """Where ``data`` takes its export from, for messages and ``source.json`` (never the key)."""
+    return str(roboflow_ref(data)) if data.source == "roboflow" else f"local:{data.export_dir}"
+
+
+@contextmanager
+def exported(data: DataParams) -> Iterator[Path]:
+    """Yields the unpacked export that ``data`` names; temporary copies are deleted afterwards.
+
+    ``source: roboflow`` downloads the version through the API (key from ``ROBOFLOW_API_KEY``,
+    waiting at most ``data.roboflow.timeout_s``); a failed download leaves nothing behind.
+
+    Raises:
+        IngestError: a missing source or corrupt zip; RoboflowError (a subclass) for the API.
+    """
+    if data.source == "local":
+        with opened_export(Path(data.export_dir)) as root:
+            yield root
+        return
+    with TemporaryDirectory(prefix="trus-roboflow-") as scratch:
+        yield download_export(roboflow_ref(data), data.format, Path(scratch) / "export", data.roboflow.timeout_s)
+
+
+def ingest(data: DataParams, qc: QcParams, out_dir: Path, report_path: Path, progress: bool = True) -> NormalisedExport:
+    """Normalises the export ``data`` names into ``out_dir`` and writes the QC report to ``report_path``.
+
+    ``out_dir`` is replaced only when everything succeeded and no finding is an ``error``;
+    the report is written in any case once the export has been read.
+
+    Raises:
+        QualityError: findings whose action is ``error`` (counted, the first named).
+        IngestError, FrameReadError: the export cannot be read (see :func:`normalise_export`).
+    """
+    with exported(data) as root, atomic_directory(out_dir) as partial:
+        result = normalise_export(root, partial, data, qc, describe_source(data), progress)
+        write_report(result.findings, report_path)
+        errors = blocking(result.findings)
+        if errors:
+            first = errors[0]
+            raise QualityError(f"{len(errors)} annotation finding(s) stop the pipeline, e.g. {first.kind} in "
+                               f"{first.frame or 'the export'}: {first.detail}; see {report_path} "
+                               f"(set qc.{first.kind}: warn to go on)", result.findings)
+    return result
+
+
+__all__ = ["QualityError", "describe_source", "exported", "ingest", "opened_export", "roboflow_ref"]
