@@ -1,4 +1,4 @@
-"""The ``trus`` command line: ``sample``, ``segment``, ``ingest``, ``frames``, ``upload``.
+"""The ``trus`` command line: ``sample``, ``segment``, ``preprocess``, ``ingest``, ``frames``, ``upload``.
 
 Errors print one line naming the file and the problem and exit non-zero, with no
 traceback (``TRUS_DEBUG=1`` shows it).
@@ -70,6 +70,33 @@ def segment(
     console.print(f"segment: {done} frame(s) -> {out} (masks, overlays, {AREAS_FILE})")
     if result.failures:
         raise typer.Exit(EXIT_BAD_INPUT)
+
+
+@app.command()
+def preprocess(
+    frame: Annotated[Path, typer.Argument(help="A frame file (PNG, JPEG, BMP, TIFF or DICOM).")],
+    out: Annotated[Path, typer.Option(help="Folder for <stem>_processed.png and <stem>_geometry.json.")] = Path("preview"),
+    model: Annotated[Path | None, typer.Option(help="Use this exported model's preprocessing (default: params.yaml's).")] = None,
+    index: Annotated[int, typer.Option("--frame-index", min=0, help="Frame of a multi-frame DICOM.")] = 0,
+) -> None:
+    """Show what the network sees: the processed frame and its geometry (crop box, scale, padding, spacing)."""
+    from pipeline.config import PARAMS_FILE, Params, load_params
+    from pipeline.preview import preview_frame
+
+    try:
+        if model is not None:
+            from pipeline.inference.predictor import Segmenter
+            spec, source = Segmenter(model).contract.preprocess, str(model)
+        elif PARAMS_FILE.is_file():
+            spec, source = load_params().preprocess, str(PARAMS_FILE)
+        else:
+            spec, source = Params().preprocess, "defaults"
+        written = preview_frame(frame, spec, out, index, source)
+    except (ValueError, OSError) as error:  # FrameReadError, ModelLoadError, ParamsError
+        raise fail(str(error)) from None
+    console.print(f"preprocess: {frame} -> {written.image} ({spec.size}x{spec.size}, crop {spec.crop}, "
+                  f"{spec.resize}, filter {spec.filter.method}; spec from {source}), geometry {written.geometry}",
+                  highlight=False)
 
 
 def _data_params(source: str, export_format: str | None, classes: str | None, frames_manifest: Path | None) -> tuple:

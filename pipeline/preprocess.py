@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from pipeline.config import load_params
 from pipeline.imaging.frames import read_frame
+from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import PreprocessSpec
 from pipeline.imaging.transform import preprocess_frame, preprocess_mask
 from pipeline.inference.outputs import read_bitmask, write_png_atomically
@@ -34,11 +35,20 @@ def side_by_side(raw: np.ndarray, processed: np.ndarray) -> np.ndarray:
     return np.hstack([scaled, gap, processed])
 
 
+def network_spacing_columns(row: pd.Series, geometry: FrameGeometry) -> dict[str, float]:
+    """``net_spacing_x_mm``/``net_spacing_y_mm``: mm per network pixel, NaN when the frame's spacing is unknown."""
+    x, y = row.get("spacing_x_mm", np.nan), row.get("spacing_y_mm", np.nan)
+    spacing = None if pd.isna(x) or pd.isna(y) else (float(x), float(y))
+    net = geometry.network_spacing_mm(spacing) or (np.nan, np.nan)
+    return {"net_spacing_x_mm": net[0], "net_spacing_y_mm": net[1]}
+
+
 def preprocess_all(frames_dir: Path, out_dir: Path, spec: PreprocessSpec, plots_dir: Path) -> pd.DataFrame:
     """Preprocesses every frame and mask listed in ``frames_dir/manifest.csv``.
 
     Returns:
-        The manifest joined with each frame's geometry (written as ``frames.csv``).
+        The manifest joined with each frame's geometry and its spacing on the network grid
+        (``net_spacing_x_mm``, ``net_spacing_y_mm``: mm per network pixel), written as ``frames.csv``.
     """
     manifest = pd.read_csv(frames_dir / MANIFEST)
     (out_dir / IMAGES).mkdir()
@@ -52,7 +62,8 @@ def preprocess_all(frames_dir: Path, out_dir: Path, spec: PreprocessSpec, plots_
         write_png_atomically(out_dir / MASKS / f"{frame_id}.png", mask)
         if index < PLOT_PAIRS:
             write_png_atomically(plots_dir / f"{frame_id}.png", side_by_side(raw, processed.image))
-        geometries.append(processed.geometry.to_dict())
+        geometries.append({**processed.geometry.to_dict(), **network_spacing_columns(manifest.iloc[index],
+                                                                                       processed.geometry)})
     table = pd.concat([manifest, pd.DataFrame(geometries)], axis=1)
     table.to_csv(out_dir / PROCESSED_MANIFEST, index=False)
     return table

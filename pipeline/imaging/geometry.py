@@ -57,6 +57,19 @@ class FrameGeometry:
         """Network px per original px along y."""
         return self.content_height / self.crop_height
 
+    def network_spacing_mm(self, spacing_mm: tuple[float, float] | None) -> tuple[float, float] | None:
+        """The physical size of one network pixel, (x, y) in mm, from the original frame's spacing.
+
+        Args:
+            spacing_mm: (x, y) mm per original pixel, or None when unknown.
+
+        Returns:
+            (x, y) mm per network pixel (original spacing / scale), or None when unknown.
+        """
+        if spacing_mm is None:
+            return None
+        return spacing_mm[0] / self.scale_x, spacing_mm[1] / self.scale_y
+
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON/CSV friendly), with the derived scales."""
         return {**dataclasses.asdict(self), "scale_x": self.scale_x, "scale_y": self.scale_y}

@@ -1,0 +1,79 @@
+"""``trus preprocess``: what the network sees for one frame, and where it came from.
+
+Uses the one preprocessing implementation (:func:`pipeline.imaging.transform.preprocess_frame`)
+with the spec of params.yaml or of an exported model, and writes the processed frame with a
+JSON of its geometry, so a person can check crop, letterbox and filter on any scanner's frame.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.imaging.frames import read_frame
+from pipeline.imaging.geometry import FrameGeometry
+from pipeline.imaging.spec import PreprocessSpec
+from pipeline.imaging.transform import preprocess_frame
+from pipeline.inference.outputs import write_png_atomically
+from pipeline.outputs import write_json_atomically
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The files :func:`preview_frame` wrote."""
+
+    image: Path
+    geometry: Path
+
+
+def geometry_record(geometry: FrameGeometry, spacing_mm: tuple[float, float] | None) -> dict[str, Any]:
+    """A person-readable description of a frame's geometry.
+
+    Returns:
+        ``crop_box`` [x, y, width, height] in original px; ``scale`` [x, y] network px per
+        original px; ``padding`` {left, top, right, bottom} in network px; ``content_size``
+        [width, height] of the resized crop in network px; ``size`` (network side, px);
+        ``frame_size`` [width, height] in original px; ``spacing_mm`` [x, y] mm per
+        original px and ``network_spacing_mm`` [x, y] mm per network px (null when unknown).
+    """
+    g = geometry
+    network_spacing = g.network_spacing_mm(spacing_mm)
+    return {
+        "frame_size": [g.frame_width, g.frame_height],
+        "crop_box": [g.crop_x, g.crop_y, g.crop_width, g.crop_height],
+        "size": g.size,
+        "content_size": [g.content_width, g.content_height],
+        "scale": [g.scale_x, g.scale_y],
+        "padding": {"left": g.pad_left, "top": g.pad_top, "right": g.size - g.pad_left - g.content_width,
+                    "bottom": g.size - g.pad_top - g.content_height},
+        "spacing_mm": list(spacing_mm) if spacing_mm else None,
+        "network_spacing_mm": list(network_spacing) if network_spacing else None,
+    }
+
+
+def preview_frame(path: Path, spec: PreprocessSpec, out_dir: Path, frame_index: int = 0,
+                  spec_source: str = "") -> Preview:
+    """Preprocesses one frame as training and the app do; writes ``<stem>_processed.png`` and ``<stem>_geometry.json``.
+
+    Args:
+        path: a frame file (PNG, JPEG, BMP, TIFF or DICOM).
+        spec: the preprocessing spec.
+        out_dir: output folder (created).
+        frame_index: the frame of a multi-frame DICOM, from 0.
+        spec_source: where ``spec`` came from (params.yaml, a model), recorded in the JSON.
+
+    Raises:
+        FrameReadError: unreadable frame, or no frame ``frame_index``.
+        ValueError: the spec's crop box misses the frame.
+    """
+    frame = read_frame(path, frame_index)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    processed = preprocess_frame(frame.gray, spec)
+    stem = path.stem if frame_index == 0 else f"{path.stem}_{frame_index:04d}"
+    image_path, json_path = out_dir / f"{stem}_processed.png", out_dir / f"{stem}_geometry.json"
+    write_png_atomically(image_path, processed.image)
+    write_json_atomically(json_path, {"frame": path.name, "frame_index": frame_index, "spec_source": spec_source,
+                                      "preprocess": spec.to_dict(),
+                                      **geometry_record(processed.geometry, frame.spacing_mm)})
+    return Preview(image_path, json_path)
