@@ -32,12 +32,16 @@ def sample(
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives identical files.")] = 0,
     patients: Annotated[int, typer.Option(min=1, help="Synthetic patients.")] = 24,
     frames_per_patient: Annotated[int, typer.Option(min=1, help="Frames per patient.")] = 5,
+    variant: Annotated[str, typer.Option(help="Scanner variant: default, probe_bottom, wide, wide_bottom, "
+                                         "logo_calipers, colour, jpeg, size_800x600, size_1024x768, worst_case, "
+                                         "or fleet (one per patient).")] = "default",
 ) -> None:
     """Write SYNTHETIC TRUS phantoms as a Roboflow COCO Segmentation export (not patient data)."""
     from pipeline.synthetic import SampleSpec, write_sample_export
 
     try:
-        counts = write_sample_export(out, seed, SampleSpec(n_patients=patients, frames_per_patient=frames_per_patient))
+        counts = write_sample_export(out, seed, SampleSpec(n_patients=patients, frames_per_patient=frames_per_patient,
+                                                           variant=variant))
     except (ValueError, OSError) as error:
         raise fail(str(error)) from None
     console.print(f"sample: wrote SYNTHETIC export to {out} (seed {seed}): "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections import Counter
@@ -11,7 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.synthetic import PhantomFrame, SampleSpec, render_phantom, write_sample_export
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.synthetic import (FLEET, VARIANT_NAMES, VARIANTS, PhantomFrame, SampleSpec, patient_variant,
+                                render_phantom, sample_frame, write_sample_export)
 from pipeline.synthetic.phantom import draw_patient
 from pipeline.synthetic.roboflow_coco import SPLITS, plan_export, polygon_annotation, roboflow_file_name
 
@@ -234,3 +239,78 @@ def test_refuses_non_empty_out_dir(tmp_path):
         SampleSpec(frame_width=160, frame_height=120)
     with pytest.raises(ValueError):
         SampleSpec(split_fractions=(0.7, 0.2, 0.2))
+
+
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_variants_are_deterministic_and_expose_the_true_fan(variant):
+    a, b = (sample_frame(3, 2, 1, variant=variant, size=(400, 272), with_lesion=True) for _ in range(2))
+    assert np.array_equal(a.image, b.image) and a.fan == b.fan
+    scanner = patient_variant(variant, 3, 2)
+    width, height = scanner.size or (400, 272)
+    assert a.image.shape == (height, width, 3) and a.fan_mask.shape == (height, width)
+    x, y, w, h = a.fan_box
+    assert (x, y, w, h) == cv2.boundingRect(a.fan_mask.astype(np.uint8)) and w > 0.6 * width and 0 < y < y + h < height
+    assert abs(x + w / 2 - a.fan.apex_x) <= 1  # centred on the apex
+    lo, hi = scanner.fov_deg
+    assert lo - 1e-9 <= 2 * np.degrees(a.fan.half_angle) <= hi + 1e-9
+    assert a.fan.direction == (1 if scanner.probe == "top" else -1)
+    assert not (a.gland_mask & ~_grow(a.fan_mask, -3)).any() and not (a.lesion_mask & ~a.gland_mask).any()
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "default" and VARIANTS[v].jpeg_quality is None])
+def test_variant_overlays_leave_the_fan_border_clear(variant):
+    frame = sample_frame(0, 1, 2, variant=variant, size=(640, 436), with_lesion=True)
+    ring = _grow(frame.fan_mask, 6) & ~_grow(frame.fan_mask, 1)  # 2-6 px outside the fan
+    assert frame.image[ring].max() == 0
+    outside = ~_grow(frame.fan_mask, 1)
+    assert frame.image[outside].max() > 150  # but the margins do hold text
+
+
+def test_variant_features_are_in_the_pixels():
+    default, colour, bottom = (sample_frame(0, 1, 2, variant=v, size=(640, 436), with_lesion=True)
+                               for v in ("default", "colour", "probe_bottom"))
+    saturation = lambda image: int((image.max(axis=2).astype(int) - image.min(axis=2)).max())  # noqa: E731
+    assert saturation(default.image) <= 2 and saturation(colour.image) > 150  # colour text and calipers
+    gland_y = lambda f: np.nonzero(f.gland_mask)[0].mean()  # noqa: E731
+    assert default.fan.apex_y < gland_y(default) and bottom.fan.apex_y > gland_y(bottom)  # probe side
+    logo = sample_frame(0, 1, 2, variant="logo_calipers", size=(640, 436), with_lesion=True)
+    on_fan = _grow(logo.fan_mask, -4)
+    assert (logo.image[on_fan] >= 235).sum() > (default.image[on_fan] >= 235).sum() + 50  # logo ring, calipers
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_jpeg_variant_adds_capture_noise(seed):
+    noisy = VARIANTS["jpeg"]
+    clean = dataclasses.replace(noisy, name="jpeg_clean", jpeg_quality=None)
+    a, b = (render_phantom(np.random.default_rng(seed), 400, 272, with_lesion=False, variant=v) for v in (noisy, clean))
+    error = np.abs(a.image.astype(int) - b.image.astype(int))
+    assert 1.0 < error[a.fan_mask].mean() < 10.0  # quality 12-30 blocks on the speckle
+    assert error.max() > 60  # ringing around the burned-in text
+    assert np.array_equal(a.fan_mask, b.fan_mask)
+
+
+def test_sample_export_with_a_variant(tmp_path):
+    spec = SampleSpec(n_patients=2, frames_per_patient=1, frame_width=320, frame_height=240, variant="size_800x600",
+                      empty_fraction=0.0)
+    write_sample_export(tmp_path / "data", seed=2, spec=spec)
+    images = [im for split in SPLITS for im in _coco(tmp_path / "data", split)["images"]]
+    assert {(im["width"], im["height"]) for im in images} == {(800, 600)}
+    assert "--variant size_800x600" in _coco(tmp_path / "data", "train")["info"]["description"]
+    readme = (tmp_path / "data" / "README.roboflow.txt").read_text()
+    assert "800x600" in readme and "Scanner variant: size_800x600" in readme
+    with pytest.raises(ValueError, match="unknown sample variant"):
+        SampleSpec(variant="nope")
+
+
+def test_fleet_mixes_variants_per_patient():
+    names = [patient_variant(FLEET, 0, patient).name for patient in range(1, 25)]
+    assert len(set(names)) >= 6 and names == [patient_variant(FLEET, 0, p).name for p in range(1, 25)]
+    assert names != [patient_variant(FLEET, 1, p).name for p in range(1, 25)]
+    assert patient_variant("wide", 0, 7) is VARIANTS["wide"]
+
+
+def test_cli_lists_every_variant():
+    result = CliRunner().invoke(app, ["sample", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    for name in VARIANT_NAMES:
+        assert name in result.output

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipeline.synthetic.phantom import draw_patient, render_phantom
+from pipeline.synthetic.scanner import sample_frame
+from pipeline.synthetic.variants import DEFAULT, FLEET, VARIANT_NAMES, VARIANTS
 
 SPLITS = ("train", "valid", "test")
 CATEGORIES = (
@@ -46,6 +46,9 @@ class SampleSpec:
         lesion_fraction: fraction of gland frames that show a lesion, 0..1.
         empty_fraction: fraction of all frames where the probe misses the gland (no annotation), 0..1.
         split_fractions: Roboflow's random train/valid/test split, per frame (patients straddle splits).
+        variant: the scanner, a key of ``VARIANTS`` (``default``: the original one), or
+            ``fleet`` (each patient on one of them, drawn from the seed). A variant with
+            its own frame size overrides ``frame_width`` and ``frame_height``.
     """
 
     n_patients: int = 24
@@ -55,6 +58,7 @@ class SampleSpec:
     lesion_fraction: float = 0.4
     empty_fraction: float = 0.06
     split_fractions: tuple[float, float, float] = (0.7, 0.2, 0.1)
+    variant: str = DEFAULT.name
 
     def __post_init__(self) -> None:
         if self.n_patients < 1 or self.frames_per_patient < 1 or self.frame_width < 256 or self.frame_height < 192:
@@ -62,6 +66,8 @@ class SampleSpec:
         fractions = (self.lesion_fraction, self.empty_fraction, *self.split_fractions)
         if not all(0.0 <= f <= 1.0 for f in fractions) or abs(sum(self.split_fractions) - 1.0) > 1e-6:
             raise ValueError(f"fractions must lie in [0, 1] and split_fractions sum to 1: {self}")
+        if self.variant not in VARIANT_NAMES:
+            raise ValueError(f"unknown sample variant {self.variant!r}; expected one of {', '.join(VARIANT_NAMES)}")
 
 
 @dataclass(frozen=True)
@@ -175,14 +181,15 @@ def write_sample_export(out_dir: Path, seed: int = 0, spec: SampleSpec = SampleS
     if out_dir.exists() and any(p.name != ".gitignore" for p in out_dir.iterdir()):
         raise ValueError(f"{out_dir} is not empty; refusing to write a sample export into it")
     plans = plan_export(seed, spec)
-    polygons = _render_frames(out_dir, seed, spec, plans)
+    polygons, sizes = _render_frames(out_dir, seed, spec, plans)
     stamp = _export_time(seed)
-    docs = {split: _coco_header(seed, stamp) for split in SPLITS}
+    docs = {split: _coco_header(seed, stamp, spec.variant) for split in SPLITS}
     for plan in plans:
         doc = docs[plan.split]
         image_id = len(doc["images"])
+        width, height = sizes[plan.file_name]
         doc["images"].append({"id": image_id, "license": 1, "file_name": plan.file_name,
-                              "height": spec.frame_height, "width": spec.frame_width, "date_captured": stamp})
+                              "height": height, "width": width, "date_captured": stamp})
         for category_id, polygon in polygons[plan.file_name]:
             doc["annotations"].append(polygon_annotation(len(doc["annotations"]), image_id, category_id, polygon))
     for split, doc in docs.items():
@@ -190,45 +197,39 @@ def write_sample_export(out_dir: Path, seed: int = 0, spec: SampleSpec = SampleS
     counts = {split: len(docs[split]["images"]) for split in SPLITS}
     counts["annotations"] = sum(len(doc["annotations"]) for doc in docs.values())
     (out_dir / "README.dataset.txt").write_text(_readme_dataset(seed))
-    (out_dir / "README.roboflow.txt").write_text(_readme_roboflow(seed, stamp, len(plans), spec))
+    (out_dir / "README.roboflow.txt").write_text(_readme_roboflow(seed, stamp, len(plans), spec, set(sizes.values())))
     return counts
 
 
-def _render_frames(out_dir: Path, seed: int, spec: SampleSpec,
-                   plans: list[FramePlan]) -> dict[str, list[tuple[int, np.ndarray]]]:
-    """Renders every planned frame into its split folder as JPEG, one patient at a time.
+def _render_frames(out_dir: Path, seed: int, spec: SampleSpec, plans: list[FramePlan]
+                   ) -> tuple[dict[str, list[tuple[int, np.ndarray]]], dict[str, tuple[int, int]]]:
+    """Renders every planned frame into its split folder as JPEG, patient by patient.
 
     Returns:
-        For each file name, its (category id, (N, 2) polygon) pairs: gland first, then lesion.
+        For each file name, its (category id, (N, 2) polygon) pairs (gland first, then
+        lesion), and its (width, height) px.
     """
     for split in SPLITS:
         (out_dir / split).mkdir(parents=True, exist_ok=True)
     polygons: dict[str, list[tuple[int, np.ndarray]]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
     by_patient = sorted(plans, key=lambda plan: (plan.patient, plan.frame))
-    for patient, group in itertools.groupby(by_patient, key=lambda plan: plan.patient):
-        params = draw_patient(np.random.default_rng([seed, 1, patient]), spec.frame_width, spec.frame_height)
-        for plan in group:
-            frame = render_phantom(np.random.default_rng([seed, 2, patient, plan.frame]),
-                                   spec.frame_width, spec.frame_height, with_gland=plan.with_gland,
-                                   with_lesion=plan.with_lesion, patient=params,
-                                   sweep=_sweep_position(plan.frame, spec.frames_per_patient),
-                                   label=f"SIM-P{patient:03d} F{plan.frame:02d}")
-            path = out_dir / plan.split / plan.file_name
-            if not cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]):
-                raise OSError(f"could not write {path}")
-            polygons[plan.file_name] = [(1, g) for g in frame.gland_polygons] + [(2, g) for g in frame.lesion_polygons]
-    return polygons
+    for plan in by_patient:
+        frame = sample_frame(seed, plan.patient, plan.frame, variant=spec.variant,
+                             size=(spec.frame_width, spec.frame_height), frames_per_patient=spec.frames_per_patient,
+                             with_gland=plan.with_gland, with_lesion=plan.with_lesion)
+        path = out_dir / plan.split / plan.file_name
+        if not cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, _JPEG_QUALITY]):
+            raise OSError(f"could not write {path}")
+        polygons[plan.file_name] = [(1, g) for g in frame.gland_polygons] + [(2, g) for g in frame.lesion_polygons]
+        sizes[plan.file_name] = (frame.image.shape[1], frame.image.shape[0])
+    return polygons, sizes
 
 
 def _number(value: float) -> int | float:
     """Rounds to 3 decimals like Roboflow; whole numbers become ints (``300``, not ``300.0``)."""
     rounded = round(float(value), 3)
     return int(rounded) if rounded.is_integer() else rounded
-
-
-def _sweep_position(frame: int, frames_per_patient: int) -> float:
-    """Position of a frame in its patient's sweep through the gland, -0.8..0.8 (0 = mid-gland)."""
-    return 0.0 if frames_per_patient == 1 else -0.8 + 1.6 * (frame - 1) / (frames_per_patient - 1)
 
 
 def _export_time(seed: int) -> str:
@@ -238,11 +239,17 @@ def _export_time(seed: int) -> str:
     return moment.isoformat()
 
 
-def _coco_header(seed: int, stamp: str) -> dict:
+def _command(seed: int, variant: str) -> str:
+    """The ``trus sample`` command that makes this export."""
+    return f"trus sample --seed {seed}" + ("" if variant == DEFAULT.name else f" --variant {variant}")
+
+
+def _coco_header(seed: int, stamp: str, variant: str) -> dict:
     """An empty split document in Roboflow's key order."""
     return {
         "info": {"year": stamp[:4], "version": "1",
-                 "description": f"SYNTHETIC prostate TRUS phantoms made by `trus sample --seed {seed}`; not patient data",
+                 "description": f"SYNTHETIC prostate TRUS phantoms made by `{_command(seed, variant)}`; "
+                                "not patient data",
                  "contributor": "trus sample (synthetic phantom generator)", "url": "", "date_created": stamp},
         "licenses": [{"id": 1, "url": "https://creativecommons.org/licenses/by/4.0/", "name": "CC BY 4.0"}],
         "categories": [dict(c) for c in CATEGORIES],
@@ -259,16 +266,24 @@ def _readme_dataset(seed: int) -> str:
             "License: CC BY 4.0\n")
 
 
-def _readme_roboflow(seed: int, stamp: str, n_images: int, spec: SampleSpec) -> str:
+def _readme_roboflow(seed: int, stamp: str, n_images: int, spec: SampleSpec, sizes: set[tuple[int, int]]) -> str:
     """Roboflow's longer ``README.roboflow.txt``, saying this is synthetic."""
+    size_text = ", ".join(f"{w}x{h}" for w, h in sorted(sizes))
+    if spec.variant == FLEET:
+        scanner = "Scanner variant: fleet (each patient on one of the variants, drawn from the seed).\n"
+    elif spec.variant != DEFAULT.name:
+        scanner = f"Scanner variant: {spec.variant} ({VARIANTS[spec.variant].description}).\n"
+    else:
+        scanner = ""
     return (f"\nprostate-trus - SYNTHETIC sample, seed {seed}\n"
             "==============================\n\n"
-            f"This is SYNTHETIC phantom data generated by `trus sample --seed {seed}` (dated {stamp}).\n"
+            f"This is SYNTHETIC phantom data generated by `{_command(seed, spec.variant)}` (dated {stamp}).\n"
             "It imitates the layout of a Roboflow \"COCO Segmentation\" export, quirks included,\n"
             "but it was not exported from roboflow.com and contains no patient data:\n"
             "every frame is a rendered B-mode TRUS phantom with its text burned in as SYNTHETIC.\n\n"
             f"The dataset includes {n_images} images "
-            f"({spec.n_patients} patients x {spec.frames_per_patient} frames, {spec.frame_width}x{spec.frame_height}).\n"
+            f"({spec.n_patients} patients x {spec.frames_per_patient} frames, {size_text}).\n"
+            f"{scanner}"
             "Gland and lesion are annotated in COCO Segmentation format.\n"
             "Original names are P<patient>_F<frame>.png; the split is random per frame, as Roboflow's is,\n"
             "so one patient's frames can fall in several splits.\n\n"
