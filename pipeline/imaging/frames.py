@@ -35,10 +35,14 @@ class Frame:
     Attributes:
         gray: (H, W) uint8.
         spacing_mm: (x, y) pixel spacing in mm, or None when the file does not say.
+        region_box: (x, y, width, height) px of the DICOM ultrasound region (see
+            :func:`dicom_region_box`), clipped to the image; None for other files and for
+            DICOM without a Sequence of Ultrasound Regions. ``crop: dicom`` crops to it.
     """
 
     gray: np.ndarray
     spacing_mm: tuple[float, float] | None = None
+    region_box: tuple[int, int, int, int] | None = None
 
 
 def to_gray_uint8(pixels: np.ndarray) -> np.ndarray:
@@ -161,6 +165,29 @@ def dicom_region_boxes(dataset: object, width: int, height: int) -> list[tuple[i
     return [box for box in boxes if box[0] <= box[2] and box[1] <= box[3]]
 
 
+def dicom_region_box(dataset: object, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """The image's main ultrasound region, clipped to the image.
+
+    The largest (after clipping) of the 2-D regions (RegionSpatialFormat 1, tissue or
+    flow images); of all regions when none is 2-D (an M-mode or Doppler-only file).
+
+    Args:
+        dataset: a DICOM dataset, with or without a Sequence of Ultrasound Regions.
+        width, height: the image size, px.
+
+    Returns:
+        (x, y, width, height) px inside the image, or None without a non-empty region.
+    """
+    regions = list(getattr(dataset, "SequenceOfUltrasoundRegions", None) or [])
+    two_d = [region for region in regions if getattr(region, "RegionSpatialFormat", None) == 1]
+    boxes = [_clipped_box(region, width, height) for region in two_d or regions]
+    boxes = [box for box in boxes if box[0] <= box[2] and box[1] <= box[3]]
+    if not boxes:
+        return None
+    x0, y0, x1, y1 = max(boxes, key=lambda box: (box[2] - box[0] + 1) * (box[3] - box[1] + 1))
+    return x0, y0, x1 - x0 + 1, y1 - y0 + 1
+
+
 def _dicom_errors() -> tuple[type[Exception], ...]:
     from pydicom.errors import InvalidDicomError
 
@@ -209,7 +236,8 @@ def _dataset_frames(path: Path, dataset: Any) -> Iterator[Frame]:
             raise FrameReadError(f"{path}: {error}") from error
         if photometric == "MONOCHROME1":
             gray = 255 - gray
-        yield Frame(gray, dicom_spacing_mm(dataset, gray.shape[1], gray.shape[0]))
+        yield Frame(gray, dicom_spacing_mm(dataset, gray.shape[1], gray.shape[0]),
+                    dicom_region_box(dataset, gray.shape[1], gray.shape[0]))
 
 
 def _check_path(path: Path) -> str:

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 INTERPOLATION_FLAGS = {
-    "nearest": cv2.INTER_NEAREST,
+    # pixel-centre aligned like the other modes (plain INTER_NEAREST is off by up to half a source pixel)
+    "nearest": cv2.INTER_NEAREST_EXACT,
     "area": cv2.INTER_AREA,
     "linear": cv2.INTER_LINEAR,
     "cubic": cv2.INTER_CUBIC,
@@ -120,7 +121,7 @@ def to_network_grid(array: np.ndarray, geometry: FrameGeometry, interpolation: s
     """Crops, resizes and pads an original-frame array onto the square grid.
 
     Args:
-        array: (H, W) or (H, W, C) array at the original frame size.
+        array: (H, W) or (H, W, C) array at the original frame size (bool allowed, C <= 4).
         geometry: from :func:`plan_geometry` for this frame.
         interpolation: a key of ``INTERPOLATION_FLAGS`` (``nearest`` for masks).
 
@@ -128,9 +129,11 @@ def to_network_grid(array: np.ndarray, geometry: FrameGeometry, interpolation: s
         (size, size[, C]) array of the same dtype, zero outside the content.
     """
     g = geometry
-    crop = array[g.crop_y:g.crop_y + g.crop_height, g.crop_x:g.crop_x + g.crop_width]
-    resized = cv2.resize(crop, (g.content_width, g.content_height),
+    crop = np.ascontiguousarray(array[g.crop_y:g.crop_y + g.crop_height, g.crop_x:g.crop_x + g.crop_width])
+    resized = cv2.resize(crop.view(np.uint8) if crop.dtype == bool else crop, (g.content_width, g.content_height),
                          interpolation=INTERPOLATION_FLAGS[interpolation])
+    if resized.ndim < array.ndim:  # cv2 drops a trailing channel axis of length 1
+        resized = resized[..., None]
     out = np.zeros((g.size, g.size) + array.shape[2:], dtype=array.dtype)
     out[g.pad_top:g.pad_top + g.content_height, g.pad_left:g.pad_left + g.content_width] = resized
     return out
