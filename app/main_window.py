@@ -237,7 +237,7 @@ class MainWindow(QMainWindow):
         if self.segmenter is not None and self.session.frame is not None:
             self._started = time.perf_counter()
             self.statusBar().showMessage("Segmenting…")
-            self.worker.submit(self.segmenter, self.session.frame.gray)
+            self.worker.submit(self.segmenter, self.session.frame.gray, self.session.frame.region_box)
 
     def _on_segmented(self, segmentation: Segmentation) -> None:
         self.session.set_segmentation(segmentation)

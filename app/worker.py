@@ -13,6 +13,8 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from pipeline.inference.predictor import Segmenter
 
+Box = tuple[int, int, int, int]  # (x, y, width, height) px
+
 
 class _JobSignals(QObject):
     """Carries a job's outcome from the pool thread to the GUI thread (queued)."""
@@ -24,14 +26,16 @@ class _JobSignals(QObject):
 class _SegmentJob(QRunnable):
     """One ``Segmenter.segment`` call, tagged with its request number."""
 
-    def __init__(self, request: int, segmenter: Segmenter, gray: np.ndarray, signals: _JobSignals) -> None:
+    def __init__(self, request: int, segmenter: Segmenter, gray: np.ndarray, region_box: Box | None,
+                 signals: _JobSignals) -> None:
         super().__init__()
         self._request, self._segmenter, self._gray, self._signals = request, segmenter, gray, signals
+        self._region_box = region_box
 
     def run(self) -> None:
         """Segments the frame and emits the result or a one-line error."""
         try:
-            result = self._segmenter.segment(self._gray)
+            result = self._segmenter.segment(self._gray, self._region_box)
         except Exception as error:  # any failure must reach the GUI, not die silently in the pool
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             self._signals.error.emit(self._request, f"Segmentation failed: {message}")
@@ -67,11 +71,11 @@ class SegmentationWorker(QObject):
         """Whether the latest request is still running or queued."""
         return self._busy
 
-    def submit(self, segmenter: Segmenter, gray: np.ndarray) -> None:
-        """Requests a segmentation of ``gray``, superseding any earlier request."""
+    def submit(self, segmenter: Segmenter, gray: np.ndarray, region_box: Box | None = None) -> None:
+        """Requests a segmentation of ``gray`` (with its DICOM region, if any), superseding any earlier request."""
         self._latest += 1
         self._pool.clear()  # drop a request that has not started yet
-        self._pool.start(_SegmentJob(self._latest, segmenter, gray, self._signals))
+        self._pool.start(_SegmentJob(self._latest, segmenter, gray, region_box, self._signals))
         self._set_busy(True)
 
     def shutdown(self) -> None:

@@ -39,3 +39,5 @@ MASKS = "masks"
 MANIFEST = "manifest.csv"
 SOURCE_INFO = "source.json"
 PROCESSED_MANIFEST = "frames.csv"
+REGION_COLUMNS = ("region_x", "region_y", "region_width", "region_height")
+"""Manifest columns of a frame's DICOM ultrasound region (x, y, w, h) in px, for ``crop: dicom``."""

@@ -90,7 +90,7 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
             continue
         for index, frame in enumerate(frames):
             name = stem if len(frames) == 1 else f"{stem}_f{index:03d}"
-            masks = segmenter.segment(frame.gray).masks(threshold)
+            masks = segmenter.segment(frame.gray, frame.region_box).masks(threshold)
             write_mask_and_overlay(out_dir, name, masks, draw_overlay(frame.gray, masks))
             for area in class_areas(masks, segmenter.classes, frame.spacing_mm):
                 rows.append({"file": str(path), "frame": index, "output": name, "width": frame.gray.shape[1],

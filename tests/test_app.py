@@ -300,7 +300,7 @@ def test_bad_model_shows_error_and_keeps_old_model(window: MainWindow, errors: l
 
 def test_segmentation_failure_is_reported(qtbot, window: MainWindow, frame_png: Path, errors: list[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    def broken(gray: np.ndarray) -> None:
+    def broken(gray: np.ndarray, region_box: tuple[int, int, int, int] | None = None) -> None:
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(window.segmenter, "segment", broken)

@@ -74,3 +74,23 @@ def test_cli_uses_the_model_spec_and_reports_bad_frames(fan_frame: Path, tmp_pat
     broken.write_bytes(b"not a png")
     result = runner.invoke(app, ["preprocess", str(broken), "--out", str(tmp_path / "q")])
     assert result.exit_code == 2 and "broken.png" in result.output and not (tmp_path / "q").exists()
+
+
+def test_dicom_crop_uses_the_region_in_the_clinic_and_in_training(tmp_path: Path):
+    """`crop: dicom`: the predictor (app, trus segment) and the preprocess stage both crop to the region."""
+    import pandas as pd
+
+    from pipeline.inference.predictor import Segmenter
+    from pipeline.preprocess import region_box_of
+
+    path = Path(examples.get_path("palette_color"))
+    frame = read_frame(path)
+    assert frame.region_box is not None
+    spec = PreprocessSpec(crop="dicom", size=64, filter=FilterSpec(method="none"))
+    segmenter = Segmenter(write_threshold_model(tmp_path / "model.onnx", tiny_contract(spec)))
+    geometry = segmenter.segment(frame.gray, frame.region_box).geometry
+    assert (geometry.crop_x, geometry.crop_y, geometry.crop_width, geometry.crop_height) == frame.region_box
+    row = pd.Series(dict(zip(("region_x", "region_y", "region_width", "region_height"), frame.region_box)))
+    assert region_box_of(row) == frame.region_box
+    assert region_box_of(pd.Series({"region_x": float("nan")})) is None
+    assert preprocess_frame(frame.gray, spec, region_box=region_box_of(row)).geometry == geometry

@@ -133,6 +133,9 @@ def test_scanner_to_roboflow_and_back_keeps_patients_and_spacing(tmp_path: Path)
     np.testing.assert_allclose(manifest[["spacing_x_mm", "spacing_y_mm"]].to_numpy(),
                                expected[["spacing_x_mm", "spacing_y_mm"]].to_numpy())
     assert (manifest["px_gland"] > 0).all()
+    regions = ["region_x", "region_y", "region_width", "region_height"]
+    assert manifest[regions].notna().all().all()  # the DICOM region travels too, for crop: dicom
+    np.testing.assert_array_equal(manifest[regions].to_numpy(), expected[regions].to_numpy())
     source = json.loads((project / "artifacts" / "frames" / "source.json").read_text())
     assert source["origin"] == f"roboflow:{WORKSPACE}/{PROJECT}/1" and source["format"] == "coco-segmentation"
     pd.testing.assert_frame_equal(pd.read_csv(project / "checked" / "manifest.csv"), manifest)

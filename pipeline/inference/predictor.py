@@ -85,16 +85,18 @@ class Segmenter:
         tensor = network_input(images, self.contract.mean, self.contract.std)
         return self._session.run(None, {self._input_name: tensor})[0]
 
-    def segment(self, gray: np.ndarray) -> Segmentation:
+    def segment(self, gray: np.ndarray, region_box: tuple[int, int, int, int] | None = None) -> Segmentation:
         """Segments one frame.
 
         Args:
             gray: (H, W) uint8 grey frame at its original size.
+            region_box: the frame's DICOM ultrasound region (``Frame.region_box``), for
+                ``crop: dicom`` models; None for frames without one.
 
         Returns:
             Probabilities mapped back onto the original (H, W) frame.
         """
-        processed = preprocess_frame(gray, self.contract.preprocess)
+        processed = preprocess_frame(gray, self.contract.preprocess, region_box=region_box)
         probabilities = self.predict_processed(processed.image)[0]  # (C, S, S)
         original = to_original_frame(np.ascontiguousarray(probabilities.transpose(1, 2, 0)), processed.geometry)
         return Segmentation(np.ascontiguousarray(original.transpose(2, 0, 1)), processed.geometry, self.classes)

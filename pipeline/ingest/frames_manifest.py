@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.ingest.records import IngestError
+from pipeline.layout import REGION_COLUMNS
 
 JOIN_COLUMNS = ("original_name", "patient", "spacing_x_mm", "spacing_y_mm")
 SPACING_COLUMNS = ("spacing_x_mm", "spacing_y_mm")
@@ -27,7 +28,7 @@ def _stem(name: str) -> str:
 
 def read_frames_manifest(path: Path) -> pd.DataFrame:
     """Reads a frames manifest as ``patient``, ``spacing_x_mm``, ``spacing_y_mm`` (mm) and, when
-    present, ``width``, ``height`` (px), indexed by name stem.
+    present, ``width``, ``height`` and the ``region_*`` box (px), indexed by name stem.
 
     Raises:
         IngestError: the file is missing or not CSV, lacks a column, has an empty name or
@@ -53,11 +54,12 @@ def read_frames_manifest(path: Path) -> pd.DataFrame:
     duplicated = table.index[table.index.duplicated()].unique().tolist()
     if duplicated:
         raise IngestError(f"{path}: the same frame name appears twice: {', '.join(duplicated[:5])}")
-    return table[["patient", *SPACING_COLUMNS, *(c for c in SIZE_COLUMNS if c in table.columns)]]
+    optional = [c for c in (*SIZE_COLUMNS, *REGION_COLUMNS) if c in table.columns]
+    return table[["patient", *SPACING_COLUMNS, *optional]]
 
 
 def join_frames_manifest(manifest: pd.DataFrame, frames_manifest_path: Path) -> pd.DataFrame:
-    """Takes ``patient`` and spacing from a frames manifest for every row whose name stem it holds.
+    """Takes ``patient``, spacing and the DICOM region from a frames manifest for every row whose name stem it holds.
 
     Args:
         manifest: the pull stage's manifest (``original_name``, ``patient``,
@@ -65,9 +67,9 @@ def join_frames_manifest(manifest: pd.DataFrame, frames_manifest_path: Path) -> 
         frames_manifest_path: the ``manifest.csv`` written by ``trus frames``.
 
     Returns:
-        A copy of ``manifest``; matched rows carry the frames manifest's patient and its
-        spacing (mm) where that is known. Unmatched rows keep their values, with a
-        warning that counts them.
+        A copy of ``manifest``; matched rows carry the frames manifest's patient, its
+        spacing (mm) and its ``region_*`` box (px) where those are known. Unmatched rows
+        keep their values, with a warning that counts them.
 
     Raises:
         IngestError: the frames manifest is malformed (see :func:`read_frames_manifest`), or
@@ -80,9 +82,10 @@ def join_frames_manifest(manifest: pd.DataFrame, frames_manifest_path: Path) -> 
     _check_sizes(manifest[found], matched, frames_manifest_path)
     joined = manifest.copy()
     joined.loc[found, "patient"] = matched["patient"].to_numpy()
-    for column in SPACING_COLUMNS:
-        joined[column] = joined[column].astype(float)
-        known, own = matched[column].to_numpy(), joined.loc[found, column].to_numpy()
+    for column in (*SPACING_COLUMNS, *(c for c in REGION_COLUMNS if c in frames.columns)):
+        joined[column] = joined[column].astype(float) if column in joined.columns else np.nan
+        matched_values = pd.to_numeric(matched[column], errors="coerce").astype(float)
+        known, own = matched_values.to_numpy(), joined.loc[found, column].to_numpy()
         joined.loc[found, column] = np.where(np.isnan(known), own, known)
     if not found.all():
         warnings.warn(f"{(~found).sum()} of {len(found)} frame(s) are not in {frames_manifest_path}; "

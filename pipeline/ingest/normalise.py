@@ -26,7 +26,7 @@ from pipeline.ingest.frames_manifest import join_frames_manifest, read_frames_ma
 from pipeline.ingest.names import patient_of
 from pipeline.ingest.qc import Finding, export_findings, frame_findings, pixel_digest
 from pipeline.ingest.records import ExportFrame, IngestError, SizeMismatchError
-from pipeline.layout import IMAGES, MANIFEST, MASKS, SOURCE_INFO
+from pipeline.layout import IMAGES, MANIFEST, MASKS, REGION_COLUMNS, SOURCE_INFO
 from pipeline.outputs import write_json_atomically
 
 UNKNOWN_PATIENT_PREFIX = "unknown:"
@@ -65,8 +65,10 @@ def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, cla
 
     Columns: ``frame_id``, ``patient`` (``unknown:<original stem>`` when unknown),
     ``original_name``, ``export_file``, ``export_split`` (Roboflow's folder), ``width``,
-    ``height`` (px), ``spacing_x_mm``, ``spacing_y_mm`` (mm per px, NaN until a frames
-    manifest supplies them), ``annotated``, and ``px_<class>`` (mask pixel count per class).
+    ``height`` (px), ``spacing_x_mm``, ``spacing_y_mm`` (mm per px) and ``region_x``,
+    ``region_y``, ``region_width``, ``region_height`` (the DICOM ultrasound region, px), NaN
+    until a frames manifest supplies them, ``annotated``, and ``px_<class>`` (mask pixel
+    count per class).
     """
     row = {
         "frame_id": frame.name.frame_id,
@@ -78,6 +80,7 @@ def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, cla
         "height": frame.height,
         "spacing_x_mm": np.nan,
         "spacing_y_mm": np.nan,
+        **dict.fromkeys(REGION_COLUMNS, np.nan),
         "annotated": frame.annotated,
     }
     row.update({f"px_{name}": int(mask.sum()) for name, mask in zip(classes, masks)})

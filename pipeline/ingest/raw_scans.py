@@ -39,10 +39,11 @@ import pandas as pd
 from pipeline.imaging.frames import Frame, FrameReadError, dicom_region_boxes, frame_kind, read_dicom, read_frames
 from pipeline.inference.outputs import write_png_atomically
 from pipeline.ingest.records import IngestError
-from pipeline.layout import IMAGES, MANIFEST
+from pipeline.layout import IMAGES, MANIFEST, REGION_COLUMNS
 
 MANIFEST_COLUMNS = ("original_name", "patient", "study", "frame", "width", "height", "spacing_x_mm",
-                    "spacing_y_mm", "source_digest", "source_kind", "modality")
+                    "spacing_y_mm", "region_x", "region_y", "region_width", "region_height", "source_digest",
+                    "source_kind", "modality")
 NAME_PATTERN = r"^PT[A-Z2-7]{10}_ST[A-Z2-7]{8}_SR[A-Z2-7]{8}_\d{4,}\.png$"
 MIN_SECRET_BYTES = 16
 
@@ -148,6 +149,8 @@ def extract_frames(raw_dir: Path, out_dir: Path, secret: bytes, channel: int | N
         The report; its manifest has one row per frame: ``original_name`` (the PNG name),
         ``patient``, ``study``, ``frame`` (index in its source file), ``width``/``height``
         (px), ``spacing_x_mm``/``spacing_y_mm`` (mm per px, empty when unknown),
+        ``region_x``/``region_y``/``region_width``/``region_height`` (the DICOM ultrasound
+        region in px, clipped to the frame; empty without one; used by ``crop: dicom``),
         ``source_digest`` (SHA-256 of the source bytes, 16 hex), ``source_kind``, ``modality``.
 
     Raises:
@@ -178,8 +181,9 @@ def _write_frames(images_dir: Path, frames: list[Frame], boxes: list[tuple[int, 
         name = f"{source['patient']}_{source['study']}_{source_key}_{index:04d}.png"
         write_png_atomically(images_dir / name, blank_outside(frame.gray, boxes) if boxes else frame.gray)
         spacing_x, spacing_y = frame.spacing_mm or (np.nan, np.nan)
+        region = dict(zip(REGION_COLUMNS, frame.region_box or (np.nan,) * 4))
         rows.append({**source, "original_name": name, "frame": index, "width": frame.gray.shape[1],
-                     "height": frame.gray.shape[0], "spacing_x_mm": spacing_x, "spacing_y_mm": spacing_y})
+                     "height": frame.gray.shape[0], "spacing_x_mm": spacing_x, "spacing_y_mm": spacing_y, **region})
     return rows
 
 
