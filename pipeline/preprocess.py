@@ -6,6 +6,10 @@ the same ``preprocess_frame`` as evaluation, the CLI and the app.
 
 from __future__ import annotations
 
+import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 from pathlib import Path
 
 import cv2
@@ -19,7 +23,8 @@ from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import PreprocessSpec
 from pipeline.imaging.transform import preprocess_frame, preprocess_mask
 from pipeline.inference.outputs import read_bitmask, write_png_atomically
-from pipeline.layout import FRAMES_DIR, IMAGES, MANIFEST, MASKS, PREPROCESS_PLOTS_DIR, PROCESSED_DIR, PROCESSED_MANIFEST
+from pipeline.layout import (FRAMES_DIR, IMAGES, MANIFEST, MASKS, PREPROCESS_PLOTS_DIR, PROCESSED_DIR,
+                             PROCESSED_MANIFEST, REGION_COLUMNS)
 from pipeline.outputs import atomic_directory
 from pipeline.stage import require_file, run_stage
 
@@ -43,27 +48,54 @@ def network_spacing_columns(row: pd.Series, geometry: FrameGeometry) -> dict[str
     return {"net_spacing_x_mm": net[0], "net_spacing_y_mm": net[1]}
 
 
-def preprocess_all(frames_dir: Path, out_dir: Path, spec: PreprocessSpec, plots_dir: Path) -> pd.DataFrame:
+def region_box_of(row: pd.Series) -> tuple[int, int, int, int] | None:
+    """The frame's DICOM ultrasound region (x, y, w, h) px from its manifest row, or None when unknown."""
+    values = [row.get(column, np.nan) for column in REGION_COLUMNS]
+    return None if any(pd.isna(value) for value in values) else tuple(int(value) for value in values)
+
+
+def preprocess_one(row: pd.Series, plots_dir: Path | None, frames_dir: Path, out_dir: Path,
+                   spec: PreprocessSpec) -> dict[str, float]:
+    """Preprocesses one frame and its mask; returns its geometry and network spacing columns."""
+    frame_id = row["frame_id"]
+    raw = read_frame(frames_dir / IMAGES / f"{frame_id}.png").gray
+    processed = preprocess_frame(raw, spec, region_box=region_box_of(row))
+    mask = preprocess_mask(read_bitmask(frames_dir / MASKS / f"{frame_id}.png"), processed.geometry)
+    write_png_atomically(out_dir / IMAGES / f"{frame_id}.png", processed.image)
+    write_png_atomically(out_dir / MASKS / f"{frame_id}.png", mask)
+    if plots_dir is not None:
+        write_png_atomically(plots_dir / f"{frame_id}.png", side_by_side(raw, processed.image))
+    return {**processed.geometry.to_dict(), **network_spacing_columns(row, processed.geometry)}
+
+
+def preprocess_all(frames_dir: Path, out_dir: Path, spec: PreprocessSpec, plots_dir: Path,
+                   workers: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Preprocesses every frame and mask listed in ``frames_dir/manifest.csv``.
+
+    Frames are independent, so they run on ``workers`` threads (OpenCV and the PNG codec
+    release the GIL); the outputs do not depend on the number of threads.
+
+    Args:
+        frames_dir: the pull stage's output.
+        out_dir: an existing, empty folder for ``images/``, ``masks/`` and ``frames.csv``.
+        spec: the preprocessing spec.
+        plots_dir: an existing folder for the first :data:`PLOT_PAIRS` raw | processed pairs.
+        workers: threads; None uses every core.
+        progress: show a progress bar.
 
     Returns:
         The manifest joined with each frame's geometry and its spacing on the network grid
         (``net_spacing_x_mm``, ``net_spacing_y_mm``: mm per network pixel), written as ``frames.csv``.
     """
-    manifest = pd.read_csv(frames_dir / MANIFEST)
+    manifest = pd.read_csv(frames_dir / MANIFEST, dtype={"frame_id": str})
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
-    geometries = []
-    for index, frame_id in enumerate(tqdm(manifest["frame_id"], desc="preprocess", unit="frame", disable=None)):
-        raw = read_frame(frames_dir / IMAGES / f"{frame_id}.png").gray
-        processed = preprocess_frame(raw, spec)
-        mask = preprocess_mask(read_bitmask(frames_dir / MASKS / f"{frame_id}.png"), processed.geometry)
-        write_png_atomically(out_dir / IMAGES / f"{frame_id}.png", processed.image)
-        write_png_atomically(out_dir / MASKS / f"{frame_id}.png", mask)
-        if index < PLOT_PAIRS:
-            write_png_atomically(plots_dir / f"{frame_id}.png", side_by_side(raw, processed.image))
-        geometries.append({**processed.geometry.to_dict(), **network_spacing_columns(manifest.iloc[index],
-                                                                                       processed.geometry)})
+    rows = [row for _, row in manifest.iterrows()]
+    plot_dirs = [plots_dir if index < PLOT_PAIRS else None for index in range(len(rows))]
+    one = functools.partial(preprocess_one, frames_dir=frames_dir, out_dir=out_dir, spec=spec)
+    with ThreadPoolExecutor(workers or os.cpu_count() or 1) as pool:
+        geometries = list(tqdm(pool.map(one, rows, plot_dirs, chunksize=4), total=len(rows), desc="preprocess",
+                               unit="frame", disable=None if progress else True))
     table = pd.concat([manifest, pd.DataFrame(geometries)], axis=1)
     table.to_csv(out_dir / PROCESSED_MANIFEST, index=False)
     return table
