@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import time
@@ -34,7 +35,7 @@ from pipeline.imaging.diffusion import apply_filter
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.imaging.transform import preprocess_frame
-from pipeline.inference.outputs import write_png_atomically
+from pipeline.inference.outputs import pack_masks, write_png_atomically
 from pipeline.layout import IMAGES, MANIFEST, MASKS
 from pipeline.preprocess import preprocess_all
 from pipeline.synthetic import render_phantom
@@ -77,7 +78,10 @@ def describe(name: str, spec: FilterSpec) -> str:
 
 
 def write_frames(folder: Path, count: int, suffix: str) -> list[Path]:
-    """Renders ``count`` 1280x872 phantom frames into ``folder``; grey PNG or colour JPEG q90."""
+    """Renders ``count`` 1280x872 phantom frames into ``folder``; grey PNG or colour JPEG q90.
+
+    Beside each frame, ``<stem>_mask.png`` holds its true gland/lesion bitmask (bit 0 gland, bit 1 lesion).
+    """
     paths = []
     for index in range(count):
         frame = render_phantom(np.random.default_rng([7, index]), FRAME_WIDTH, FRAME_HEIGHT,
@@ -89,6 +93,8 @@ def write_frames(folder: Path, count: int, suffix: str) -> list[Path]:
             ok = cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
         if not ok:
             raise OSError(f"could not write {path}")
+        write_png_atomically(folder / f"{path.stem}_mask.png", pack_masks(np.stack([frame.gland_mask,
+                                                                                   frame.lesion_mask])))
         paths.append(path)
     return paths
 
@@ -140,7 +146,7 @@ def write_pull_output(frames_dir: Path, paths: list[Path]) -> None:
     for path in paths:
         gray = read_frame(path).gray
         write_png_atomically(frames_dir / IMAGES / f"{path.stem}.png", gray)  # as the pull stage writes them
-        write_png_atomically(frames_dir / MASKS / f"{path.stem}.png", (gray > 128).astype(np.uint8))
+        shutil.copy(path.with_name(f"{path.stem}_mask.png"), frames_dir / MASKS / f"{path.stem}.png")
         ids.append(path.stem)
     (frames_dir / MANIFEST).write_text("frame_id,patient\n" + "".join(f"{i},P{n // 5:03d}\n" for n, i in enumerate(ids)))
 
