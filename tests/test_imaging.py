@@ -10,6 +10,7 @@ from pipeline.imaging.frames import FrameReadError, read_frame, read_frames
 from pipeline.imaging.geometry import FrameGeometry, plan_geometry, to_network_grid, to_original_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.imaging.transform import network_input, preprocess_frame, preprocess_mask
+from tests.test_fan import fan_frame
 
 
 @pytest.mark.parametrize(
@@ -55,18 +56,6 @@ def test_padding_is_zero_and_content_placed():
     assert grid.shape == (64, 64)
     assert (grid[: g.pad_top] == 0).all() and (grid[g.pad_top + g.content_height:] == 0).all()
     assert (grid[g.pad_top:g.pad_top + g.content_height] == 9).all()
-
-
-def fan_frame(width=640, height=480) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    frame = np.zeros((height, width), np.uint8)
-    apex = (width // 2, 20)
-    cv2.ellipse(frame, apex, (400, 400), 90, -50, 50, 120, -1)
-    frame[: 20] = 0
-    truth = cv2.boundingRect((frame > 0).astype(np.uint8))
-    cv2.putText(frame, "SYNTHETIC 7.5MHz", (5, 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1)
-    for y in range(40, 440, 40):
-        cv2.line(frame, (width - 15, y), (width - 5, y), 255, 1)
-    return frame, truth
 
 
 def test_preprocess_frame_and_mask_share_geometry():
