@@ -142,7 +142,7 @@ def ingest(
     actions and the unannotated policy come from params.yaml when it is in the current folder.
     """
     from pipeline.ingest.qc import summarise
-    from pipeline.ingest.source import QualityError, describe_source
+    from pipeline.ingest.source import QualityError, ingest_summary
     from pipeline.ingest.source import ingest as run_ingest
 
     report = report or out.with_name(f"{out.name}.qc.json")
@@ -155,9 +155,7 @@ def ingest(
     except (ValueError, OSError) as error:  # IngestError, RoboflowError, ParamsError, FrameReadError
         raise fail(str(error)) from None
     console.print(summarise(result.findings), highlight=False, soft_wrap=True)
-    manifest = result.manifest
-    console.print(f"ingest: {len(manifest)} frames of {manifest['patient'].nunique()} patients from "
-                  f"{describe_source(data)} ({result.export_format}) -> {out}; QC report {report}", highlight=False)
+    console.print(ingest_summary("ingest", data, result, out, report), highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -12,7 +12,7 @@ from pathlib import Path
 from pipeline.config import DataParams, load_params
 from pipeline.ingest.qc import summarise
 from pipeline.ingest.records import IngestError
-from pipeline.ingest.source import QualityError, describe_source, ingest
+from pipeline.ingest.source import QualityError, ingest, ingest_summary
 from pipeline.layout import FRAMES_DIR, QC_REPORT
 from pipeline.stage import run_stage
 
@@ -27,9 +27,7 @@ def main() -> None:
         print(summarise(error.findings), flush=True)
         raise
     print(summarise(result.findings))
-    manifest = result.manifest
-    print(f"pull: {len(manifest)} frames of {manifest['patient'].nunique()} patients from "
-          f"{describe_source(params.data)} ({result.export_format}) -> {FRAMES_DIR}; QC report {QC_REPORT}")
+    print(ingest_summary("pull", params.data, result, FRAMES_DIR, QC_REPORT))
 
 
 def check_frames_manifest_tracked(data: DataParams) -> None:

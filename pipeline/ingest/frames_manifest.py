@@ -58,13 +58,15 @@ def read_frames_manifest(path: Path) -> pd.DataFrame:
     return table[["patient", *SPACING_COLUMNS, *optional]]
 
 
-def join_frames_manifest(manifest: pd.DataFrame, frames_manifest_path: Path) -> pd.DataFrame:
+def join_frames_manifest(manifest: pd.DataFrame, frames_manifest_path: Path,
+                         frames: pd.DataFrame | None = None) -> pd.DataFrame:
     """Takes ``patient``, spacing and the DICOM region from a frames manifest for every row whose name stem it holds.
 
     Args:
         manifest: the pull stage's manifest (``original_name``, ``patient``,
             ``spacing_x_mm``, ``spacing_y_mm``, ...); not modified.
         frames_manifest_path: the ``manifest.csv`` written by ``trus frames``.
+        frames: that file already read by :func:`read_frames_manifest`, or None to read it.
 
     Returns:
         A copy of ``manifest``; matched rows carry the frames manifest's patient, its
@@ -75,7 +77,7 @@ def join_frames_manifest(manifest: pd.DataFrame, frames_manifest_path: Path) -> 
         IngestError: the frames manifest is malformed (see :func:`read_frames_manifest`), or
             a matched frame changed size (Roboflow resized it, so the spacing no longer holds).
     """
-    frames = read_frames_manifest(frames_manifest_path)
+    frames = read_frames_manifest(frames_manifest_path) if frames is None else frames
     stems = manifest["original_name"].map(_stem)
     found = stems.isin(frames.index).to_numpy()
     matched = frames.loc[stems[found]]

@@ -87,11 +87,6 @@ def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, cla
     return row
 
 
-def _known_stems(data: DataParams) -> set[str]:
-    """Original-name stems that the frames manifest (``data.frames_manifest``) gives a patient."""
-    return set(read_frames_manifest(Path(data.frames_manifest)).index) if data.frames_manifest else set()
-
-
 def _frame_masks(frame: ExportFrame, n_classes: int, qc: QcParams) -> tuple[np.ndarray | None, list[Finding]]:
     """The frame's (C, H, W) bool masks, or None with a ``size_mismatch`` finding for a mask file of another size."""
     try:
@@ -124,7 +119,8 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
     """
     export_format = detect_format(export_root) if data.format == "auto" else data.format
     frames = READERS[export_format](export_root, data.classes)
-    known_stems = _known_stems(data)
+    frames_table = read_frames_manifest(Path(data.frames_manifest)) if data.frames_manifest else None
+    known_stems = set(frames_table.index) if frames_table is not None else set()
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
     rows, findings, digests = [], [], {}
@@ -154,8 +150,8 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
     duplicated = manifest["frame_id"][manifest["frame_id"].duplicated()].tolist()
     if duplicated:
         raise IngestError(f"{export_root}: the same image appears twice: {', '.join(duplicated[:5])}")
-    if data.frames_manifest:
-        manifest = join_frames_manifest(manifest, Path(data.frames_manifest))
+    if frames_table is not None:
+        manifest = join_frames_manifest(manifest, Path(data.frames_manifest), frames_table)
     findings += export_findings(manifest, digests, data.classes, qc)
     manifest.to_csv(out_dir / MANIFEST, index=False)
     write_json_atomically(out_dir / SOURCE_INFO, {

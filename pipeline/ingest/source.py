@@ -105,4 +105,11 @@ def ingest(data: DataParams, qc: QcParams, out_dir: Path, report_path: Path, pro
     return result
 
 
-__all__ = ["QualityError", "describe_source", "exported", "ingest", "opened_export", "roboflow_ref"]
+def ingest_summary(command: str, data: DataParams, result: NormalisedExport, out_dir: Path, report_path: Path) -> str:
+    """The console line after an ingest: frames, patients, where from, format, where to."""
+    manifest = result.manifest
+    return (f"{command}: {len(manifest)} frames of {manifest['patient'].nunique()} patients from "
+            f"{describe_source(data)} ({result.export_format}) -> {out_dir}; QC report {report_path}")
+
+
+__all__ = ["QualityError", "describe_source", "ingest_summary", "exported", "ingest", "opened_export", "roboflow_ref"]
