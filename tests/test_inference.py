@@ -1,7 +1,9 @@
 """The ONNX contract, the ONNX Runtime predictor and the `trus segment` command, on tiny real models."""
 
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import cv2
@@ -12,7 +14,7 @@ import pytest
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import ContractError, ModelContract
 from pipeline.inference.measure import class_areas, draw_overlay
-from pipeline.inference.outputs import pack_masks, unpack_masks
+from pipeline.inference.outputs import pack_masks, read_bitmask, unpack_masks, write_png_atomically
 from pipeline.inference.predictor import ModelLoadError, Segmenter
 from tests.conftest import PROJECT_ROOT
 from tests.tiny_models import tiny_contract, write_threshold_model
@@ -76,6 +78,38 @@ def test_bitmask_round_trip_keeps_overlapping_classes():
     packed = pack_masks(masks)
     assert packed[1, 0] == 3 and packed[0, 0] == 1 and packed[3, 3] == 4 and packed[2, 0] == 2
     assert np.array_equal(unpack_masks(packed, 3), masks)
+
+
+def png_rows(path: Path) -> tuple[int, list[int]]:
+    """(PNG colour type, each row's filter type byte) of a non-interlaced 8-bit PNG."""
+    data = path.read_bytes()
+    chunks, offset = {}, 8
+    while offset < len(data):
+        length, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        chunks[kind] = chunks.get(kind, b"") + data[offset + 8:offset + 8 + length]
+        offset += 12 + length
+    width, height, depth, colour = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
+    channels = {0: 1, 2: 3}[colour]
+    raw = zlib.decompress(chunks[b"IDAT"])
+    stride = 1 + width * channels * depth // 8
+    assert len(raw) == height * stride
+    return colour, [raw[row * stride] for row in range(height)]
+
+
+@pytest.mark.parametrize("image", [
+    np.random.default_rng(0).integers(0, 256, (37, 53), dtype=np.uint8),  # grey frame
+    pack_masks(np.random.default_rng(1).random((3, 40, 31)) > 0.5),  # bitmask
+    np.random.default_rng(2).integers(0, 256, (20, 24, 3), dtype=np.uint8),  # RGB overlay
+], ids=["grey", "bitmask", "rgb"])
+def test_pngs_are_written_losslessly_with_the_up_filter_and_no_leftovers(tmp_path: Path, image):
+    path = tmp_path / "out.png"
+    write_png_atomically(path, image)
+    colour, row_filters = png_rows(path)
+    assert colour == (2 if image.ndim == 3 else 0)
+    assert set(row_filters) == {2}  # PNG filter type 2, "Up", on every row: the fast-decoding setting
+    decoded = read_bitmask(path) if image.ndim == 2 else cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(decoded, image)
+    assert [entry.name for entry in tmp_path.iterdir()] == ["out.png"]
 
 
 def test_areas_in_pixels_and_mm2():
