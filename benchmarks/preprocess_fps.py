@@ -8,7 +8,7 @@ the original scanner's size) to a temporary folder - grey PNG like the ``pull`` 
 output, or colour JPEG q90 like a Roboflow export - then times, for each filter, the
 ``preprocess`` stage itself (``preprocess_all`` on the frames laid out as the pull stage
 writes them, on every core: the STAGE column), and the path it runs per frame: decode (``read_frame``) -> ``preprocess_frame``
-(crop, resize to size x size, filter) -> PNG write (``cv2.imwrite``). It prints frames/s
+(crop, resize to size x size, filter) -> PNG write (``write_png_atomically``, as the stage). It prints frames/s
 and ms/frame, the split into decode / preprocess / write, and the filter alone on the
 resized frames. The best of ``--repeats`` passes is shown (other processes on the machine
 only ever slow a pass down); the load average is printed before and after. It never
@@ -87,11 +87,9 @@ def write_frames(folder: Path, count: int, suffix: str) -> list[Path]:
         frame = render_phantom(np.random.default_rng([7, index]), FRAME_WIDTH, FRAME_HEIGHT,
                                with_lesion=index % 2 == 0, label=f"BENCH F{index:03d}")
         path = folder / f"frame_{index:03d}{suffix}"
-        if suffix == ".png":
-            ok = cv2.imwrite(str(path), cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY))
-        else:
-            ok = cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
-        if not ok:
+        if suffix == ".png":  # as the pull stage writes them
+            write_png_atomically(path, cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY))
+        elif not cv2.imwrite(str(path), frame.image, [cv2.IMWRITE_JPEG_QUALITY, 90]):
             raise OSError(f"could not write {path}")
         write_png_atomically(folder / f"{path.stem}_mask.png", pack_masks(np.stack([frame.gland_mask,
                                                                                    frame.lesion_mask])))
@@ -106,8 +104,7 @@ def process_one(path: Path, out_dir: Path, spec: PreprocessSpec) -> tuple[float,
     decoded = time.perf_counter()
     processed = preprocess_frame(gray, spec)
     done = time.perf_counter()
-    if not cv2.imwrite(str(out_dir / f"{path.stem}.png"), processed.image):
-        raise OSError(f"could not write {out_dir / path.stem}.png")
+    write_png_atomically(out_dir / f"{path.stem}.png", processed.image)
     return decoded - start, done - decoded, time.perf_counter() - done
 
 
