@@ -33,7 +33,7 @@ sample: setup
 
 demo: sample
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --force -n $(DEMO_EXPERIMENT) $(DEMO_PARAMS)
-	@$(BIN)/python -m pipeline.demo_summary
+	@$(BIN)/python -m pipeline.cli.demo_summary
 
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest

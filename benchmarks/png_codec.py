@@ -22,8 +22,8 @@ import cv2
 import numpy as np
 
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
-from pipeline.imaging.transform import preprocess_frame
-from pipeline.inference.outputs import PNG_WRITE_PARAMS, pack_masks
+from pipeline.imaging.preprocessing import preprocess_frame
+from pipeline.imaging.masks import PNG_WRITE_PARAMS, pack_masks
 from pipeline.synthetic import render_phantom
 
 STRATEGIES = {"rle": cv2.IMWRITE_PNG_STRATEGY_RLE, "default": cv2.IMWRITE_PNG_STRATEGY_DEFAULT,

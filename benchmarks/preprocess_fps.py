@@ -34,10 +34,10 @@ import numpy as np
 from pipeline.imaging.diffusion import apply_filter
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
-from pipeline.imaging.transform import preprocess_frame
-from pipeline.inference.outputs import pack_masks, write_png_atomically
+from pipeline.imaging.preprocessing import preprocess_frame
+from pipeline.imaging.masks import pack_masks, write_png_atomically
 from pipeline.layout import IMAGES, MANIFEST, MASKS
-from pipeline.preprocess import preprocess_all
+from pipeline.stages.preprocess import preprocess_all
 from pipeline.synthetic import render_phantom
 
 FRAME_WIDTH, FRAME_HEIGHT = 1280, 872
@@ -212,7 +212,7 @@ def main() -> None:
                   f"{per_frame(best.wall):>10.1f}"
                   f"{per_frame(best.decode):>8.1f}{per_frame(best.preprocess):>9.1f}{per_frame(best.write):>7.1f}"
                   f"{filter_only_ms(paths, spec):>13.1f}")
-    print(f"\nSTAGE f/s: pipeline.preprocess.preprocess_all, the stage itself, on the frames laid out as the pull "
+    print(f"\nSTAGE f/s: pipeline.stages.preprocess.preprocess_all, the stage itself, on the frames laid out as the pull "
           f"stage writes them (grey PNG + bitmask), {os.cpu_count()} threads, image + mask + plots + frames.csv.")
     print("frames/s, ms columns: the per-frame path alone (--workers threads); ms per frame; decode/preproc/write are per-frame stage times (summed over threads when "
           "--workers > 1); preproc = crop + resize + filter; filter-only = median of the filter alone on the "

@@ -4,7 +4,7 @@ Stage outputs live outside ``data/`` (DVC refuses overlapping outputs).
 
 - pull -> ``artifacts/frames/``: ``images/<frame_id>.png`` (original-size uint8 grey),
   ``masks/<frame_id>.png`` (original-size uint8 bitmask, bit c = class c, see
-  ``pipeline.inference.outputs``), ``manifest.csv`` (one row per frame), ``source.json`` (the export's own
+  ``pipeline.imaging.masks``), ``manifest.csv`` (one row per frame), ``source.json`` (the export's own
   description, e.g. that it is synthetic); ``reports/qc.json``, the annotation QC report
   (see ``pipeline.ingest.qc.write_report``).
 - preprocess -> ``artifacts/processed/``: ``images/<frame_id>.png`` (size x size uint8,

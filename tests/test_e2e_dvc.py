@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from pipeline.ingest.coco import read_coco_export
-from pipeline.inference.outputs import read_bitmask, unpack_masks
-from pipeline.metrics import score_masks
+from pipeline.imaging.masks import read_bitmask, unpack_masks
+from pipeline.evaluation.metrics import score_masks
 from pipeline.synthetic import SampleSpec, write_sample_export
 from tests.conftest import PROJECT_ROOT
 

@@ -16,7 +16,7 @@ from pipeline.imaging.fan import detect_fan, detect_fan_box
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import plan_geometry, to_original_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
-from pipeline.imaging.transform import crop_box_for, preprocess_frame, preprocess_mask
+from pipeline.imaging.preprocessing import crop_box_for, preprocess_frame, preprocess_mask
 from pipeline.synthetic import VARIANT_NAMES, PhantomFrame, sample_frame
 
 NO_FILTER = FilterSpec(method="none")

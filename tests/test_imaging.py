@@ -9,7 +9,7 @@ import pytest
 from pipeline.imaging.frames import FrameReadError, read_frame, read_frames
 from pipeline.imaging.geometry import FrameGeometry, plan_geometry, to_network_grid, to_original_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
-from pipeline.imaging.transform import network_input, preprocess_frame, preprocess_mask
+from pipeline.imaging.preprocessing import network_input, preprocess_frame, preprocess_mask
 from tests.test_fan import fan_frame
 
 

@@ -14,7 +14,7 @@ from pipeline.ingest.records import IngestError
 from pipeline.ingest.names import parse_export_name, patient_of
 from pipeline.ingest.normalise import normalise_export
 from pipeline.ingest.source import opened_export
-from pipeline.inference.outputs import unpack_masks
+from pipeline.imaging.masks import unpack_masks
 
 
 @pytest.mark.parametrize(

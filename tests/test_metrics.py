@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.evaluation import frame_rows, summarise
-from pipeline.metrics import score_masks
+from pipeline.evaluation.scoring import frame_rows, summarise
+from pipeline.evaluation.metrics import score_masks
 
 
 def square(top, left, size, shape=(20, 20)):

@@ -11,11 +11,11 @@ import pytest
 from pydicom import examples
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli.main import app
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
-from pipeline.imaging.transform import preprocess_frame
-from pipeline.preview import preview_frame
+from pipeline.imaging.preprocessing import preprocess_frame
+from pipeline.cli.preprocess import preview_frame
 from tests.tiny_models import tiny_contract, write_threshold_model
 
 SPEC = PreprocessSpec(crop="auto", size=96, resize="letterbox", interpolation="area",
@@ -81,7 +81,7 @@ def test_dicom_crop_uses_the_region_in_the_clinic_and_in_training(tmp_path: Path
     import pandas as pd
 
     from pipeline.inference.predictor import Segmenter
-    from pipeline.preprocess import region_box_of
+    from pipeline.stages.preprocess import region_box_of
 
     path = Path(examples.get_path("palette_color"))
     frame = read_frame(path)

@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DataParams, QcParams, RoboflowParams
-from pipeline.ingest.roboflow_api import (RoboflowError, RoboflowRef, api_key_from_env, download_export,
+from pipeline.ingest.roboflow.client import (RoboflowError, RoboflowRef, api_key_from_env, download_export,
                                           parse_roboflow_source, scrub)
 from pipeline.ingest.source import ingest, opened_export
-from pipeline.ingest.upload import upload_frames
+from pipeline.ingest.roboflow.upload import upload_frames
 from pipeline.synthetic.roboflow_coco import SampleSpec, write_sample_export
 from tests.fake_roboflow import FakeRoboflow, refused_url, zip_folder
 

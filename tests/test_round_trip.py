@@ -119,7 +119,7 @@ def test_scanner_to_roboflow_and_back_keeps_patients_and_spacing(tmp_path: Path)
                                     "roboflow": {"workspace": WORKSPACE, "project": PROJECT, "version": 1,
                                                  "timeout_s": 60.0}})
         (project / "params.yaml").write_text(yaml.safe_dump(params))
-        pulled = run_module("pipeline.pull", [], project, **env)
+        pulled = run_module("pipeline.stages.pull", [], project, **env)
         assert pulled.returncode == 0, pulled.stderr
         checked = run_cli(["ingest", f"roboflow:{WORKSPACE}/{PROJECT}/1", "--out", "checked",
                            "--frames-manifest", "data/frames_manifest.csv"], project, **env)

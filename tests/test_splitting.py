@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from pipeline.config import SplitParams
-from pipeline.split import summary_lines
+from pipeline.stages.split import summary_lines
 from pipeline.splitting import SUBSETS, frames_by_subset, make_split, split_patients
-from pipeline.train import training_ids
+from pipeline.stages.train import training_ids
 
 PATIENTS = [f"P{i:03d}" for i in range(24)]
 

@@ -14,7 +14,7 @@ import pytest
 
 from typer.testing import CliRunner
 
-from pipeline.cli import app
+from pipeline.cli.main import app
 from pipeline.synthetic import (FLEET, VARIANT_NAMES, VARIANTS, PhantomFrame, SampleSpec, patient_variant,
                                 render_phantom, sample_frame, write_sample_export)
 from pipeline.synthetic.phantom import draw_patient

@@ -23,11 +23,11 @@ import yaml
 from huggingface_hub.errors import LocalEntryNotFoundError
 
 from pipeline.config import AugmentParams, ModelParams
-from pipeline.imaging.transform import network_input
-from pipeline.inference.outputs import pack_masks, unpack_masks
+from pipeline.imaging.preprocessing import network_input
+from pipeline.imaging.masks import pack_masks, unpack_masks
 from pipeline.layout import (CHECKPOINT_FILE, DVCLIVE_DIR, IMAGES, MASKS, PROCESSED_DIR, PROCESSED_MANIFEST,
                              SPLIT_FILE)
-from pipeline.train import training_ids
+from pipeline.stages.train import training_ids
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pipeline.training.data import FrameDataset, augment, load_frames
 from pipeline.training.losses import DiceBCELoss, hard_dice
@@ -73,10 +73,10 @@ def write_project(root: Path, n_frames: int = 6) -> None:
 
 
 def run_stage(cwd: Path) -> subprocess.CompletedProcess:
-    """``python -m pipeline.train`` in ``cwd``."""
+    """``python -m pipeline.stages.train`` in ``cwd``."""
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
     environment.pop("TRUS_DEBUG", None)
-    return subprocess.run([sys.executable, "-m", "pipeline.train"], cwd=cwd, env=environment,
+    return subprocess.run([sys.executable, "-m", "pipeline.stages.train"], cwd=cwd, env=environment,
                           capture_output=True, text=True, timeout=300)
 
 

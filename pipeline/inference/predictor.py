@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from pipeline.imaging.geometry import FrameGeometry, to_original_frame
-from pipeline.imaging.transform import network_input, preprocess_frame
+from pipeline.imaging.preprocessing import network_input, preprocess_frame
 from pipeline.inference.contract import CONTRACT_KEY, ContractError, ModelContract
 
 

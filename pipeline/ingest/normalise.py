@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from pipeline.config import DataParams, QcParams
 from pipeline.imaging.frames import read_frame
-from pipeline.inference.outputs import pack_masks, write_png_atomically
+from pipeline.imaging.masks import pack_masks, write_png_atomically
 from pipeline.ingest.coco import export_info
 from pipeline.ingest.formats import READERS, detect_format
 from pipeline.ingest.frames_manifest import join_frames_manifest, read_frames_manifest
@@ -27,7 +27,7 @@ from pipeline.ingest.names import patient_of
 from pipeline.ingest.qc import Finding, export_findings, frame_findings, pixel_digest
 from pipeline.ingest.records import ExportFrame, IngestError, SizeMismatchError
 from pipeline.layout import IMAGES, MANIFEST, MASKS, REGION_COLUMNS, SOURCE_INFO
-from pipeline.outputs import write_json_atomically
+from pipeline.files.atomic import write_json_atomically
 
 UNKNOWN_PATIENT_PREFIX = "unknown:"
 

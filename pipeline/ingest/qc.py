@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.config import QcParams
 from pipeline.ingest.records import ExportFrame, Ring, Shape, fill_shape
-from pipeline.outputs import write_json_atomically
+from pipeline.files.atomic import write_json_atomically
 
 PAIR_BLOCK = 256  # edges tested against all others at once (bounds memory for long rings)
 OUTSIDE_TOLERANCE_PX = 1.0  # vertices this far beyond the image border are still inside (COCO uses [0, w])

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.imaging.frames import Frame, FrameReadError, dicom_region_boxes, frame_kind, read_dicom, read_frames
-from pipeline.inference.outputs import write_png_atomically
+from pipeline.imaging.masks import write_png_atomically
 from pipeline.ingest.records import IngestError
 from pipeline.layout import IMAGES, MANIFEST, REGION_COLUMNS
 

@@ -18,8 +18,8 @@ from pipeline.config import DataParams, QcParams
 from pipeline.ingest.normalise import NormalisedExport, normalise_export
 from pipeline.ingest.qc import Finding, blocking, write_report
 from pipeline.ingest.records import IngestError
-from pipeline.ingest.roboflow_api import RoboflowRef, download_export
-from pipeline.outputs import atomic_directory
+from pipeline.ingest.roboflow.client import RoboflowRef, download_export
+from pipeline.files.atomic import atomic_directory
 
 
 class QualityError(IngestError):

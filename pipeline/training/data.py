@@ -1,7 +1,7 @@
 """Training data: processed frames and bitmasks in memory, joint augmentation, torch tensors.
 
 Images are the preprocess stage's (S, S) uint8 frames; masks are (S, S) uint8 bitmasks
-(bit c = class c, see ``pipeline.inference.outputs``). Geometric augmentation warps the
+(bit c = class c, see ``pipeline.imaging.masks``). Geometric augmentation warps the
 packed bitmask with nearest-neighbour interpolation, so every class moves with the image.
 """
 
@@ -17,8 +17,8 @@ from torch.utils.data import Dataset
 
 from pipeline.config import AugmentParams
 from pipeline.imaging.frames import read_frame
-from pipeline.imaging.transform import network_input
-from pipeline.inference.outputs import read_bitmask, unpack_masks
+from pipeline.imaging.preprocessing import network_input
+from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.layout import IMAGES, MASKS
 
 

@@ -25,7 +25,7 @@ class DiceBCELoss(nn.Module):
 def hard_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-frame, per-class Dice of the masks at probability > 0.5 (logits > 0).
 
-    Same convention as ``pipeline.metrics``: both masks empty -> 1, exactly one empty -> 0.
+    Same convention as ``pipeline.evaluation.metrics``: both masks empty -> 1, exactly one empty -> 0.
 
     Args:
         logits: (N, C, S, S) logits.

@@ -23,8 +23,8 @@ from pipeline.inference.contract import CONTRACT_KEY, INPUT_NAME, OUTPUT_NAME, M
 from pipeline.inference.predictor import Segmenter
 from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, METRICS_FILE, MODEL_FILE, PROCESSED_DIR,
                              SOURCE_INFO, SPLIT_FILE)
-from pipeline.stage import require_file, run_stage
-from pipeline.torch_predict import predict_probabilities
+from pipeline.stages.runner import require_file, run_stage
+from pipeline.training.predict import predict_probabilities
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.model import ProbabilityModel
 

@@ -1,6 +1,6 @@
 """Stage ``train``: processed frames + split -> ``models/checkpoint.pt`` and ``dvclive/``.
 
-``python -m pipeline.train`` reads ``data.classes``, ``preprocess.size`` and the ``model``
+``python -m pipeline.stages.train`` reads ``data.classes``, ``preprocess.size`` and the ``model``
 and ``train`` sections of params.yaml. The checkpoint holds the epoch with the best
 validation mean Dice (see ``pipeline.training``).
 """
@@ -15,7 +15,7 @@ import pandas as pd
 
 from pipeline.config import load_params
 from pipeline.layout import CHECKPOINT_FILE, DVCLIVE_DIR, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE
-from pipeline.stage import require_file, run_stage
+from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.data import FrameDataset, load_frames
 from pipeline.training.loop import train_model
 

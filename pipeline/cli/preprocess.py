@@ -1,6 +1,6 @@
 """``trus preprocess``: what the network sees for one frame, and where it came from.
 
-Uses the one preprocessing implementation (:func:`pipeline.imaging.transform.preprocess_frame`)
+Uses the one preprocessing implementation (:func:`pipeline.imaging.preprocessing.preprocess_frame`)
 with the spec of params.yaml or of an exported model, and writes the processed frame with a
 JSON of its geometry, so a person can check crop, letterbox and filter on any scanner's frame.
 """
@@ -14,9 +14,9 @@ from typing import Any
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import PreprocessSpec
-from pipeline.imaging.transform import preprocess_frame
-from pipeline.inference.outputs import write_png_atomically
-from pipeline.outputs import write_json_atomically
+from pipeline.imaging.preprocessing import preprocess_frame
+from pipeline.imaging.masks import write_png_atomically
+from pipeline.files.atomic import write_json_atomically
 
 
 @dataclass(frozen=True)

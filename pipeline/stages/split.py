@@ -1,6 +1,6 @@
 """Stage ``split``: patient-grouped train/val/test and k folds -> ``artifacts/split.json``.
 
-``python -m pipeline.split`` reads the ``split`` section of params.yaml; the file's
+``python -m pipeline.stages.split`` reads the ``split`` section of params.yaml; the file's
 structure is described in :mod:`pipeline.splitting`.
 """
 
@@ -12,9 +12,9 @@ import pandas as pd
 
 from pipeline.config import load_params
 from pipeline.layout import PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE
-from pipeline.outputs import write_json_atomically
+from pipeline.files.atomic import write_json_atomically
 from pipeline.splitting import SUBSETS, make_split
-from pipeline.stage import require_file, run_stage
+from pipeline.stages.runner import require_file, run_stage
 
 
 def summary_lines(split: dict) -> list[str]:

@@ -11,7 +11,7 @@ import pandas as pd
 
 from pipeline.imaging.geometry import FrameGeometry, to_original_frame
 from pipeline.inference.measure import colour_for, draw_overlay
-from pipeline.metrics import score_masks
+from pipeline.evaluation.metrics import score_masks
 
 TRUTH_COLOUR = (255, 255, 0)  # RGB, outlines of the ground truth in comparison pictures
 

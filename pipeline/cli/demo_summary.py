@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pipeline.evaluation import describe
+from pipeline.evaluation.scoring import describe
 from pipeline.layout import METRICS_FILE, MODEL_FILE, OVERLAYS_DIR, PER_FRAME_FILE
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from pipeline.imaging.frames import FRAME_SUFFIXES, FrameReadError, read_frames
 from pipeline.inference.measure import class_areas, draw_overlay
-from pipeline.inference.outputs import write_mask_and_overlay
+from pipeline.imaging.masks import write_mask_and_overlay
 from pipeline.inference.predictor import Segmenter
-from pipeline.outputs import write_text_atomically
+from pipeline.files.atomic import write_text_atomically
 
 AREAS_FILE = "areas.csv"
 AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2")

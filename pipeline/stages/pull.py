@@ -1,6 +1,6 @@
 """Stage ``pull``: annotation export -> ``artifacts/frames`` (grey frames, masks, manifest) + ``reports/qc.json``.
 
-``python -m pipeline.pull`` reads the ``data`` and ``qc`` sections of params.yaml. The
+``python -m pipeline.stages.pull`` reads the ``data`` and ``qc`` sections of params.yaml. The
 export is the folder or zip at ``data.export_dir``, or (``data.source: roboflow``) the
 pinned Roboflow version, downloaded with the key from ``ROBOFLOW_API_KEY``.
 """
@@ -14,7 +14,7 @@ from pipeline.ingest.qc import summarise
 from pipeline.ingest.records import IngestError
 from pipeline.ingest.source import QualityError, ingest, ingest_summary
 from pipeline.layout import FRAMES_DIR, QC_REPORT
-from pipeline.stage import run_stage
+from pipeline.stages.runner import run_stage
 
 
 def main() -> None:

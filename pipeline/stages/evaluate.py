@@ -1,6 +1,6 @@
 """Stage ``evaluate``: the best checkpoint on the test patients, scored on the original frames.
 
-``python -m pipeline.evaluate`` writes ``reports/metrics.json`` (per-class summary),
+``python -m pipeline.stages.evaluate`` writes ``reports/metrics.json`` (per-class summary),
 ``reports/per_frame.csv`` and comparison pictures in ``reports/overlays/`` (DVC image plots).
 """
 
@@ -14,15 +14,15 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.config import load_params
-from pipeline.evaluation import comparison_picture, describe, frame_rows, legend, probabilities_to_original, summarise
+from pipeline.evaluation.scoring import comparison_picture, describe, frame_rows, legend, probabilities_to_original, summarise
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry
-from pipeline.inference.outputs import read_bitmask, unpack_masks, write_png_atomically
+from pipeline.imaging.masks import read_bitmask, unpack_masks, write_png_atomically
 from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS_FILE, OVERLAYS_DIR, PER_FRAME_FILE,
                              PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE)
-from pipeline.outputs import atomic_directory, write_csv_atomically, write_json_atomically
-from pipeline.stage import require_file, run_stage
-from pipeline.torch_predict import predict_probabilities
+from pipeline.files.atomic import atomic_directory, write_csv_atomically, write_json_atomically
+from pipeline.stages.runner import require_file, run_stage
+from pipeline.training.predict import predict_probabilities
 from pipeline.training.checkpoint import load_checkpoint
 
 

@@ -58,7 +58,7 @@ def segment(
     """Segment frames: a mask PNG and an overlay PNG per frame at its own size, and areas.csv."""
     from pipeline.imaging.frames import FrameReadError
     from pipeline.inference.predictor import ModelLoadError, Segmenter
-    from pipeline.segment import AREAS_FILE, expand_inputs, segment_files, unique_stems
+    from pipeline.cli.segment import AREAS_FILE, expand_inputs, segment_files, unique_stems
 
     try:
         segmenter = Segmenter(model)
@@ -85,7 +85,7 @@ def preprocess(
 ) -> None:
     """Show what the network sees: the processed frame and its geometry (crop box, scale, padding, spacing)."""
     from pipeline.config import PARAMS_FILE, Params, load_params
-    from pipeline.preview import preview_frame
+    from pipeline.cli.preprocess import preview_frame
 
     try:
         if model is not None:
@@ -108,7 +108,7 @@ def _data_params(source: str, export_format: str | None, classes: str | None, fr
     import dataclasses
 
     from pipeline.config import PARAMS_FILE, Params, load_params
-    from pipeline.ingest.roboflow_api import parse_roboflow_source
+    from pipeline.ingest.roboflow.client import parse_roboflow_source
 
     params = load_params() if PARAMS_FILE.is_file() else Params()
     data = dataclasses.replace(params.data, frames_manifest=str(frames_manifest) if frames_manifest else None)
@@ -205,7 +205,7 @@ def upload(
     timeout: Annotated[float, typer.Option(min=1.0, help="Longest wait for Roboflow per image, seconds.")] = 120.0,
 ) -> None:
     """Upload de-identified frames to a Roboflow project (key from ROBOFLOW_API_KEY)."""
-    from pipeline.ingest.upload import upload_frames
+    from pipeline.ingest.roboflow.upload import upload_frames
     from pipeline.layout import IMAGES
 
     images = folder / IMAGES if (folder / IMAGES).is_dir() else folder

@@ -1,6 +1,6 @@
 """Uploading de-identified frames to a Roboflow project through the real ``roboflow`` client.
 
-Same guards as :mod:`pipeline.ingest.roboflow_api`: the client runs in a child interpreter that
+Same guards as :mod:`pipeline.ingest.roboflow.client`: the client runs in a child interpreter that
 is killed when it stalls, its output is discarded, and every message has the key replaced by
 ``***``. The caller guarantees the frames are de-identified (``trus frames`` output); this module
 uploads file names and pixels as they are.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.ingest.roboflow_api import SLUG, RoboflowError, api_key_from_env, run_client
-from pipeline.ingest.roboflow_child import ClientFailure, Observer, describe_failure, open_project, send
+from pipeline.ingest.roboflow.client import SLUG, RoboflowError, api_key_from_env, run_client
+from pipeline.ingest.roboflow.child import ClientFailure, Observer, describe_failure, open_project, send
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

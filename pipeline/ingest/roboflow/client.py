@@ -10,7 +10,7 @@ deadline, writes nothing anywhere (stdout/stderr are /dev/null), and watches, wi
 the client's HTTP calls so that a failure becomes one line naming the step and status that failed.
 Every message has the key replaced by ``***``. The key comes from the caller or
 ``ROBOFLOW_API_KEY`` only and reaches the child through a pipe, never a file. The child side
-is :mod:`pipeline.ingest.roboflow_child`.
+is :mod:`pipeline.ingest.roboflow.child`.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.ingest import roboflow_child
+from pipeline.ingest.roboflow import child as roboflow_child
 from pipeline.ingest.records import IngestError
-from pipeline.ingest.roboflow_child import API_KEY_VARIABLE, scrub
+from pipeline.ingest.roboflow.child import API_KEY_VARIABLE, scrub
 
 SLUG = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _FORMAT = re.compile(r"[a-z0-9][a-z0-9-]*")
@@ -152,7 +152,7 @@ def run_client(job: Callable[..., Any], args: tuple, api_key: str, timeout_s: fl
     Raises:
         RoboflowError: the job's mapped failure, the deadline, or a child that died.
     """
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
     child = subprocess.Popen([sys.executable, "-c", f"from {roboflow_child.__name__} import child_main; child_main()"], env=env,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

@@ -1,6 +1,6 @@
-"""The child-interpreter side of :mod:`pipeline.ingest.roboflow_api`: driving the real client.
+"""The child-interpreter side of :mod:`pipeline.ingest.roboflow.client`: driving the real client.
 
-Runs only in the child that :func:`pipeline.ingest.roboflow_api.run_client` starts: it
+Runs only in the child that :func:`pipeline.ingest.roboflow.client.run_client` starts: it
 silences the client's output, watches (without changing) its HTTP calls, runs one job, and
 answers the parent with JSON lines (``http``, ``progress``, then ``done`` or ``error``).
 Every message has the API key replaced by ``***`` (:func:`scrub`).
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import quote, urlsplit
 
 if TYPE_CHECKING:
-    from pipeline.ingest.roboflow_api import RoboflowRef
+    from pipeline.ingest.roboflow.client import RoboflowRef
 
 API_KEY_VARIABLE = "ROBOFLOW_API_KEY"
 _KEY_IN_URL = re.compile(r"(api_key=)[^&\s'\"]+")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pipeline.imaging.transform import network_input
+from pipeline.imaging.preprocessing import network_input
 
 
 @torch.no_grad()

@@ -1,6 +1,6 @@
 """Stage ``preprocess``: ``artifacts/frames`` -> ``artifacts/processed`` (network-size frames and masks).
 
-``python -m pipeline.preprocess`` reads the ``preprocess`` section of params.yaml and uses
+``python -m pipeline.stages.preprocess`` reads the ``preprocess`` section of params.yaml and uses
 the same ``preprocess_frame`` as evaluation, the CLI and the app.
 """
 
@@ -21,12 +21,12 @@ from pipeline.config import load_params
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import PreprocessSpec
-from pipeline.imaging.transform import preprocess_frame, preprocess_mask
-from pipeline.inference.outputs import read_bitmask, write_png_atomically
+from pipeline.imaging.preprocessing import preprocess_frame, preprocess_mask
+from pipeline.imaging.masks import read_bitmask, write_png_atomically
 from pipeline.layout import (FRAMES_DIR, IMAGES, MANIFEST, MASKS, PREPROCESS_PLOTS_DIR, PROCESSED_DIR,
                              PROCESSED_MANIFEST, REGION_COLUMNS)
-from pipeline.outputs import atomic_directory
-from pipeline.stage import require_file, run_stage
+from pipeline.files.atomic import atomic_directory
+from pipeline.stages.runner import require_file, run_stage
 
 PLOT_PAIRS = 4
 

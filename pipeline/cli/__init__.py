@@ -1,0 +1,1 @@
+"""The ``trus`` command line, one module per command; :mod:`pipeline.cli.main` assembles them."""

@@ -1,0 +1,1 @@
+"""Scoring predictions against the truth: mask metrics, per-frame tables and summaries, comparison pictures."""
