@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import ModelContract
 from pipeline.inference.measure import ClassArea, class_areas, draw_overlay
-from pipeline.imaging.masks import write_mask_and_overlay
+from pipeline.inference.saving import write_mask_and_overlay
 from pipeline.inference.predictor import Segmentation
 
 THRESHOLD_RANGE = (0.05, 0.95)

@@ -23,7 +23,8 @@ import numpy as np
 
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.imaging.preprocessing import preprocess_frame
-from pipeline.imaging.masks import PNG_WRITE_PARAMS, pack_masks
+from pipeline.imaging.masks import pack_masks
+from pipeline.imaging.png import PNG_WRITE_PARAMS
 from pipeline.synthetic import render_phantom
 
 STRATEGIES = {"rle": cv2.IMWRITE_PNG_STRATEGY_RLE, "default": cv2.IMWRITE_PNG_STRATEGY_DEFAULT,

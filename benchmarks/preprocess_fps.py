@@ -35,7 +35,8 @@ from pipeline.imaging.diffusion import apply_filter
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.imaging.preprocessing import preprocess_frame
-from pipeline.imaging.masks import pack_masks, write_png_atomically
+from pipeline.imaging.masks import pack_masks
+from pipeline.imaging.png import write_png_atomically
 from pipeline.layout import IMAGES, MANIFEST, MASKS
 from pipeline.stages.preprocess import preprocess_all
 from pipeline.synthetic import render_phantom

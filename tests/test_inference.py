@@ -14,7 +14,8 @@ import pytest
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import ContractError, ModelContract
 from pipeline.inference.measure import class_areas, draw_overlay
-from pipeline.imaging.masks import pack_masks, read_bitmask, unpack_masks, write_png_atomically
+from pipeline.imaging.masks import pack_masks, read_bitmask, unpack_masks
+from pipeline.imaging.png import write_png_atomically
 from pipeline.inference.predictor import ModelLoadError, Segmenter
 from tests.conftest import PROJECT_ROOT
 from tests.tiny_models import tiny_contract, write_threshold_model

@@ -15,7 +15,8 @@ from PIL import Image
 from pydicom import dcmread, examples
 
 from pipeline.config import DataParams
-from pipeline.imaging.frames import FrameReadError, dicom_region_boxes, read_frames
+from pipeline.imaging.dicom import dicom_region_boxes
+from pipeline.imaging.frames import FrameReadError, read_frames
 from pipeline.ingest import raw_scans
 from pipeline.ingest.frames_manifest import join_frames_manifest
 from pipeline.ingest.names import parse_export_name, patient_of

@@ -15,7 +15,7 @@ from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import PreprocessSpec
 from pipeline.imaging.preprocessing import preprocess_frame
-from pipeline.imaging.masks import write_png_atomically
+from pipeline.imaging.png import write_png_atomically
 from pipeline.files.atomic import write_json_atomically
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline.imaging.frames import FRAME_SUFFIXES, FrameReadError, read_frames
 from pipeline.inference.measure import class_areas, draw_overlay
-from pipeline.imaging.masks import write_mask_and_overlay
+from pipeline.inference.saving import write_mask_and_overlay
 from pipeline.inference.predictor import Segmenter
 from pipeline.files.atomic import write_text_atomically
 

@@ -1,25 +1,14 @@
-"""Scoring predictions on the original frames: per-frame table, summary, comparison pictures."""
+"""Scoring predictions on the original frames: one row per frame and class, and the per-class summary."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 
-from pipeline.imaging.geometry import FrameGeometry, to_original_frame
-from pipeline.inference.measure import colour_for, draw_overlay
 from pipeline.evaluation.metrics import score_masks
-
-TRUTH_COLOUR = (255, 255, 0)  # RGB, outlines of the ground truth in comparison pictures
-
-
-def probabilities_to_original(probabilities: np.ndarray, geometry: FrameGeometry) -> np.ndarray:
-    """(C, S, S) network-grid probabilities -> (C, H, W) on the original frame (bilinear)."""
-    channels_last = np.ascontiguousarray(probabilities.transpose(1, 2, 0))
-    return np.ascontiguousarray(to_original_frame(channels_last, geometry).transpose(2, 0, 1))
 
 
 def frame_rows(frame_id: str, patient: str, predicted: np.ndarray, truth: np.ndarray,
@@ -71,19 +60,3 @@ def describe(scores: dict) -> str:
         return "n/a" if value is None else f"{value:.{digits}f}"
     return (f"Dice {fmt(scores['dice'], 3)} IoU {fmt(scores['iou'], 3)} HD95 {fmt(scores['hd95_px'], 1)} px "
             f"({scores['frames_with_class']} frames)")
-
-
-def comparison_picture(gray: np.ndarray, predicted: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Prediction filled in class colours, truth outlined in yellow, (H, W, 3) uint8 RGB."""
-    picture = draw_overlay(gray, predicted, opacity=0.35)
-    thickness = max(1, round(max(gray.shape) / 300))
-    for mask in truth:
-        contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(picture, contours, -1, TRUTH_COLOUR, thickness, lineType=cv2.LINE_AA)
-    return picture
-
-
-def legend(classes: Sequence[str]) -> str:
-    """One-line description of the comparison pictures' colours."""
-    names = ", ".join(f"{name} rgb{colour_for(i)}" for i, name in enumerate(classes))
-    return f"prediction filled ({names}); truth outlined rgb{TRUTH_COLOUR}"

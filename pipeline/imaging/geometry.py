@@ -159,3 +159,20 @@ def to_original_frame(array: np.ndarray, geometry: FrameGeometry, interpolation:
     out = np.zeros((g.frame_height, g.frame_width) + array.shape[2:], dtype=array.dtype)
     out[g.crop_y:g.crop_y + g.crop_height, g.crop_x:g.crop_x + g.crop_width] = resized
     return out
+
+
+def probabilities_to_original_frame(probabilities: np.ndarray, geometry: FrameGeometry) -> np.ndarray:
+    """Per-class network probabilities mapped back onto the original frame (bilinear).
+
+    The one place where a prediction leaves the network grid: the CLI, the app and
+    evaluation all call it, so a mask means the same thing everywhere.
+
+    Args:
+        probabilities: (C, size, size) float32 in [0, 1] on the network grid.
+        geometry: the frame's geometry.
+
+    Returns:
+        (C, frame_height, frame_width) float32 in [0, 1], zero outside the crop box.
+    """
+    channels_last = np.ascontiguousarray(probabilities.transpose(1, 2, 0))
+    return np.ascontiguousarray(to_original_frame(channels_last, geometry).transpose(2, 0, 1))

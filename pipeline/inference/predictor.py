@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from pipeline.imaging.geometry import FrameGeometry, to_original_frame
+from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.preprocessing import network_input, preprocess_frame
 from pipeline.inference.contract import CONTRACT_KEY, ContractError, ModelContract
 
@@ -98,5 +98,5 @@ class Segmenter:
         """
         processed = preprocess_frame(gray, self.contract.preprocess, region_box=region_box)
         probabilities = self.predict_processed(processed.image)[0]  # (C, S, S)
-        original = to_original_frame(np.ascontiguousarray(probabilities.transpose(1, 2, 0)), processed.geometry)
-        return Segmentation(np.ascontiguousarray(original.transpose(2, 0, 1)), processed.geometry, self.classes)
+        return Segmentation(probabilities_to_original_frame(probabilities, processed.geometry), processed.geometry,
+                            self.classes)

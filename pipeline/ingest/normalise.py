@@ -19,7 +19,8 @@ from tqdm import tqdm
 
 from pipeline.config import DataParams, QcParams
 from pipeline.imaging.frames import read_frame
-from pipeline.imaging.masks import pack_masks, write_png_atomically
+from pipeline.imaging.masks import pack_masks
+from pipeline.imaging.png import write_png_atomically
 from pipeline.ingest.coco import export_info
 from pipeline.ingest.formats import READERS, detect_format
 from pipeline.ingest.frames_manifest import join_frames_manifest, read_frames_manifest

@@ -36,8 +36,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.imaging.frames import Frame, FrameReadError, dicom_region_boxes, frame_kind, read_dicom, read_frames
-from pipeline.imaging.masks import write_png_atomically
+from pipeline.imaging.dicom import dicom_region_boxes, read_dicom
+from pipeline.imaging.frames import Frame, FrameReadError, frame_kind, read_frames
+from pipeline.imaging.png import write_png_atomically
 from pipeline.ingest.records import IngestError
 from pipeline.layout import IMAGES, MANIFEST, REGION_COLUMNS
 

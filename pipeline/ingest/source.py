@@ -19,7 +19,7 @@ from pipeline.ingest.normalise import NormalisedExport, normalise_export
 from pipeline.ingest.qc import Finding, blocking, write_report
 from pipeline.ingest.records import IngestError
 from pipeline.ingest.roboflow.client import RoboflowRef, download_export
-from pipeline.files.atomic import atomic_directory
+from pipeline.files.atomic import staged_folder
 
 
 class QualityError(IngestError):
@@ -93,7 +93,7 @@ def ingest(data: DataParams, qc: QcParams, out_dir: Path, report_path: Path, pro
         QualityError: findings whose action is ``error`` (counted, the first named).
         IngestError, FrameReadError: the export cannot be read (see :func:`normalise_export`).
     """
-    with exported(data) as root, atomic_directory(out_dir) as partial:
+    with exported(data) as root, staged_folder(out_dir) as partial:
         result = normalise_export(root, partial, data, qc, describe_source(data), progress)
         write_report(result.findings, report_path)
         errors = blocking(result.findings)

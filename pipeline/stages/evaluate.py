@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from pipeline.config import load_params
-from pipeline.evaluation.scoring import comparison_picture, describe, frame_rows, legend, probabilities_to_original, summarise
+from pipeline.evaluation.pictures import comparison_picture, legend
+from pipeline.evaluation.scoring import describe, frame_rows, summarise
 from pipeline.imaging.frames import read_frame
-from pipeline.imaging.geometry import FrameGeometry
-from pipeline.imaging.masks import read_bitmask, unpack_masks, write_png_atomically
+from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
+from pipeline.imaging.masks import read_bitmask, unpack_masks
+from pipeline.imaging.png import write_png_atomically
 from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS_FILE, OVERLAYS_DIR, PER_FRAME_FILE,
                              PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE)
-from pipeline.files.atomic import atomic_directory, write_csv_atomically, write_json_atomically
+from pipeline.files.atomic import staged_folder, write_csv_atomically, write_json_atomically
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.predict import predict_probabilities
 from pipeline.training.checkpoint import load_checkpoint
@@ -46,12 +47,12 @@ def main() -> None:
     model, _ = load_checkpoint(CHECKPOINT_FILE)
     threshold = params.inference.threshold
     rows = []
-    with atomic_directory(OVERLAYS_DIR) as overlays:
+    with staged_folder(OVERLAYS_DIR) as overlays:
         for index, frame_id in enumerate(tqdm(test_ids, desc="evaluate", unit="frame", disable=None)):
             row = table.loc[frame_id]
             processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
             probabilities = predict_probabilities(model, processed[None], params.model.mean, params.model.std)[0]
-            predicted = probabilities_to_original(probabilities, FrameGeometry.from_dict(row.to_dict())) > threshold
+            predicted = probabilities_to_original_frame(probabilities, FrameGeometry.from_dict(row.to_dict())) > threshold
             truth = unpack_masks(read_bitmask(FRAMES_DIR / MASKS / f"{frame_id}.png"), len(classes))
             rows += frame_rows(frame_id, row["patient"], predicted, truth, classes, spacing_of(row))
             if index < params.evaluate.overlays:

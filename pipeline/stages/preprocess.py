@@ -22,10 +22,11 @@ from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import PreprocessSpec
 from pipeline.imaging.preprocessing import preprocess_frame, preprocess_mask
-from pipeline.imaging.masks import read_bitmask, write_png_atomically
+from pipeline.imaging.masks import read_bitmask
+from pipeline.imaging.png import write_png_atomically
 from pipeline.layout import (FRAMES_DIR, IMAGES, MANIFEST, MASKS, PREPROCESS_PLOTS_DIR, PROCESSED_DIR,
                              PROCESSED_MANIFEST, REGION_COLUMNS)
-from pipeline.files.atomic import atomic_directory
+from pipeline.files.atomic import staged_folder
 from pipeline.stages.runner import require_file, run_stage
 
 PLOT_PAIRS = 4
@@ -105,7 +106,7 @@ def main() -> None:
     """Runs the stage on ``artifacts/frames``."""
     spec = load_params().preprocess
     require_file(FRAMES_DIR / MANIFEST, "pull")
-    with atomic_directory(PROCESSED_DIR) as out_dir, atomic_directory(PREPROCESS_PLOTS_DIR) as plots_dir:
+    with staged_folder(PROCESSED_DIR) as out_dir, staged_folder(PREPROCESS_PLOTS_DIR) as plots_dir:
         table = preprocess_all(FRAMES_DIR, out_dir, spec, plots_dir)
     print(f"preprocess: {len(table)} frames -> {PROCESSED_DIR} ({spec.size}x{spec.size}, "
           f"crop {spec.crop}, {spec.resize}, filter {spec.filter.method})")

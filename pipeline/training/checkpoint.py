@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from pipeline.config import ModelParams, build
+from pipeline.files.atomic import atomic_file
 from pipeline.training.files import LOAD_ERRORS, first_line, load_torch_file
 from pipeline.training.model import build_model
 
@@ -57,13 +58,11 @@ def save_checkpoint(path: Path, model: nn.Module, model_params: ModelParams, cla
         epoch: the epoch of these weights (1-based).
         val_dice: their validation mean Dice.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": dataclasses.asdict(model_params), "classes": list(classes), "size": int(size),
                "epoch": int(epoch), "val_dice": float(val_dice),
                "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}}
-    temporary = path.with_name(f".{path.name}.partial")
-    torch.save(payload, temporary)
-    temporary.replace(path)
+    with atomic_file(path) as temporary:
+        torch.save(payload, temporary)
 
 
 def load_checkpoint(path: Path) -> tuple[nn.Module, CheckpointInfo]:
