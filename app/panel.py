@@ -11,7 +11,7 @@ from PySide6.QtGui import QColor, QIcon, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, QLabel, QPushButton, QSlider,
                                QVBoxLayout, QWidget)
 
-from app.session import THRESHOLD_RANGE
+from pipeline.inference.contract import THRESHOLD_RANGE
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import ModelContract
 from pipeline.inference.measure import ClassArea, colour_for

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.imaging.frames import Frame
-from pipeline.inference.contract import ModelContract
+from pipeline.inference.contract import THRESHOLD_RANGE, ModelContract
 from pipeline.inference.measure import ClassArea, class_areas, draw_overlay
 from pipeline.inference.saving import write_mask_and_overlay
 from pipeline.inference.predictor import Segmentation
 
-THRESHOLD_RANGE = (0.05, 0.95)
 DEFAULT_OPACITY = 0.35
 
 

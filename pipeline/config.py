@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import yaml
 
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
+from pipeline.inference.contract import check_threshold
 
 PARAMS_FILE = Path("params.yaml")
 EXPORT_FORMATS = ("auto", "coco-segmentation", "png-mask-semantic", "yolov8")
@@ -199,8 +200,10 @@ class InferenceParams:
     threshold: float = 0.5
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.threshold < 1.0:
-            raise ParamsError(f"inference.threshold must be in (0, 1), got {self.threshold}")
+        try:
+            check_threshold(self.threshold, "inference.threshold")
+        except ValueError as error:
+            raise ParamsError(str(error)) from None
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QFileDialog, QMessageBox
 
 from app.main_window import MainWindow
 from app.panel import metrics_table
+from pipeline.inference.contract import THRESHOLD_RANGE
 from app.session import Session
 from pipeline.imaging.frames import Frame
 from pipeline.inference.measure import colour_for
@@ -127,7 +128,9 @@ def test_session_threshold_changes_masks(session: Session) -> None:
         pixels.append(int(session.masks()[GLAND].sum()))
     assert pixels[0] > pixels[1] > pixels[2]
     session.set_threshold(2.0)
-    assert session.threshold == 0.95
+    assert session.threshold == THRESHOLD_RANGE[1] == 0.99
+    session.set_threshold(-1.0)
+    assert session.threshold == THRESHOLD_RANGE[0] == 0.01
 
 
 @pytest.mark.parametrize("opacity", [0.0, 0.35, 1.0])

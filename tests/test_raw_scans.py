@@ -15,6 +15,7 @@ from PIL import Image
 from pydicom import dcmread, examples
 
 from pipeline.config import DataParams
+from pipeline.files.output_folder import OutputFolderError
 from pipeline.imaging.dicom import dicom_region_boxes
 from pipeline.imaging.frames import FrameReadError, read_frames
 from pipeline.ingest import raw_scans
@@ -217,10 +218,11 @@ def test_refusals_leave_nothing_behind(raw, tmp_path, monkeypatch):
     (tmp_path / "used" / "x").write_text("x")
     (tmp_path / "junk" / "p1").mkdir(parents=True)
     (tmp_path / "junk" / "p1" / "bad.dcm").write_bytes(b"nope")
-    cases = [(raw, tmp_path / "used", "not an empty folder"), (raw, raw / PATIENT_DIR / "out", "inside the raw folder"),
-             (tmp_path / "junk", tmp_path / "none", "no frame could be read")]
-    for raw_dir, out, message in cases:
-        with pytest.raises(IngestError, match=message):
+    cases = [(raw, tmp_path / "used", OutputFolderError, "output folder is not empty"),
+             (raw, raw / PATIENT_DIR / "out", OutputFolderError, "output folder lies inside the source"),
+             (tmp_path / "junk", tmp_path / "none", IngestError, "no frame could be read")]
+    for raw_dir, out, error, message in cases:
+        with pytest.raises(error, match=message):
             extract_frames(raw_dir, out, SECRET)
     with pytest.raises(ValueError, match="16 bytes"):
         extract_frames(raw, tmp_path / "short", b"short")

@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from pipeline.config import DataParams, QcParams, RoboflowParams
-from pipeline.ingest.roboflow.client import (RoboflowError, RoboflowRef, api_key_from_env, download_export,
-                                          parse_roboflow_source, scrub)
+from pipeline.ingest.roboflow.common import RoboflowError, RoboflowRef, api_key_from_env, parse_roboflow_source, scrub
+from pipeline.ingest.roboflow.download import download_export
 from pipeline.ingest.source import ingest, opened_export
 from pipeline.ingest.roboflow.upload import upload_frames
 from pipeline.synthetic.roboflow_coco import SampleSpec, write_sample_export

@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
+from pipeline.files.output_folder import MARKER
 from pipeline.synthetic import (FLEET, VARIANT_NAMES, VARIANTS, PhantomFrame, SampleSpec, patient_variant,
                                 render_phantom, sample_frame, write_sample_export)
 from pipeline.synthetic.phantom import draw_patient
@@ -76,7 +77,7 @@ def test_same_seed_same_bytes_other_seed_other_data(small_export, tmp_path):
 
 def test_export_layout_and_counts(small_export):
     root, counts = small_export
-    assert sorted(p.name for p in root.iterdir()) == ["README.dataset.txt", "README.roboflow.txt", *sorted(SPLITS)]
+    assert sorted(p.name for p in root.iterdir()) == [MARKER, "README.dataset.txt", "README.roboflow.txt", *sorted(SPLITS)]
     assert counts == {"train": 4, "valid": 1, "test": 1, "annotations": counts["annotations"]}
     for readme in ("README.dataset.txt", "README.roboflow.txt"):
         assert "SYNTHETIC" in (root / readme).read_text()
@@ -224,15 +225,22 @@ def test_patient_frames_are_correlated():
     assert _iou(a.gland_mask, b.gland_mask) > 0.8 > _iou(a.gland_mask, other.gland_mask)
 
 
-def test_refuses_non_empty_out_dir(tmp_path):
+def test_refuses_non_empty_out_dir_and_replaces_only_its_own_output(tmp_path):
     target = tmp_path / "data"
     target.mkdir()
-    (target / ".gitignore").write_text("/train\n")
+    (target / "notes.txt").write_text("mine")
     spec = SampleSpec(n_patients=1, frames_per_patient=1, frame_width=320, frame_height=240)
-    counts = write_sample_export(target, seed=0, spec=spec)
-    assert sum(counts[split] for split in SPLITS) == 1 and (target / ".gitignore").read_text() == "/train\n"
+    for force in (False, True):
+        with pytest.raises(ValueError, match="not empty|did not write"):
+            write_sample_export(target, seed=0, spec=spec, force=force)
+    assert [p.name for p in target.iterdir()] == ["notes.txt"]
+    fresh = tmp_path / "fresh"
+    counts = write_sample_export(fresh, seed=0, spec=spec)
+    assert sum(counts[split] for split in SPLITS) == 1
     with pytest.raises(ValueError, match="not empty"):
-        write_sample_export(target, seed=0, spec=spec)
+        write_sample_export(fresh, seed=0, spec=spec)
+    write_sample_export(fresh, seed=1, spec=spec, force=True)
+    assert "--seed 1" in (fresh / "README.roboflow.txt").read_text()
     with pytest.raises(ValueError):
         write_sample_export(tmp_path / "fresh", seed=-1, spec=spec)
     with pytest.raises(ValueError):

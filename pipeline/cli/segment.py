@@ -1,50 +1,31 @@
-"""Batch segmentation of frame files with an exported model (the ``trus segment`` command)."""
+"""``trus segment``: segment frame files with an exported model; a mask, an overlay and areas per frame."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
 
-from pipeline.imaging.frames import FRAME_SUFFIXES, FrameReadError, read_frames
+import typer
+from rich.progress import track
+
+from pipeline.cli.common import EXIT_BAD_INPUT, Force, console, expand_inputs, one_line_errors, unique_stems
+from pipeline.files.atomic import write_text_atomically
+from pipeline.files.output_folder import output_folder
+from pipeline.imaging.frames import FrameReadError, read_frames
+from pipeline.inference.contract import THRESHOLD_RANGE
 from pipeline.inference.measure import class_areas, draw_overlay
 from pipeline.inference.saving import write_mask_and_overlay
-from pipeline.inference.predictor import Segmenter
-from pipeline.files.atomic import write_text_atomically
+from pipeline.layout import MODEL_FILE
+
+if TYPE_CHECKING:
+    from pipeline.inference.predictor import Segmenter
 
 AREAS_FILE = "areas.csv"
 AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2")
-
-
-def expand_inputs(paths: Iterable[Path]) -> list[Path]:
-    """Files as given, plus the frame files directly inside given folders (sorted).
-
-    Raises:
-        FrameReadError: a path that does not exist, or a folder without frames.
-    """
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
-            if not found:
-                raise FrameReadError(f"{path}: no frame files ({', '.join(FRAME_SUFFIXES)})")
-            files += found
-        elif path.exists():
-            files.append(path)
-        else:
-            raise FrameReadError(f"{path}: no such file or folder")
-    return files
-
-
-def unique_stems(files: list[Path]) -> Iterator[tuple[Path, str]]:
-    """Pairs each file with an output stem, suffixing ``_2``, ``_3``... on repeated names."""
-    seen: dict[str, int] = {}
-    for path in files:
-        count = seen.get(path.stem, 0) + 1
-        seen[path.stem] = count
-        yield path, path.stem if count == 1 else f"{path.stem}_{count}"
 
 
 @dataclass(frozen=True)
@@ -75,11 +56,10 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
     Args:
         segmenter: the loaded model.
         files: frame files.
-        out_dir: output folder (created).
+        out_dir: an existing output folder.
         threshold: probability threshold; the model's own when None.
         progress: an iterable wrapping ``unique_stems(files)`` (e.g. a progress bar).
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
     threshold = segmenter.contract.threshold if threshold is None else threshold
     rows, failures = [], []
     for path, stem in progress if progress is not None else unique_stems(files):
@@ -98,3 +78,29 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
                              "area_mm2": area.mm2})
     write_text_atomically(out_dir / AREAS_FILE, areas_csv(rows))
     return SegmentResult(rows, failures)
+
+
+def segment(
+    inputs: Annotated[list[Path], typer.Argument(help="Frame files (PNG, JPEG, BMP, TIFF, DICOM) or folders.")],
+    model: Annotated[Path, typer.Option(help="Exported ONNX model.")] = MODEL_FILE,
+    out: Annotated[Path, typer.Option(help="New folder for masks, overlays and areas.csv.")] = Path("segmentations"),
+    threshold: Annotated[float | None, typer.Option(min=THRESHOLD_RANGE[0], max=THRESHOLD_RANGE[1],
+                                                    help="Probability threshold (default: the model's).")] = None,
+    force: Force = False,
+) -> None:
+    """Segment frames: a mask PNG and an overlay PNG per frame at its own size, and areas.csv."""
+    from pipeline.inference.predictor import Segmenter  # ONNX Runtime is loaded by this command only
+
+    with one_line_errors():
+        segmenter = Segmenter(model)
+        files = expand_inputs(inputs)
+        stems = list(unique_stems(files))
+        with output_folder(out, "trus segment", sources=[*inputs, model], force=force) as staging:
+            result = segment_files(segmenter, files, staging, threshold,
+                                   progress=track(stems, description="segmenting", console=console, transient=True))
+    for message in result.failures:
+        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    done = len({row["output"] for row in result.areas})
+    console.print(f"segment: {done} frame(s) -> {out} (masks, overlays, {AREAS_FILE})")
+    if result.failures:
+        raise typer.Exit(EXIT_BAD_INPUT)

@@ -17,6 +17,21 @@ CONTRACT_KEY = "trus_contract"
 CONTRACT_VERSION = 1
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+THRESHOLD_RANGE = (0.01, 0.99)
+"""Allowed probability thresholds, inclusive: params.yaml (``inference.threshold``), ``trus segment
+--threshold``, the app's slider and a model's contract all use this one range."""
+
+
+def check_threshold(value: float, name: str = "threshold") -> float:
+    """``value`` as a float if it lies in :data:`THRESHOLD_RANGE`.
+
+    Raises:
+        ValueError: outside the range (the message names ``name``).
+    """
+    low, high = THRESHOLD_RANGE
+    if not low <= float(value) <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value}")
+    return float(value)
 
 
 class ContractError(ValueError):
@@ -88,7 +103,7 @@ class ModelContract:
                 classes=tuple(str(c) for c in payload["classes"]),
                 preprocess=PreprocessSpec.from_dict(payload["preprocess"]),
                 mean=float(payload["mean"]), std=float(payload["std"]),
-                threshold=float(payload["threshold"]), arch=str(payload.get("arch", "")),
+                threshold=check_threshold(payload["threshold"], "the model's threshold"), arch=str(payload.get("arch", "")),
                 encoder=str(payload.get("encoder", "")), metrics=dict(payload.get("metrics", {})),
                 dataset_version=str(payload.get("dataset_version", "unknown")),
                 code_version=str(payload.get("code_version", "unknown")), note=str(payload.get("note", "")),

@@ -27,8 +27,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.files.output_folder import output_folder
 from pipeline.imaging.dicom import dicom_region_boxes, read_dicom
 from pipeline.imaging.frames import Frame, FrameReadError, frame_kind, read_frames
 from pipeline.imaging.png import write_png_atomically
@@ -125,26 +124,19 @@ def _read_source(path: Path, kind: str, channel: int | None) -> tuple[Any | None
     return dataset, list(frames) if "PixelData" in dataset else []
 
 
-def _check_folders(raw_dir: Path, out_dir: Path) -> None:
-    if not raw_dir.is_dir():
-        raise IngestError(f"{raw_dir}: no such folder")
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise IngestError(f"{out_dir}: exists and is not an empty folder; choose a new one")
-    if out_dir.resolve().is_relative_to(raw_dir.resolve()):
-        raise IngestError(f"{out_dir}: inside the raw folder {raw_dir}; choose a folder outside it")
-
-
 def extract_frames(raw_dir: Path, out_dir: Path, secret: bytes, channel: int | None = None,
-                   blank_outside_region: bool = True) -> FramesReport:
+                   blank_outside_region: bool = True, force: bool = False) -> FramesReport:
     """Writes ``out_dir/images/*.png`` (8-bit grey) and ``out_dir/manifest.csv`` from raw scans.
 
     Args:
         raw_dir: a folder of patient folders holding DICOM (single- or multi-frame; by
             suffix or ``DICM`` preamble), PNG, JPEG, BMP or TIFF files, at any depth.
-        out_dir: a new or empty folder, outside ``raw_dir``; it appears complete or not at all.
+        out_dir: a new or empty folder outside ``raw_dir``, or with ``force`` an earlier output of
+            ``trus frames``; it appears complete or not at all (:mod:`pipeline.files.output_folder`).
         secret: the pseudonym key (at least 16 bytes), e.g. from ``TRUS_PSEUDONYM_KEY``.
         channel: for TIFFs, the channel to read instead of converting colour to grey.
         blank_outside_region: zero DICOM pixels outside the ultrasound regions.
+        force: replace an earlier output of ``trus frames`` in ``out_dir``.
 
     Returns:
         The report; its manifest has one row per frame: ``original_name`` (the PNG name),
@@ -156,21 +148,15 @@ def extract_frames(raw_dir: Path, out_dir: Path, secret: bytes, channel: int | N
 
     Raises:
         ValueError: the secret is shorter than 16 bytes.
-        IngestError: bad folders, or no frame could be read.
+        IngestError: no such ``raw_dir``, or no frame could be read.
+        OutputFolderError: ``out_dir`` may not be written (see :mod:`pipeline.files.output_folder`).
     """
     if len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"the pseudonym secret must be at least {MIN_SECRET_BYTES} bytes")
-    _check_folders(raw_dir, out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".partial", dir=out_dir.parent))
-    try:
+    if not raw_dir.is_dir():
+        raise IngestError(f"{raw_dir}: no such folder")
+    with output_folder(out_dir, "trus frames", sources=[raw_dir], force=force) as staging:
         report = _extract_into(raw_dir, staging, secret, channel, blank_outside_region)
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return report
 
 

@@ -9,8 +9,8 @@ no output folder) when a finding's action is ``error``.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
@@ -18,7 +18,8 @@ from pipeline.config import DataParams, QcParams
 from pipeline.ingest.normalise import NormalisedExport, normalise_export
 from pipeline.ingest.qc import Finding, blocking, write_report
 from pipeline.ingest.records import IngestError
-from pipeline.ingest.roboflow.client import RoboflowRef, download_export
+from pipeline.ingest.roboflow.common import RoboflowRef
+from pipeline.ingest.roboflow.download import download_export
 from pipeline.files.atomic import staged_folder
 
 
@@ -83,17 +84,22 @@ def exported(data: DataParams) -> Iterator[Path]:
         yield download_export(roboflow_ref(data), data.format, Path(scratch) / "export", data.roboflow.timeout_s)
 
 
-def ingest(data: DataParams, qc: QcParams, out_dir: Path, report_path: Path, progress: bool = True) -> NormalisedExport:
+def ingest(data: DataParams, qc: QcParams, out_dir: Path, report_path: Path, progress: bool = True,
+           into: Callable[[Path], AbstractContextManager[Path]] = staged_folder) -> NormalisedExport:
     """Normalises the export ``data`` names into ``out_dir`` and writes the QC report to ``report_path``.
 
-    ``out_dir`` is replaced only when everything succeeded and no finding is an ``error``;
-    the report is written in any case once the export has been read.
+    ``out_dir`` is written through ``into(out_dir)``, which yields an empty folder that becomes
+    ``out_dir`` only when everything succeeded and no finding is an ``error``: the stage's
+    :func:`staged_folder`, or ``trus ingest``'s rules for a folder the user named
+    (:func:`pipeline.files.output_folder.output_folder`, checked before anything is downloaded).
+    The report is written in any case once the export has been read.
 
     Raises:
         QualityError: findings whose action is ``error`` (counted, the first named).
         IngestError, FrameReadError: the export cannot be read (see :func:`normalise_export`).
+        OutputFolderError: ``into`` refuses ``out_dir``.
     """
-    with exported(data) as root, staged_folder(out_dir) as partial:
+    with into(out_dir) as partial, exported(data) as root:
         result = normalise_export(root, partial, data, qc, describe_source(data), progress)
         write_report(result.findings, report_path)
         errors = blocking(result.findings)

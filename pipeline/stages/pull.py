@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.config import DataParams, load_params
+from pipeline.files.output_folder import refuse_overlap
 from pipeline.ingest.qc import summarise
 from pipeline.ingest.records import IngestError
 from pipeline.ingest.source import QualityError, ingest, ingest_summary
@@ -21,6 +22,9 @@ def main() -> None:
     """Normalises the export into ``artifacts/frames`` and writes the QC report; stops on QC errors."""
     params = load_params()
     check_frames_manifest_tracked(params.data)
+    if params.data.source == "local":
+        refuse_overlap(FRAMES_DIR, [Path(params.data.export_dir)])
+        refuse_overlap(QC_REPORT, [Path(params.data.export_dir)])
     try:
         result = ingest(params.data, params.qc, FRAMES_DIR, QC_REPORT)
     except QualityError as error:

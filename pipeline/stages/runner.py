@@ -1,27 +1,31 @@
-"""Running a stage or command: one-line errors, non-zero exit, no traceback.
+"""Running a stage: one-line errors, a non-zero exit, the traceback only when asked for.
 
 Errors the user can fix (bad params, bad input files, missing upstream outputs) are
-ValueError/OSError subclasses carrying a message that names the file and the problem.
-Set ``TRUS_DEBUG=1`` to see the traceback as well.
+ValueError/OSError subclasses carrying a message that names the file and the problem; the
+stage prints ``error: <message>`` and exits 1. ``python -m pipeline.stages.<stage> --verbose``
+(or ``TRUS_VERBOSE=1``, e.g. for ``dvc repro``) logs the traceback too.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-import traceback
 from collections.abc import Callable
 
+from pipeline.logs import VERBOSE_VARIABLE, configure_console_logging
+
 EXIT_USER_ERROR = 1
+log = logging.getLogger("pipeline.stages")
 
 
 def run_stage(main: Callable[[], object]) -> None:
     """Calls ``main()``; on a user-fixable error prints ``error: <message>`` and exits 1."""
+    configure_console_logging("--verbose" in sys.argv[1:] or os.environ.get(VERBOSE_VARIABLE) == "1")
     try:
         main()
     except (ValueError, OSError) as error:
-        if os.environ.get("TRUS_DEBUG"):
-            traceback.print_exc()
+        log.debug("the stage failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:

@@ -21,6 +21,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.files.output_folder import output_folder
+
 from pipeline.synthetic.scanner import sample_frame
 from pipeline.synthetic.variants import DEFAULT, FLEET, VARIANT_NAMES, VARIANTS
 
@@ -161,25 +163,32 @@ def polygon_annotation(ann_id: int, image_id: int, category_id: int, polygon: np
             "area": _number(w * h), "segmentation": [flat], "iscrowd": 0}
 
 
-def write_sample_export(out_dir: Path, seed: int = 0, spec: SampleSpec = SampleSpec()) -> dict[str, int]:
+def write_sample_export(out_dir: Path, seed: int = 0, spec: SampleSpec = SampleSpec(), force: bool = False
+                        ) -> dict[str, int]:
     """Renders the synthetic phantoms and writes them as a Roboflow COCO Segmentation export.
 
     Args:
-        out_dir: target folder; created, or reused when empty or holding only ``.gitignore``.
+        out_dir: a new or empty folder, or with ``force`` an earlier ``trus sample`` output; the
+            export appears complete or not at all (:mod:`pipeline.files.output_folder`).
         seed: non-negative seed; the same seed gives byte-identical files.
         spec: export size and fractions.
+        force: replace an earlier output of ``trus sample`` in ``out_dir``.
 
     Returns:
         Counts ``{'train': n, 'valid': n, 'test': n, 'annotations': n}`` (images per split, all annotations).
 
     Raises:
-        ValueError: negative seed, or ``out_dir`` exists with other content.
+        ValueError: negative seed.
+        OutputFolderError: ``out_dir`` may not be written.
     """
-    out_dir = Path(out_dir)
     if seed < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
-    if out_dir.exists() and any(p.name != ".gitignore" for p in out_dir.iterdir()):
-        raise ValueError(f"{out_dir} is not empty; refusing to write a sample export into it")
+    with output_folder(Path(out_dir), "trus sample", force=force) as staging:
+        return _write_export(staging, seed, spec)
+
+
+def _write_export(out_dir: Path, seed: int, spec: SampleSpec) -> dict[str, int]:
+    """Writes the export into the empty folder ``out_dir``; returns the counts of :func:`write_sample_export`."""
     plans = plan_export(seed, spec)
     polygons, sizes = _render_frames(out_dir, seed, spec, plans)
     stamp = _export_time(seed)

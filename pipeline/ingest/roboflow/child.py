@@ -11,27 +11,16 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import re
 import sys
 import threading
 import zipfile
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import quote, urlsplit
+from typing import Any, TextIO
+from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from pipeline.ingest.roboflow.client import RoboflowRef
+from pipeline.ingest.roboflow.common import API_KEY_VARIABLE, scrub
 
-API_KEY_VARIABLE = "ROBOFLOW_API_KEY"
-_KEY_IN_URL = re.compile(r"(api_key=)[^&\s'\"]+")
 _STEPS = ("key", "workspace", "project", "version", "export")  # by the number of path parts after API_URL
-
-
-def scrub(text: str, api_key: str) -> str:
-    """``text`` with the key (plain or URL-quoted, and any ``api_key=`` value) replaced by ``***``."""
-    for form in {api_key, quote(api_key, safe="")} - {""}:
-        text = text.replace(form, "***")
-    return _KEY_IN_URL.sub(r"\1***", text)
 
 
 class ClientFailure(Exception):
@@ -165,14 +154,3 @@ def open_project(observer: Observer, api_key: str, workspace: str, project: str)
     opened = client.workspace(workspace)
     observer.phase = "opening the project"
     return opened.project(project)
-
-
-def download_job(observer: Observer, api_key: str, ref: RoboflowRef, export_format: str, location: str) -> str:
-    observer.names.update(version=f"version {ref.workspace}/{ref.project}/{ref.version}",
-                          export=f"{ref} ({export_format})")
-    project = open_project(observer, api_key, ref.workspace, ref.project)
-    observer.phase = "opening the version"
-    version = project.version(ref.version)
-    observer.phase = "downloading the export"
-    version.download(export_format, location=location, overwrite=True)
-    return location

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.ingest.roboflow.client import SLUG, RoboflowError, api_key_from_env, run_client
 from pipeline.ingest.roboflow.child import ClientFailure, Observer, describe_failure, open_project, send
+from pipeline.ingest.roboflow.client import run_client
+from pipeline.ingest.roboflow.common import SLUG, RoboflowError, api_key_from_env
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

@@ -1,0 +1,71 @@
+"""What every ``trus`` command shares: the error console, one-line errors, ``--force``, frame inputs.
+
+A command's user-fixable errors (ValueError/OSError subclasses whose message names the file
+and the problem) print one line, ``error: <message>``, and exit with status 2; ``trus
+--verbose`` logs the traceback as well (see :mod:`pipeline.logs`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from pipeline.imaging.frames import FRAME_SUFFIXES, FrameReadError
+
+console = Console(stderr=True)
+EXIT_BAD_INPUT = 2
+log = logging.getLogger("pipeline.cli")
+
+Force = Annotated[bool, typer.Option("--force", help="Replace an earlier output of this same command in OUT "
+                                     "(never a folder holding files it did not write).")]
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    """Prints ``error: message`` to stderr and returns the Exit to raise; the traceback goes to the debug log."""
+    log.debug("the command failed", exc_info=True)
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turns ValueError/OSError (ParamsError, FrameReadError, IngestError, ...) into :func:`fail`."""
+    try:
+        yield
+    except (ValueError, OSError) as error:
+        raise fail(str(error)) from None
+
+
+def expand_inputs(paths: Iterable[Path]) -> list[Path]:
+    """Files as given, plus the frame files directly inside given folders (sorted).
+
+    Raises:
+        FrameReadError: a path that does not exist, or a folder without frames.
+    """
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in FRAME_SUFFIXES)
+            if not found:
+                raise FrameReadError(f"{path}: no frame files ({', '.join(FRAME_SUFFIXES)})")
+            files += found
+        elif path.exists():
+            files.append(path)
+        else:
+            raise FrameReadError(f"{path}: no such file or folder")
+    return files
+
+
+def unique_stems(files: list[Path]) -> Iterator[tuple[Path, str]]:
+    """Pairs each file with an output stem, suffixing ``_2``, ``_3``... on repeated names."""
+    seen: dict[str, int] = {}
+    for path in files:
+        count = seen.get(path.stem, 0) + 1
+        seen[path.stem] = count
+        yield path, path.stem if count == 1 else f"{path.stem}_{count}"
