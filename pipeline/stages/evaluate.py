@@ -19,6 +19,7 @@ from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.imaging.png import write_png_atomically
+from pipeline.files.tables import read_table
 from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS_FILE, OVERLAYS_DIR, PER_FRAME_FILE,
                              PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE)
 from pipeline.files.atomic import staged_folder, write_csv_atomically, write_json_atomically
@@ -40,7 +41,7 @@ def main() -> None:
         require_file(path, stage)
     classes = params.data.classes
     split = json.loads(SPLIT_FILE.read_text())
-    table = pd.read_csv(PROCESSED_DIR / PROCESSED_MANIFEST, dtype={"patient": str}).set_index("frame_id")
+    table = read_table(PROCESSED_DIR / PROCESSED_MANIFEST).set_index("frame_id")
     test_ids = split["frames"]["test"]
     if not test_ids:
         raise ValueError(f"{SPLIT_FILE}: no test frames; give split.fractions a test share")

@@ -24,6 +24,7 @@ from pipeline.imaging.spec import PreprocessSpec
 from pipeline.imaging.preprocessing import preprocess_frame, preprocess_mask
 from pipeline.imaging.masks import read_bitmask
 from pipeline.imaging.png import write_png_atomically
+from pipeline.files.tables import read_table
 from pipeline.layout import (FRAMES_DIR, IMAGES, MANIFEST, MASKS, PREPROCESS_PLOTS_DIR, PROCESSED_DIR,
                              PROCESSED_MANIFEST, REGION_COLUMNS)
 from pipeline.files.atomic import staged_folder
@@ -88,7 +89,7 @@ def preprocess_all(frames_dir: Path, out_dir: Path, spec: PreprocessSpec, plots_
         The manifest joined with each frame's geometry and its spacing on the network grid
         (``net_spacing_x_mm``, ``net_spacing_y_mm``: mm per network pixel), written as ``frames.csv``.
     """
-    manifest = pd.read_csv(frames_dir / MANIFEST, dtype={"frame_id": str})
+    manifest = read_table(frames_dir / MANIFEST)
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
     rows = [row for _, row in manifest.iterrows()]

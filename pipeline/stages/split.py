@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-import pandas as pd
 
 from pipeline.config import load_params
+from pipeline.files.tables import read_table
 from pipeline.layout import PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE
 from pipeline.files.atomic import write_json_atomically
 from pipeline.splitting import SUBSETS, make_split
@@ -37,7 +37,7 @@ def main() -> None:
     """Splits the processed frames by patient, makes the folds and writes the split file."""
     params = load_params().split
     require_file(PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess")
-    table = pd.read_csv(PROCESSED_DIR / PROCESSED_MANIFEST, dtype={"frame_id": str, "patient": str})
+    table = read_table(PROCESSED_DIR / PROCESSED_MANIFEST)
     split = make_split(table, params)
     write_json_atomically(SPLIT_FILE, split)
     print("\n".join(summary_lines(split)))

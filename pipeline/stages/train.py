@@ -11,9 +11,9 @@ import json
 import sys
 from typing import Any
 
-import pandas as pd
 
 from pipeline.config import load_params
+from pipeline.files.tables import read_table
 from pipeline.layout import CHECKPOINT_FILE, DVCLIVE_DIR, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.data import FrameDataset, load_frames
@@ -67,7 +67,7 @@ def main() -> None:
     params = load_params()
     for path, stage in ((PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess"), (SPLIT_FILE, "split")):
         require_file(path, stage)
-    manifest = pd.read_csv(PROCESSED_DIR / PROCESSED_MANIFEST, dtype={"frame_id": str})
+    manifest = read_table(PROCESSED_DIR / PROCESSED_MANIFEST)
     try:
         split = json.loads(SPLIT_FILE.read_text())
     except json.JSONDecodeError as error:
