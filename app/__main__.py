@@ -5,12 +5,14 @@
 The model and frame named on the command line are loaded before the Qt application starts,
 so a bad file gives a one-line error on stderr and exit code 2. With ``--screenshot``
 the app segments FRAME, saves a picture of the window to OUT.png, prints its path and
-exits (works with ``QT_QPA_PLATFORM=offscreen``).
+exits (works with ``QT_QPA_PLATFORM=offscreen``). Everything is logged to a rotating file in the
+user's log folder (see :mod:`app.log_file`).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
+from app.log_file import REDACT, configure_file_logging
 from app.main_window import MainWindow
 from pipeline.imaging.frames import Frame, FrameReadError, read_frame
 from pipeline.inference.predictor import ModelLoadError, Segmenter
@@ -27,6 +30,7 @@ PROG = "trus-app"
 EXIT_ERROR = 2
 WINDOW_SIZE = (1280, 800)
 SEGMENT_TIMEOUT_MS = 300_000
+log = logging.getLogger("app")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -45,6 +49,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def _fail(message: str) -> int:
+    log.error("%s", message)
     print(f"{PROG}: error: {message}", file=sys.stderr)
     return EXIT_ERROR
 
@@ -52,6 +57,10 @@ def _fail(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the app; returns the process exit code (0 ok, 2 bad input)."""
     args = parse_args(argv)
+    log_path = configure_file_logging()
+    log.info("%s started (log %s)", PROG, log_path)
+    if args.frame is not None:
+        REDACT.add(args.frame)
     model_path: Path = args.model or MODEL_FILE
     # Without --model, a missing default model is not fatal: the window opens and asks for one.
     model_optional = args.model is None and args.screenshot is None and not model_path.exists()

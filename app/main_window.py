@@ -7,6 +7,7 @@ message (a critical dialog by default) and leaves the window usable.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +18,7 @@ from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QM
                                QScrollArea, QWidget)
 
 from app.image_view import WHEEL_STEP, ImageView
+from app.log_file import REDACT, current_log_file
 from app.panel import SidePanel
 from app.session import Session
 from app.worker import SegmentationWorker
@@ -26,6 +28,7 @@ from pipeline.inference.predictor import ModelLoadError, Segmentation, Segmenter
 APP_TITLE = "TRUS Segmentation"
 MODEL_SUFFIX = ".onnx"
 FRAME_FILTER = f"Frames ({' '.join('*' + s for s in FRAME_SUFFIXES)});;All files (*)"
+log = logging.getLogger(__name__)
 
 
 class MainWindow(QMainWindow):
@@ -135,6 +138,9 @@ class MainWindow(QMainWindow):
         self.session.use_contract(segmenter.contract)
         self.panel.set_model(segmenter.contract, segmenter.path)
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
+        contract = segmenter.contract
+        log.info("model loaded: %s (%s/%s, classes %s, dataset %s, code %s)", segmenter.path, contract.arch,
+                 contract.encoder, ",".join(contract.classes), contract.dataset_version, contract.code_version)
         self.statusBar().showMessage(f"Model {segmenter.path.name} loaded.")
         self._refresh()
         self._segment()
@@ -145,10 +151,15 @@ class MainWindow(QMainWindow):
         Raises:
             FrameReadError: the file is missing, unsupported or corrupt.
         """
+        REDACT.add(Path(path))
         self.show_frame(Path(path), read_frame(path))
 
     def show_frame(self, path: Path, frame: Frame) -> None:
         """Shows an already read frame, fitted to the window, and segments it."""
+        REDACT.add(path)  # its path or name may identify the patient: never in the log
+        height, width = frame.gray.shape
+        log.info("frame opened: %dx%d px, spacing %s, DICOM region %s", width, height,
+                 "known" if frame.spacing_mm else "unknown", "yes" if frame.region_box else "no")
         self.session.set_frame(path, frame)
         self.panel.set_frame(path, frame)
         self.setWindowTitle(f"{path.name} — {APP_TITLE}")
@@ -264,11 +275,14 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(self.session.segmentation is not None)
 
     def _fail(self, message: str) -> None:
+        log.warning("%s", message)
         self.statusBar().showMessage(message)
         self._report_error(message)
 
     def _error_dialog(self, message: str) -> None:
-        QMessageBox.critical(self, APP_TITLE, message)
+        log_file = current_log_file()
+        details = f"\n\nDetails are in the log: {log_file}" if log_file else ""
+        QMessageBox.critical(self, APP_TITLE, message + details)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         """Waits for a running segmentation before closing."""

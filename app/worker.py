@@ -8,12 +8,15 @@ one wins and a stale result never reaches the window.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from pipeline.inference.predictor import Segmenter
 
 Box = tuple[int, int, int, int]  # (x, y, width, height) px
+log = logging.getLogger(__name__)
 
 
 class _JobSignals(QObject):
@@ -37,6 +40,7 @@ class _SegmentJob(QRunnable):
         try:
             result = self._segmenter.segment(self._gray, self._region_box)
         except Exception as error:  # any failure must reach the GUI, not die silently in the pool
+            log.exception("segmentation failed")  # the traceback goes to the app's log file
             message = str(error).splitlines()[0] if str(error) else type(error).__name__
             self._signals.error.emit(self._request, f"Segmentation failed: {message}")
         else:
