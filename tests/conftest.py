@@ -1,8 +1,10 @@
-"""Shared fixtures. Qt runs offscreen; nothing here touches the network."""
+"""Shared fixtures and helpers. Qt runs offscreen; nothing here touches the network or a path outside the clone."""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -10,25 +12,46 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = Path("shared") / "fixtures" / "roboflow-real"
+REAL_EXPORTS = Path("tests") / "fixtures" / "roboflow-real"
+"""The real Roboflow exports, relative to the project root (see its PROVENANCE.md)."""
+CHECKSUMS = "SHA256SUMS"
+
+# Variables that change what a stage or the CLI does, or give it credentials: a test's child
+# process must not inherit them from whoever runs the tests.
+NOT_INHERITED = ("PYTHONPATH", "TRUS_DEBUG", "TRUS_VERBOSE", "TRUS_PSEUDONYM_KEY", "ROBOFLOW_API_KEY", "API_URL")
 
 
-def find_real_exports() -> Path | None:
-    """The team's real Roboflow exports: ``$TRUS_REAL_EXPORTS``, else ``shared/fixtures/roboflow-real``
-    beside the checkout or beside any folder above it (a clone elsewhere, e.g. for CI, still finds
-    the workspace's copy), else ``/work/shared/...``; None when there is none."""
-    override = os.environ.get("TRUS_REAL_EXPORTS")
-    candidates = [Path(override)] if override else []
-    candidates += [folder / FIXTURES for folder in PROJECT_ROOT.parents] + [Path("/work") / FIXTURES]
-    return next((path for path in candidates if path.is_dir()), None)
+def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process: this one's (PATH, HOME, locale...) minus :data:`NOT_INHERITED`,
+    plus ``overrides``."""
+    environment = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
+    return {**environment, **(overrides or {})}
 
 
-REAL_EXPORTS = find_real_exports()
+def missing_real_export_files(root: Path) -> list[str]:
+    """The files listed in ``root/SHA256SUMS`` that are absent or differ, as ``'<path>: <problem>'``."""
+    checksums = root / CHECKSUMS
+    if not checksums.is_file():
+        return [f"{checksums}: missing"]
+    problems = []
+    for line in checksums.read_text().splitlines():
+        digest, name = line.split(maxsplit=1)
+        path = root / name
+        if not path.is_file():
+            problems.append(f"{path}: missing")
+        elif hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            problems.append(f"{path}: differs from its SHA-256 in {CHECKSUMS} (a Git LFS pointer or an edit?)")
+    return problems
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_exports() -> Path:
-    """The real Roboflow exports (see :func:`find_real_exports`); skipped, saying so, when absent."""
-    if REAL_EXPORTS is None:
-        pytest.skip("real Roboflow exports not found: set TRUS_REAL_EXPORTS to shared/fixtures/roboflow-real")
-    return REAL_EXPORTS
+    """The real Roboflow exports committed in ``tests/fixtures/roboflow-real``; the test fails when a file is
+    missing or altered."""
+    root = PROJECT_ROOT / REAL_EXPORTS
+    problems = missing_real_export_files(root)
+    if problems:
+        pytest.fail(f"the real-export fixtures of {REAL_EXPORTS} are incomplete ({len(problems)} problem(s)); "
+                    f"they are committed with the project, restore them with `git checkout -- {REAL_EXPORTS}`:\n"
+                    + "\n".join(problems), pytrace=False)
+    return root

@@ -17,7 +17,7 @@ from pipeline.inference.measure import class_areas, draw_overlay
 from pipeline.imaging.masks import pack_masks, read_bitmask, unpack_masks
 from pipeline.imaging.png import write_png_atomically
 from pipeline.inference.predictor import ModelLoadError, Segmenter
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, child_environment
 from tests.tiny_models import tiny_contract, write_threshold_model
 
 
@@ -133,7 +133,7 @@ def test_overlay_tints_only_the_mask():
 
 def run_trus(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin"}, timeout=120)
+                          env=child_environment({"PYTHONPATH": str(PROJECT_ROOT)}), timeout=120)
 
 
 def test_trus_segment_writes_masks_overlays_and_areas(tmp_path: Path):

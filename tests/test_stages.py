@@ -21,7 +21,7 @@ import yaml
 from pipeline.inference.contract import CONTRACT_KEY, ModelContract
 from pipeline.inference.predictor import Segmenter
 from pipeline.synthetic import SampleSpec, write_sample_export
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, child_environment
 
 SMALL = SampleSpec(n_patients=6, frames_per_patient=2, frame_width=320, frame_height=240)
 
@@ -54,8 +54,7 @@ def project(tmp_path: Path, sample_export: Path) -> Path:
 
 def run_stage(stage: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", f"pipeline.stages.{stage}"], cwd=cwd, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(PROJECT_ROOT), "PATH": "/usr/bin:/bin", "HOME": str(cwd)},
-                          timeout=600)
+                          env=child_environment({"PYTHONPATH": str(PROJECT_ROOT)}), timeout=600)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
