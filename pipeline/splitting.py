@@ -26,7 +26,7 @@ frames stay in test). Patient lists are sorted; frame lists follow the frames ta
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Collection, Sequence
 
 import numpy as np
@@ -37,6 +37,7 @@ from pipeline.config import SplitParams
 SUBSETS = ("train", "val", "test")
 ROBOFLOW_SUBSETS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
 SHOWN_PATIENTS = 5
+log = logging.getLogger(__name__)
 
 
 def _strata(patients: Sequence[str], positive: Collection[str] | None) -> list[list[str]]:
@@ -182,8 +183,7 @@ def straddling_patients(table: pd.DataFrame, frames: dict[str, list[str]]) -> li
 def make_split(table: pd.DataFrame, params: SplitParams) -> dict:
     """The split file's content (see the module docstring) for a frames table.
 
-    With ``method: roboflow`` a ``warning:`` line on stderr names the patients that
-    straddle Roboflow's folders.
+    With ``method: roboflow`` a logged warning names the patients that straddle Roboflow's folders.
 
     Args:
         table: one row per frame: ``frame_id``, ``patient``, ``px_<class>`` and, for
@@ -202,8 +202,8 @@ def make_split(table: pd.DataFrame, params: SplitParams) -> dict:
         straddling = straddling_patients(table, frames)
         if straddling:
             shown = ", ".join(straddling[:SHOWN_PATIENTS]) + (", ..." if len(straddling) > SHOWN_PATIENTS else "")
-            print(f"warning: {len(straddling)} patient(s) straddle Roboflow's train/valid/test folders ({shown}); "
-                  "their frames are on two sides, so validation and test scores are optimistic", file=sys.stderr)
+            log.warning("%d patient(s) straddle Roboflow's train/valid/test folders (%s); their frames are on two "
+                        "sides, so validation and test scores are optimistic", len(straddling), shown)
     else:
         patients = split_patients(table["patient"].tolist(), params.fractions, params.seed, positive)
         frames = frames_by_subset(table, patients)

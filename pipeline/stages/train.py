@@ -8,7 +8,7 @@ validation mean Dice (see ``pipeline.training``).
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from typing import Any
 
 
@@ -19,11 +19,13 @@ from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.data import FrameDataset, load_frames
 from pipeline.training.loop import train_model
 
+log = logging.getLogger(__name__)
+
 
 def training_ids(split: dict[str, Any], known: set[str], fold: int | None = None) -> tuple[list[str], list[str]]:
     """Training and validation frame ids of a split file's content.
 
-    An empty validation subset falls back to the training frames, with a warning on stderr.
+    An empty validation subset falls back to the training frames, with a logged warning.
 
     Args:
         split: the parsed ``artifacts/split.json``.
@@ -56,8 +58,8 @@ def training_ids(split: dict[str, Any], known: set[str], fold: int | None = None
     if not train_ids:
         raise ValueError(f"{SPLIT_FILE}: no training frames{scope}; check split.fractions")
     if not val_ids:
-        print(f"warning: {SPLIT_FILE} has no validation frames{scope}; validating on the training frames "
-              "(the best epoch is then chosen on training data)", file=sys.stderr)
+        log.warning("%s has no validation frames%s; validating on the training frames (the best epoch is then "
+                    "chosen on training data)", SPLIT_FILE, scope)
         val_ids = train_ids
     return train_ids, val_ids
 
