@@ -189,8 +189,19 @@ class MainWindow(QMainWindow):
         return True
 
     def save_results(self, out_dir: Path | str) -> tuple[Path, Path] | None:
-        """Writes the mask and overlay PNGs into ``out_dir``; returns their paths, or None on error."""
+        """Writes the mask and overlay PNGs into ``out_dir``; returns their paths, or None on error or refusal.
+
+        Files of the same name already there are replaced only when the user confirms it.
+        """
         try:
+            existing = [path for path in self.session.save_paths(Path(out_dir)) if path.exists()]
+            names = " and ".join(path.name for path in existing)
+            if existing and QMessageBox.question(
+                    self, APP_TITLE, f"{names} already exist in {out_dir}. Replace them?",
+                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                    QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+                self.statusBar().showMessage("Not saved: the files already exist.")
+                return None
             paths = self.session.save(Path(out_dir))
         except (ValueError, OSError) as error:
             self._fail(f"{out_dir}: cannot save ({error})")

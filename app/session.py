@@ -15,7 +15,7 @@ import numpy as np
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import THRESHOLD_RANGE, ModelContract
 from pipeline.inference.measure import ClassArea, class_areas, draw_overlay
-from pipeline.inference.saving import write_mask_and_overlay
+from pipeline.inference.saving import mask_and_overlay_paths, write_mask_and_overlay
 from pipeline.inference.predictor import Segmentation
 
 DEFAULT_OPACITY = 0.35
@@ -129,6 +129,16 @@ class Session:
         if masks is None or self.frame_path is None:
             raise ValueError("there is no segmentation to save")
         return write_mask_and_overlay(Path(out_dir), self.frame_path.stem, masks, self.overlay())
+
+    def save_paths(self, out_dir: Path) -> tuple[Path, Path]:
+        """The mask and overlay files :meth:`save` would write into ``out_dir``.
+
+        Raises:
+            ValueError: no frame is open.
+        """
+        if self.frame_path is None:
+            raise ValueError("no frame is open")
+        return mask_and_overlay_paths(Path(out_dir), self.frame_path.stem)
 
     def pixel_info(self, x: int, y: int) -> str:
         """One-line description of frame pixel (x, y): grey value and class probabilities.

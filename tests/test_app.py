@@ -251,6 +251,24 @@ def test_save_writes_bitmask_and_overlay(qtbot, window: MainWindow, frame_png: P
     assert overlay.shape == (HEIGHT, WIDTH, 3)
 
 
+@pytest.mark.parametrize("answer, replaced", [(QMessageBox.StandardButton.No, False),
+                                              (QMessageBox.StandardButton.Yes, True)])
+def test_save_asks_before_replacing_files(qtbot, window: MainWindow, frame_png: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch, answer, replaced: bool) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "case01_mask.png").write_bytes(b"someone else's file")
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a: asked.append(text) or answer)
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    result = window.save_results(out)
+    assert len(asked) == 1 and "case01_mask.png already exist" in asked[0]
+    assert (result is not None) == replaced
+    assert ((out / "case01_mask.png").read_bytes() == b"someone else's file") != replaced
+    assert (out / "case01_overlay.png").exists() == replaced
+
+
 def file_mime(path: Path) -> QMimeData:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
