@@ -155,12 +155,14 @@ HOLE = ring((7, 7), (12, 7), (12, 12), (7, 12))
 
 @pytest.mark.parametrize(
     "shapes, expected_pixels",
-    [
-        (((OUTER,),), 16 * 16),  # one polygon, no closing point
-        (((np.vstack([OUTER, OUTER[:1]]),),), 16 * 16),  # the same with a closing point
-        (((OUTER, HOLE),), 16 * 16 - 6 * 6),  # a ring inside another is a hole (even-odd; its vertices lie in it)
-        (((OUTER,), (HOLE,)), 16 * 16),  # a second object over the first stays filled (union)
-        (((ring((0, 0), (3, 0), (3, 3), (0, 3)), ring((10, 10), (13, 10), (13, 13), (10, 13))),), 2 * 16),  # two parts
+    [  # pixel-centre rule: a ring with integer corners (2, 2)-(17, 17) covers columns and rows 2..16
+        (((OUTER,),), 15 * 15),  # one polygon, no closing point
+        (((np.vstack([OUTER, OUTER[:1]]),),), 15 * 15),  # the same with a closing point
+        (((OUTER, HOLE),), 15 * 15),  # COCO has no holes: a ring inside another adds nothing (union)
+        (((OUTER, OUTER),), 15 * 15),  # a ring listed twice does not cancel itself
+        (((ring((2, 2), (12, 2), (12, 12), (2, 12)), ring((7, 7), (17, 7), (17, 17), (7, 17))),), 175),  # overlap
+        (((OUTER,), (HOLE,)), 15 * 15),  # a second object over the first stays filled (union)
+        (((ring((0, 0), (3, 0), (3, 3), (0, 3)), ring((10, 10), (13, 10), (13, 13), (10, 13))),), 2 * 9),  # two parts
         (((ring((0, 0), (5, 5)),),), 0),  # fewer than 3 points: nothing
     ],
 )

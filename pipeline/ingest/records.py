@@ -12,15 +12,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from pipeline.imaging.polygons import fill_rings
 from pipeline.ingest.names import ExportName
-
-SUBPIXEL_BITS = 4  # cv2.fillPoly fixed-point precision for polygon vertices
 
 Ring = np.ndarray
 """(N, 2) float32 polygon vertices x, y in px (pixel centres at integers); closed or not."""
 
 Shape = tuple[Ring, ...]
-"""One annotated object: its rings, filled by the even-odd rule, so a ring inside another is a hole."""
+"""One annotated object: its rings (COCO's list of polygons), filled as their union.
+
+As in pycocotools, each ring is filled on its own and the results are joined: COCO polygons
+have no holes, so a ring inside another adds nothing and a ring listed twice stays filled.
+A pixel is filled when its centre lies inside (:mod:`pipeline.imaging.polygons`).
+"""
 
 
 class IngestError(ValueError):
@@ -72,34 +76,31 @@ class ExportFrame:
 
 
 def fill_shape(canvas: np.ndarray, shape: Shape) -> None:
-    """Fills one object into a uint8 canvas (in place), even-odd over its rings."""
-    scale = 1 << SUBPIXEL_BITS
-    layer = np.zeros_like(canvas)
-    for ring in shape:
-        if len(ring) >= 3:
-            ring_mask = np.zeros_like(canvas)
-            cv2.fillPoly(ring_mask, [np.rint(ring * scale).astype(np.int32)], 1, lineType=cv2.LINE_8,
-                         shift=SUBPIXEL_BITS)
-            layer ^= ring_mask
-    canvas |= layer
+    """Fills one object into a 2-D canvas, in place: covered pixels become 1.
+
+    Args:
+        canvas: (H, W) array (uint8 or bool), the object's class channel.
+        shape: the object's rings, x, y px; their union is filled by the pixel-centre rule
+            (:func:`pipeline.imaging.polygons.fill_rings`).
+    """
+    fill_rings(canvas, shape)
 
 
 def rasterise_shapes(shapes: tuple[tuple[Shape, ...], ...], n_classes: int, width: int, height: int) -> np.ndarray:
     """Per-channel union of filled objects.
 
     Args:
-        shapes: per output channel, its objects (each filled even-odd over its rings).
+        shapes: per output channel, its objects (each the union of its rings).
         n_classes: number of output channels (``shapes`` may be empty for a frame without any).
         width, height: mask size, px.
 
     Returns:
-        (n_classes, height, width) bool.
+        (n_classes, height, width) bool; a pixel is set when its centre lies inside an object.
     """
-    masks = np.zeros((n_classes, height, width), np.uint8)
+    masks = np.zeros((n_classes, height, width), bool)
     for channel, objects in enumerate(shapes):
-        for shape in objects:
-            fill_shape(masks[channel], shape)
-    return masks.astype(bool)
+        fill_rings(masks[channel], [ring for shape in objects for ring in shape])
+    return masks
 
 
 def masks_from_label_image(path: Path, values: tuple[tuple[int, ...], ...], width: int, height: int) -> np.ndarray:
