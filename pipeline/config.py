@@ -3,17 +3,27 @@
 Each stage calls :func:`load_params` once and reads only the sections it declares in
 ``dvc.yaml``. Unknown keys and bad values raise :class:`ParamsError`, which names the
 file and the key, so a typo in an experiment (``dvc exp run -S ...``) fails loudly.
+
+Messages name a setting through :func:`setting`: by its params.yaml key (``data.classes``,
+``qc.outside_image: warn``) in the stages, or by the running command's option (``--classes``,
+``--qc outside_image=warn``) inside :func:`named_by_options`, which a CLI command enters with
+the table of the settings its options set.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 
+from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import check_threshold
 
@@ -24,6 +34,49 @@ QC_ACTIONS = ("ignore", "warn", "error")
 
 class ParamsError(ValueError):
     """A value in params.yaml is missing, unknown or out of range."""
+
+
+_OPTIONS: ContextVar[Mapping[str, str] | None] = ContextVar("setting_options", default=None)
+
+
+@contextmanager
+def named_by_options(options: Mapping[str, str]) -> Iterator[None]:
+    """Within the block, :func:`setting` names settings by the running command's options.
+
+    Args:
+        options: params key -> option, e.g. ``{"data.classes": "--classes"}``; a key
+            ``"qc.*"`` maps a whole section to one ``--qc FIELD=VALUE`` option.
+    """
+    token = _OPTIONS.set(dict(options))
+    try:
+        yield
+    finally:
+        _OPTIONS.reset(token)
+
+
+def setting(key: str, value: object = None) -> str:
+    """How messages name a setting (and a value for it) for the command that is running.
+
+    Args:
+        key: the dotted params.yaml key, e.g. ``data.classes`` or ``qc.outside_image``.
+        value: a value to show with it, or None for the setting alone.
+
+    Returns:
+        In a stage: ``data.classes``, ``qc.outside_image: warn``. Inside
+        :func:`named_by_options`: ``--classes``, ``--qc outside_image=warn``, or, for a
+        setting the command has no option for, ``qc.tiny_polygon_px: 9 in params.yaml``.
+    """
+    options = _OPTIONS.get()
+    shown = f"{key}: {value}" if value is not None else key
+    if options is None:
+        return shown
+    section, _, name = key.partition(".")
+    if key in options:
+        return options[key] if value is None else f"{options[key]} {value}"
+    if f"{section}.*" in options:
+        option = options[f"{section}.*"]
+        return f"{option} {name}" if value is None else f"{option} {name}={value}"
+    return f"{shown} in params.yaml"
 
 
 @dataclass(frozen=True)
@@ -71,16 +124,33 @@ class DataParams:
     frames_manifest: str | None = None
 
     def __post_init__(self) -> None:
-        _check_choice("data.source", self.source, ("local", "roboflow"))
-        _check_choice("data.format", self.format, EXPORT_FORMATS)
-        _check_choice("data.unannotated", self.unannotated, ("keep", "drop"))
+        _check_choice(setting("data.source"), self.source, ("local", "roboflow"))
+        _check_choice(setting("data.format"), self.format, EXPORT_FORMATS)
+        _check_choice(setting("data.unannotated"), self.unannotated, ("keep", "drop"))
         if self.source == "roboflow" and self.format == "auto":
-            raise ParamsError("data.format: auto only works for local exports; name the format to download "
-                              "from Roboflow (coco-segmentation, png-mask-semantic or yolov8)")
-        if not self.classes or len(set(self.classes)) != len(self.classes):
-            raise ParamsError(f"data.classes must be a non-empty list of unique names, got {list(self.classes)}")
-        if "(?P<patient>" not in self.patient_pattern:
-            raise ParamsError("data.patient_pattern needs a named group (?P<patient>...)")
+            raise ParamsError(f"{setting('data.format', 'auto')} only works for local exports; name the format to "
+                              "download from Roboflow (coco-segmentation, png-mask-semantic or yolov8)")
+        _check_classes(self.classes)
+        _check_patient_pattern(self.patient_pattern)
+
+
+def _check_classes(classes: tuple[str, ...]) -> None:
+    """Raises ParamsError unless ``classes`` are 1 to MAX_CLASSES unique names (one bit each in a mask file)."""
+    if not classes or len(set(classes)) != len(classes):
+        raise ParamsError(f"{setting('data.classes')} must be a non-empty list of unique names, got {list(classes)}")
+    if len(classes) > MAX_CLASSES:
+        raise ParamsError(f"{setting('data.classes')}: at most {MAX_CLASSES} classes fit the mask files (one bit "
+                          f"per class), got {len(classes)}: {', '.join(classes)}")
+
+
+def _check_patient_pattern(pattern: str) -> None:
+    """Raises ParamsError unless ``pattern`` compiles and has a ``(?P<patient>...)`` group."""
+    try:
+        groups = re.compile(pattern).groupindex
+    except re.error as error:
+        raise ParamsError(f"{setting('data.patient_pattern')} is not a regular expression ({error})") from None
+    if "patient" not in groups:
+        raise ParamsError(f"{setting('data.patient_pattern')} needs a named group (?P<patient>...)")
 
 
 @dataclass(frozen=True)
@@ -102,9 +172,15 @@ class QcParams:
     unknown_patient: str = "warn"
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            if f.name != "tiny_polygon_px":
-                _check_choice(f"qc.{f.name}", getattr(self, f.name), QC_ACTIONS)
+        for kind in self.kinds():
+            _check_choice(setting(f"qc.{kind}"), getattr(self, kind), QC_ACTIONS)
+        if not self.tiny_polygon_px >= 0:
+            raise ParamsError(f"{setting('qc.tiny_polygon_px')} must be a number >= 0, got {self.tiny_polygon_px}")
+
+    @classmethod
+    def kinds(cls) -> tuple[str, ...]:
+        """The finding kinds: every field but ``tiny_polygon_px``."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.name != "tiny_polygon_px")
 
     def action(self, kind: str) -> str:
         """``ignore``, ``warn`` or ``error`` for a finding kind (a field name)."""
@@ -297,5 +373,5 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 __all__ = [
     "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "ModelParams",
     "Params", "ParamsError", "PreprocessSpec", "QcParams", "RoboflowParams", "SplitParams", "TrainParams",
-    "build", "load_params",
+    "build", "load_params", "named_by_options", "setting",
 ]

@@ -149,7 +149,7 @@ def test_scanner_to_roboflow_and_back_keeps_patients_and_spacing(tmp_path: Path)
 @pytest.mark.parametrize("args, message", [
     (["ingest", "nowhere.zip", "--out", "out"], "nowhere.zip: no such export (folder or .zip)"),
     (["ingest", "roboflow:ws/proj", "--out", "out"], "not a Roboflow source: 'roboflow:ws/proj'"),
-    (["ingest", "roboflow:ws/proj/2", "--out", "out", "--format", "auto"], "data.format: auto only works for local"),
+    (["ingest", "roboflow:ws/proj/2", "--out", "out", "--format", "auto"], "--format auto only works for local"),
     (["ingest", "roboflow:ws/proj/2", "--out", "out"], "ROBOFLOW_API_KEY is not set"),
     (["upload", "frames", "--workspace", "ws", "--project", "p"], "ROBOFLOW_API_KEY is not set"),
 ])

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.config import setting
 from pipeline.ingest.names import parse_export_name
 from pipeline.ingest.records import ExportFrame, IngestError, Shape
 
@@ -59,8 +60,8 @@ def _channel_of_category(path: Path, categories: list[dict], classes: Sequence[s
         by_name.setdefault(str(category.get("name")), []).append(int(category["id"]))
     missing = [name for name in classes if name not in by_name]
     if missing:
-        raise IngestError(f"{path}: class(es) {', '.join(missing)} not in the export; "
-                          f"it has {', '.join(sorted(by_name)) or 'no classes'}")
+        raise IngestError(f"{path}: class(es) {', '.join(missing)} not in the export; it has "
+                          f"{', '.join(sorted(by_name)) or 'no classes'}; choose {setting('data.classes')} among them")
     return {cid: channel for channel, name in enumerate(classes) for cid in by_name[name]}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pipeline.config import setting
 from pipeline.ingest import coco, semantic_masks, yolo
 from pipeline.ingest.records import ExportFrame, IngestError
 
@@ -35,7 +36,7 @@ def detect_format(root: Path) -> str:
     if len(found) != 1:
         known = ", ".join(f"{name} ({marker})" for name, marker in MARKERS.items())
         raise IngestError(f"{root}: cannot tell the export format ({'found ' + ', '.join(found) if found else 'none of'} "
-                          f"{known}); set data.format")
+                          f"{known}); name it with {setting('data.format')}")
     return found[0]
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from pipeline.config import DataParams, QcParams
+from pipeline.config import DataParams, QcParams, setting
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.masks import pack_masks
 from pipeline.imaging.png import write_png_atomically
@@ -146,7 +146,7 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
         rows.append(row)
     manifest = pd.DataFrame(rows)
     if manifest.empty:
-        raise IngestError(f"{export_root}: no usable frames (data.unannotated={data.unannotated}; "
+        raise IngestError(f"{export_root}: no usable frames ({setting('data.unannotated', data.unannotated)}; "
                           f"{len(frames)} frame(s) in the export)")
     duplicated = manifest["frame_id"][manifest["frame_id"].duplicated()].tolist()
     if duplicated:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.config import QcParams
+from pipeline.config import QcParams, setting
 from pipeline.ingest.records import ExportFrame, Ring, Shape, fill_shape
 from pipeline.files.atomic import write_json_atomically
 
@@ -177,7 +177,7 @@ def frame_findings(frame: ExportFrame, image_size: tuple[int, int], masks: np.nd
         raw.append(("size_mismatch", f"image is {image_size[0]}x{image_size[1]} but its annotations say "
                                      f"{frame.width}x{frame.height}"))
     if not patient_known:
-        raw.append(("unknown_patient", f"{frame.name.original_name} does not match data.patient_pattern; "
+        raw.append(("unknown_patient", f"{frame.name.original_name} does not match {setting('data.patient_pattern')}; "
                                        "treated as its own patient"))
     for name, objects in zip(classes, frame.shapes):
         for index, shape in enumerate(objects):

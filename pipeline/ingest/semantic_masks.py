@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from pipeline.config import setting
 from pipeline.ingest.coco import IMAGE_SUFFIXES
 from pipeline.ingest.names import parse_export_name
 from pipeline.ingest.records import ExportFrame, IngestError
@@ -61,8 +62,8 @@ def values_per_class(source: Path, by_name: dict[str, list[int]], classes: Seque
     """
     missing = [name for name in classes if name not in by_name]
     if missing:
-        raise IngestError(f"{source}: class(es) {', '.join(missing)} not in the export; "
-                          f"it has {', '.join(sorted(by_name)) or 'no classes'}")
+        raise IngestError(f"{source}: class(es) {', '.join(missing)} not in the export; it has "
+                          f"{', '.join(sorted(by_name)) or 'no classes'}; choose {setting('data.classes')} among them")
     return tuple(tuple(by_name[name]) for name in classes)
 
 

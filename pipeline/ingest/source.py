@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from pipeline.config import DataParams, QcParams
+from pipeline.config import DataParams, QcParams, setting
 from pipeline.ingest.normalise import NormalisedExport, normalise_export
 from pipeline.ingest.qc import Finding, blocking, write_report
 from pipeline.ingest.records import IngestError
@@ -107,7 +107,7 @@ def ingest(data: DataParams, qc: QcParams, out_dir: Path, report_path: Path, pro
             first = errors[0]
             raise QualityError(f"{len(errors)} annotation finding(s) stop the pipeline, e.g. {first.kind} in "
                                f"{first.frame or 'the export'}: {first.detail}; see {report_path} "
-                               f"(set qc.{first.kind}: warn to go on)", result.findings)
+                               f"(set {setting(f'qc.{first.kind}', 'warn')} to go on)", result.findings)
     return result
 
 
