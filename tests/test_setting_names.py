@@ -42,7 +42,7 @@ def test_setting_names(options, key, value, expected):
     (["outside_image=error", "outside_image=ignore"], QcParams(outside_image="ignore")),  # the last one wins
     (["tiny_polygon_px=4.5"], QcParams(tiny_polygon_px=4.5)),
     (["outside_image"], "--qc 'outside_image': expected KIND=ACTION"),
-    (["outsideimage=warn"], "--qc outsideimage: no such finding kind; known: class_without_examples, duplicate_frame, "),
+    (["outsideimage=warn"], "--qc outsideimage: no such finding kind; known: annotation_without_image, "),
     (["outside_image=warning"], "--qc outside_image must be one of ignore, warn, error; got 'warning'"),
     (["tiny_polygon_px=big"], "--qc tiny_polygon_px must be a number (px^2), got 'big'"),
 ])
@@ -80,8 +80,8 @@ CASES = [
     ("bad-pattern", ["--patient-pattern", "(?P<patient>[A-Z"], "--patient-pattern is not a regular expression "
      "(unterminated character set", "params.yaml: data.patient_pattern is not a regular expression"),
     ("outside", [], "(set --qc outside_image=warn to go on)", "(set qc.outside_image: warn to go on)"),
-    ("drop-all", ["--unannotated", "drop", "--classes", "gland"], "no usable frames (--unannotated drop; 2 frame(s)",
-     "no usable frames (data.unannotated: drop; 2 frame(s)"),
+    ("drop-all", ["--unannotated", "drop", "--classes", "gland"], "no usable frames: 2 frame(s) in the export, 2 without annotations left out by --unannotated drop, 0 not the size",
+     "no usable frames: 2 frame(s) in the export, 2 without annotations left out by data.unannotated: drop, 0 not"),
 ]
 
 

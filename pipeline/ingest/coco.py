@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.config import setting
-from pipeline.ingest.names import parse_export_name
+from pipeline.ingest.names import is_hidden, parse_export_name, shown
 from pipeline.ingest.records import ExportFrame, IngestError, Shape
 
 ANNOTATIONS_FILE = "_annotations.coco.json"
@@ -28,14 +28,14 @@ def find_annotation_files(root: Path) -> list[Path]:
         IngestError: none found, or a folder holds images but no annotations file.
     """
     if not root.is_dir():
-        raise IngestError(f"{root}: no such export folder")
+        raise IngestError(f"{shown(root)}: no such export folder")
     files = sorted(root.glob(f"*/{ANNOTATIONS_FILE}")) or sorted(root.glob(ANNOTATIONS_FILE))
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        has_images = any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p)):
+        has_images = any(p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p) for p in folder.iterdir())
         if has_images and not (folder / ANNOTATIONS_FILE).is_file():
-            raise IngestError(f"{folder}: images but no {ANNOTATIONS_FILE} (is this a COCO Segmentation export?)")
+            raise IngestError(f"{shown(folder)}: images but no {ANNOTATIONS_FILE} (is this a COCO Segmentation export?)")
     if not files:
-        raise IngestError(f"{root}: no {ANNOTATIONS_FILE} found; expected the train/, valid/, test/ "
+        raise IngestError(f"{shown(root)}: no {ANNOTATIONS_FILE} found; expected the train/, valid/, test/ "
                           "folders of a Roboflow COCO Segmentation export")
     return files
 
@@ -44,10 +44,10 @@ def _load_json(path: Path) -> dict:
     try:
         payload = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise IngestError(f"{path}: not valid JSON ({error})") from error
+        raise IngestError(f"{shown(path)}: not valid JSON ({error})") from error
     for key in ("images", "annotations", "categories"):
         if not isinstance(payload.get(key), list):
-            raise IngestError(f"{path}: no '{key}' list; not a COCO export")
+            raise IngestError(f"{shown(path)}: no '{key}' list; not a COCO export")
     return payload
 
 
@@ -60,7 +60,7 @@ def _channel_of_category(path: Path, categories: list[dict], classes: Sequence[s
         by_name.setdefault(str(category.get("name")), []).append(int(category["id"]))
     missing = [name for name in classes if name not in by_name]
     if missing:
-        raise IngestError(f"{path}: class(es) {', '.join(missing)} not in the export; it has "
+        raise IngestError(f"{shown(path)}: class(es) {', '.join(missing)} not in the export; it has "
                           f"{', '.join(sorted(by_name)) or 'no classes'}; choose {setting('data.classes')} among them")
     return {cid: channel for channel, name in enumerate(classes) for cid in by_name[name]}
 
@@ -69,13 +69,13 @@ def _shape_of(path: Path, annotation: dict) -> Shape:
     """One annotation's rings; several polygons are parts of one object, a ring inside another a hole."""
     segmentation = annotation.get("segmentation")
     if not isinstance(segmentation, list):
-        raise IngestError(f"{path}: annotation {annotation.get('id')} has no polygon segmentation "
+        raise IngestError(f"{shown(path)}: annotation {annotation.get('id')} has no polygon segmentation "
                           "(RLE is not a Roboflow polygon export)")
     rings = []
     for flat in segmentation:
         points = np.asarray(flat, dtype=np.float32)
         if points.size % 2 != 0:
-            raise IngestError(f"{path}: annotation {annotation.get('id')} has an odd number of polygon coordinates")
+            raise IngestError(f"{shown(path)}: annotation {annotation.get('id')} has an odd number of polygon coordinates")
         rings.append(points.reshape(-1, 2))
     return tuple(rings)
 
@@ -106,9 +106,9 @@ def read_split(path: Path, classes: Sequence[str]) -> list[ExportFrame]:
                                   int(image["width"]), int(image["height"]), annotated=any(per_class),
                                   shapes=tuple(tuple(objects) for objects in per_class)))
     if missing:
-        shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise IngestError(f"{path}: {len(missing)} of {len(payload['images'])} listed images are missing "
-                          f"from {path.parent}: {shown}")
+        listed = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise IngestError(f"{shown(path)}: {len(missing)} of {len(payload['images'])} listed images are missing "
+                          f"from {shown(path.parent)}: {listed}")
     return frames
 
 

@@ -1,4 +1,4 @@
-"""Roboflow export formats: which reader reads which, and telling them apart."""
+"""Roboflow export formats: which reader reads which, telling them apart, and finding the export in a folder."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pipeline.config import setting
 from pipeline.ingest import coco, semantic_masks, yolo
+from pipeline.ingest.names import is_hidden, shown
 from pipeline.ingest.records import ExportFrame, IngestError
 
 Reader = Callable[[Path, Sequence[str]], list[ExportFrame]]
@@ -25,6 +26,30 @@ MARKERS: dict[str, str] = {
 }
 
 
+# Files that sit in a split folder itself (a YOLO split holds images/ and labels/ instead).
+SPLIT_MARKERS = (coco.ANNOTATIONS_FILE, semantic_masks.CLASSES_FILE)
+
+
+def is_split_folder(folder: Path) -> bool:
+    """Whether ``folder`` is one split of an export (train/, valid/, test/ of any format)."""
+    return any((folder / marker).is_file() for marker in SPLIT_MARKERS) or (folder / "images").is_dir()
+
+
+def unwrap(root: Path) -> Path:
+    """The folder that holds the export: ``root``, or the folder(s) wrapping it alone.
+
+    "Compress folder" zips an export as ``export.zip/my-export/train/...``; such a wrapping
+    folder is the only entry of ``root`` once ``__MACOSX`` and dot-files are set aside, and
+    is not a split folder itself (an export of one split, ``train/`` alone, stays as it is).
+    """
+    while root.is_dir():
+        entries = [path for path in root.iterdir() if not is_hidden(path)]
+        if len(entries) != 1 or not entries[0].is_dir() or is_split_folder(entries[0]):
+            break
+        root = entries[0]
+    return root
+
+
 def detect_format(root: Path) -> str:
     """The export format of an unpacked export folder, from the files it holds.
 
@@ -35,7 +60,7 @@ def detect_format(root: Path) -> str:
              if (root / marker).is_file() or any(root.glob(f"*/{marker}"))]
     if len(found) != 1:
         known = ", ".join(f"{name} ({marker})" for name, marker in MARKERS.items())
-        raise IngestError(f"{root}: cannot tell the export format ({'found ' + ', '.join(found) if found else 'none of'} "
+        raise IngestError(f"{shown(root)}: cannot tell the export format ({'found ' + ', '.join(found) if found else 'none of'} "
                           f"{known}); name it with {setting('data.format')}")
     return found[0]
 

@@ -8,14 +8,18 @@ Augmented copies of one frame share the original name and differ in the hash.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
 
 _ROBOFLOW_NAME = re.compile(
     r"^(?P<stem>.+?)(?:_(?P<ext>png|jpe?g|bmp|tiff?|dcm|dicom|gif|webp))?"
     r"\.rf\.(?P<hash>[0-9a-f]{32}|[A-Za-z0-9]{20})\.(?:jpe?g|png)$",
     re.IGNORECASE,
 )
+_SHOWN_AS: ContextVar[tuple[Path, str] | None] = ContextVar("shown_as", default=None)
 
 
 @dataclass(frozen=True)
@@ -64,3 +68,33 @@ def patient_of(original_name: str, pattern: str) -> str | None:
     """
     match = re.search(pattern, original_name)
     return match["patient"] if match and match["patient"] else None
+
+
+def is_hidden(path: PurePath) -> bool:
+    """Whether an export ignores a file or folder: dot-files (``.DS_Store``, ``._x.jpg``) and ``__MACOSX``."""
+    return path.name.startswith(".") or path.name == "__MACOSX"
+
+
+@contextmanager
+def shown_as(folder: Path, name: str) -> Iterator[None]:
+    """Within the block, :func:`shown` names ``folder`` as ``name`` and its files as ``name: relative/path``.
+
+    For an export unpacked to a temporary folder: messages name the zip (``export.zip:
+    train/_annotations.coco.json``) or the Roboflow version, never the folder that is
+    deleted afterwards.
+    """
+    token = _SHOWN_AS.set((folder, name))
+    try:
+        yield
+    finally:
+        _SHOWN_AS.reset(token)
+
+
+def shown(path: Path) -> str:
+    """How messages name a file or folder of an export: the path, or, inside :func:`shown_as`, what it stands for."""
+    current = _SHOWN_AS.get()
+    if current is None or not Path(path).is_relative_to(current[0]):
+        return str(path)
+    folder, name = current
+    relative = Path(path).relative_to(folder).as_posix()
+    return name if relative == "." else f"{name}: {relative}"

@@ -18,13 +18,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from pipeline.config import DataParams, QcParams, setting
-from pipeline.imaging.frames import read_frame
+from pipeline.imaging.frames import FrameReadError, read_frame
 from pipeline.imaging.masks import pack_masks
 from pipeline.imaging.png import write_png_atomically
 from pipeline.ingest.coco import export_info
 from pipeline.ingest.formats import READERS, detect_format
 from pipeline.ingest.frames_manifest import join_frames_manifest, read_frames_manifest
-from pipeline.ingest.names import patient_of
+from pipeline.ingest.names import is_hidden, patient_of, shown
 from pipeline.ingest.qc import Finding, export_findings, frame_findings, pixel_digest
 from pipeline.ingest.records import ExportFrame, IngestError, SizeMismatchError
 from pipeline.layout import IMAGES, MANIFEST, MASKS, REGION_COLUMNS, SOURCE_INFO
@@ -52,10 +52,12 @@ def content_digest(root: Path) -> str:
     """SHA-256 (first 16 hex) over the relative paths and bytes of every file below ``root``.
 
     The dataset version recorded in the model: the same export gives the same digest,
-    whether it arrived as a folder, a zip or from the API.
+    whether it arrived as a folder, a zip, a zip wrapping it in a folder, or from the API.
+    Dot-files and ``__MACOSX`` (what a Mac adds) do not count.
     """
     digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+    files = (p for p in root.rglob("*") if p.is_file())
+    for path in sorted(p for p in files if not any(is_hidden(PurePath(part)) for part in p.relative_to(root).parts)):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
@@ -86,6 +88,18 @@ def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, cla
     }
     row.update({f"px_{name}": int(mask.sum()) for name, mask in zip(classes, masks)})
     return row
+
+
+def _grey(path: Path) -> np.ndarray:
+    """The decoded grey frame; its error names the file as :func:`shown` does (a zip's member, not a temp folder).
+
+    Raises:
+        FrameReadError: the image cannot be decoded.
+    """
+    try:
+        return read_frame(path).gray
+    except FrameReadError as error:  # its message names the path, maybe twice (the decoder's own words)
+        raise FrameReadError(str(error).replace(str(path), shown(path))) from error
 
 
 def _frame_masks(frame: ExportFrame, n_classes: int, qc: QcParams) -> tuple[np.ndarray | None, list[Finding]]:
@@ -125,19 +139,23 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
     rows, findings, digests = [], [], {}
+    dropped = mismatched = 0
     for frame in tqdm(frames, desc="pull", unit="frame", disable=None if progress else True):
         if not frame.annotated and data.unannotated == "drop":
+            dropped += 1
             continue
-        gray = read_frame(frame.image_path).gray
+        gray = _grey(frame.image_path)
         masks, mismatch = _frame_masks(frame, len(data.classes), qc)
         findings += mismatch
         if masks is None:
+            mismatched += 1
             continue
         patient = patient_of(frame.name.original_name, data.patient_pattern)
         known = patient is not None or PurePath(frame.name.original_name).stem in known_stems
         image_size = (gray.shape[1], gray.shape[0])
         findings += frame_findings(frame, image_size, masks, known, data.classes, qc)
         if image_size != (frame.width, frame.height):
+            mismatched += 1
             continue
         row = manifest_row(frame, masks, patient, data.classes)
         write_png_atomically(out_dir / IMAGES / f"{row['frame_id']}.png", gray)
@@ -146,11 +164,12 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
         rows.append(row)
     manifest = pd.DataFrame(rows)
     if manifest.empty:
-        raise IngestError(f"{export_root}: no usable frames ({setting('data.unannotated', data.unannotated)}; "
-                          f"{len(frames)} frame(s) in the export)")
+        raise IngestError(f"{shown(export_root)}: no usable frames: {len(frames)} frame(s) in the export, {dropped} "
+                          f"without annotations left out by {setting('data.unannotated', data.unannotated)}, "
+                          f"{mismatched} not the size of their annotations")
     duplicated = manifest["frame_id"][manifest["frame_id"].duplicated()].tolist()
     if duplicated:
-        raise IngestError(f"{export_root}: the same image appears twice: {', '.join(duplicated[:5])}")
+        raise IngestError(f"{shown(export_root)}: the same image appears twice: {', '.join(duplicated[:5])}")
     if frames_table is not None:
         manifest = join_frames_manifest(manifest, Path(data.frames_manifest), frames_table)
     findings += export_findings(manifest, digests, data.classes, qc)

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from pipeline.imaging.polygons import fill_rings
-from pipeline.ingest.names import ExportName
+from pipeline.ingest.names import ExportName, shown
 
 Ring = np.ndarray
 """(N, 2) float32 polygon vertices x, y in px (pixel centres at integers); closed or not."""
@@ -111,12 +111,12 @@ def masks_from_label_image(path: Path, values: tuple[tuple[int, ...], ...], widt
     """
     label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if label is None:
-        raise IngestError(f"{path}: mask file missing or unreadable")
+        raise IngestError(f"{shown(path)}: mask file missing or unreadable")
     if label.ndim == 3:  # some tools save grey masks as 3 equal channels
         if not (np.array_equal(label[..., 0], label[..., 1]) and np.array_equal(label[..., 0], label[..., 2])):
-            raise IngestError(f"{path}: a colour mask; expected one channel of class indices")
+            raise IngestError(f"{shown(path)}: a colour mask; expected one channel of class indices")
         label = label[..., 0]
     if label.shape != (height, width):
-        raise SizeMismatchError(f"{path}: mask is {label.shape[1]}x{label.shape[0]} but its image is {width}x{height}")
+        raise SizeMismatchError(f"{shown(path)}: mask is {label.shape[1]}x{label.shape[0]} but its image is {width}x{height}")
     return np.stack([np.isin(label, list(channel_values)) for channel_values in values]) if values \
         else np.zeros((0, height, width), bool)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from pipeline.config import setting
 from pipeline.ingest.coco import IMAGE_SUFFIXES
-from pipeline.ingest.names import parse_export_name
+from pipeline.ingest.names import is_hidden, parse_export_name, shown
 from pipeline.ingest.records import ExportFrame, IngestError
 
 CLASSES_FILE = "_classes.csv"
@@ -40,7 +40,7 @@ def image_size(path: Path) -> tuple[int, int]:
         with Image.open(path) as image:
             return image.size
     except OSError as error:  # PIL's UnidentifiedImageError is an OSError
-        raise IngestError(f"{path}: not a readable image ({error})") from error
+        raise IngestError(f"{shown(path)}: not a readable image ({error})") from error
 
 
 def name_some(names: Sequence[str], limit: int = 5) -> str:
@@ -62,7 +62,7 @@ def values_per_class(source: Path, by_name: dict[str, list[int]], classes: Seque
     """
     missing = [name for name in classes if name not in by_name]
     if missing:
-        raise IngestError(f"{source}: class(es) {', '.join(missing)} not in the export; it has "
+        raise IngestError(f"{shown(source)}: class(es) {', '.join(missing)} not in the export; it has "
                           f"{', '.join(sorted(by_name)) or 'no classes'}; choose {setting('data.classes')} among them")
     return tuple(tuple(by_name[name]) for name in classes)
 
@@ -78,15 +78,15 @@ def read_classes_csv(path: Path) -> dict[str, list[int]]:
     try:
         rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines(), skipinitialspace=True))
     except (OSError, UnicodeDecodeError) as error:
-        raise IngestError(f"{path}: unreadable ({error})") from error
+        raise IngestError(f"{shown(path)}: unreadable ({error})") from error
     if not rows or tuple(cell.strip().lower() for cell in rows[0]) != _HEADER:
-        raise IngestError(f"{path}: header is not 'Pixel Value, Class'; not a semantic segmentation mask export")
+        raise IngestError(f"{shown(path)}: header is not 'Pixel Value, Class'; not a semantic segmentation mask export")
     by_name: dict[str, list[int]] = {}
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != 2 or not row[0].strip().isdecimal():
-            raise IngestError(f"{path}:{number}: expected '<pixel value>, <class>', got {','.join(row)!r}")
+            raise IngestError(f"{shown(path)}:{number}: expected '<pixel value>, <class>', got {','.join(row)!r}")
         by_name.setdefault(row[1].strip(), []).append(int(row[0]))
     return by_name
 
@@ -98,14 +98,14 @@ def find_split_folders(root: Path) -> list[Path]:
         IngestError: none found, or a folder holds images but no ``_classes.csv``.
     """
     if not root.is_dir():
-        raise IngestError(f"{root}: no such export folder")
+        raise IngestError(f"{shown(root)}: no such export folder")
     folders = sorted(p.parent for p in root.glob(f"*/{CLASSES_FILE}")) or \
         ([root] if (root / CLASSES_FILE).is_file() else [])
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p not in folders):
-        if any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-            raise IngestError(f"{folder}: images but no {CLASSES_FILE} (is this a semantic segmentation mask export?)")
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p) and p not in folders):
+        if any(p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p) for p in folder.iterdir()):
+            raise IngestError(f"{shown(folder)}: images but no {CLASSES_FILE} (is this a semantic segmentation mask export?)")
     if not folders:
-        raise IngestError(f"{root}: no {CLASSES_FILE} found; expected the train/, valid/, test/ "
+        raise IngestError(f"{shown(root)}: no {CLASSES_FILE} found; expected the train/, valid/, test/ "
                           "folders of a Roboflow Semantic Segmentation Masks export")
     return folders
 
@@ -116,14 +116,14 @@ def pair_images_and_masks(folder: Path) -> list[tuple[Path, Path]]:
     Raises:
         IngestError: images without their mask or masks without their image (named, with counts).
     """
-    files = sorted(p for p in folder.iterdir() if p.is_file())
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not is_hidden(p))
     masks = {p.name[: -len(MASK_SUFFIX)]: p for p in files if p.name.endswith(MASK_SUFFIX)}
     images = {p.stem: p for p in files if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(MASK_SUFFIX)}
     problems = [f"{len(names)} {what}: {name_some(names)}" for what, names in (
         ("image(s) without a mask", [images[s].name for s in sorted(images.keys() - masks.keys())]),
         ("mask(s) without an image", [masks[s].name for s in sorted(masks.keys() - images.keys())])) if names]
     if problems:
-        raise IngestError(f"{folder}: {'; '.join(problems)}")
+        raise IngestError(f"{shown(folder)}: {'; '.join(problems)}")
     return [(images[stem], masks[stem]) for stem in sorted(images)]
 
 
@@ -135,7 +135,7 @@ def has_values(mask_path: Path, values: Sequence[int]) -> bool:
     """
     label = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
     if label is None:
-        raise IngestError(f"{mask_path}: mask file missing or unreadable")
+        raise IngestError(f"{shown(mask_path)}: mask file missing or unreadable")
     return bool(np.isin(label, list(values)).any())
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 from pipeline.config import DataParams, QcParams, setting
+from pipeline.ingest.formats import unwrap
+from pipeline.ingest.names import shown_as
 from pipeline.ingest.normalise import NormalisedExport, normalise_export
 from pipeline.ingest.qc import Finding, blocking, write_report
 from pipeline.ingest.records import IngestError
@@ -37,13 +39,18 @@ class QualityError(IngestError):
 
 @contextmanager
 def opened_export(source: Path) -> Iterator[Path]:
-    """Yields an export folder: ``source`` itself, or a zip extracted to a temporary folder.
+    """Yields the export folder of ``source``, a folder or a zip (extracted to a temporary folder).
+
+    A folder wrapping the whole export (``export.zip/my-export/train/...``, what "compress
+    folder" makes) is stepped into (:func:`pipeline.ingest.formats.unwrap`). Inside a zip,
+    messages name the zip and the file in it (``export.zip: train/_annotations.coco.json``),
+    never the temporary folder.
 
     Raises:
         IngestError: missing source, or a corrupt zip.
     """
     if source.is_dir():
-        yield source
+        yield unwrap(source)
         return
     if not source.is_file():
         raise IngestError(f"{source}: no such export (folder or .zip)")
@@ -53,7 +60,8 @@ def opened_export(source: Path) -> Iterator[Path]:
                 archive.extractall(folder)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise IngestError(f"{source}: not a readable zip ({error})") from error
-        yield Path(folder)
+        with shown_as(Path(folder), str(source)):
+            yield unwrap(Path(folder))
 
 
 def roboflow_ref(data: DataParams) -> RoboflowRef:
@@ -81,7 +89,9 @@ def exported(data: DataParams) -> Iterator[Path]:
             yield root
         return
     with TemporaryDirectory(prefix="trus-roboflow-") as scratch:
-        yield download_export(roboflow_ref(data), data.format, Path(scratch) / "export", data.roboflow.timeout_s)
+        root = download_export(roboflow_ref(data), data.format, Path(scratch) / "export", data.roboflow.timeout_s)
+        with shown_as(root, describe_source(data)):
+            yield root
 
 
 def ingest(data: DataParams, qc: QcParams, out_dir: Path, report_path: Path, progress: bool = True,

@@ -27,7 +27,7 @@ import numpy as np
 import yaml
 
 from pipeline.ingest.coco import IMAGE_SUFFIXES
-from pipeline.ingest.names import parse_export_name
+from pipeline.ingest.names import is_hidden, parse_export_name, shown
 from pipeline.ingest.records import ExportFrame, IngestError, Ring, Shape
 from pipeline.ingest.semantic_masks import image_size, name_some, values_per_class
 
@@ -41,10 +41,10 @@ def find_data_file(root: Path) -> Path:
         IngestError: none, or several below ``root``.
     """
     if not root.is_dir():
-        raise IngestError(f"{root}: no such export folder")
+        raise IngestError(f"{shown(root)}: no such export folder")
     found = [root / DATA_FILE] if (root / DATA_FILE).is_file() else sorted(root.glob(f"*/{DATA_FILE}"))
     if len(found) != 1:
-        raise IngestError(f"{root}: {'several' if found else 'no'} {DATA_FILE} found; expected one beside the "
+        raise IngestError(f"{shown(root)}: {'several' if found else 'no'} {DATA_FILE} found; expected one beside the "
                           "train/, valid/, test/ folders of a Roboflow YOLOv8 export")
     return found[0]
 
@@ -58,15 +58,15 @@ def read_class_names(path: Path) -> list[str]:
     try:
         payload = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        raise IngestError(f"{path}: not readable YAML ({error})") from error
+        raise IngestError(f"{shown(path)}: not readable YAML ({error})") from error
     names = payload.get("names") if isinstance(payload, dict) else None
     if isinstance(names, dict):
         by_id = {int(key): value for key, value in names.items() if str(key).isdecimal()}
         names = [by_id[i] for i in range(len(by_id))] if set(by_id) == set(range(len(names))) else None
     if not isinstance(names, list) or not names:
-        raise IngestError(f"{path}: no 'names' list (or {{id: name}} with ids 0..n-1); not a YOLO export")
+        raise IngestError(f"{shown(path)}: no 'names' list (or {{id: name}} with ids 0..n-1); not a YOLO export")
     if payload.get("nc", len(names)) != len(names):
-        raise IngestError(f"{path}: nc is {payload['nc']} but {len(names)} names are listed")
+        raise IngestError(f"{shown(path)}: nc is {payload['nc']} but {len(names)} names are listed")
     return [str(name) for name in names]
 
 
@@ -85,7 +85,7 @@ def parse_label_line(path: Path, number: int, line: str, n_names: int) -> tuple[
     tokens = line.split()
     if not tokens:
         return None
-    where = f"{path}:{number}"
+    where = f"{shown(path)}:{number}"
     try:
         class_id, coords = int(tokens[0]), np.array(tokens[1:], np.float64)
     except ValueError:
@@ -118,13 +118,14 @@ def read_split(folder: Path, n_names: int, channel_of: dict[int, int], n_classes
     Raises:
         IngestError: no ``labels/``, label files without their image, bad label lines.
     """
-    images = {p.stem: p for p in sorted((folder / "images").iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES}
+    images = {p.stem: p for p in sorted((folder / "images").iterdir())
+              if p.suffix.lower() in IMAGE_SUFFIXES and not is_hidden(p)}
     labels = folder / "labels"
     if not labels.is_dir():
-        raise IngestError(f"{folder}: images/ but no labels/ folder (is this a YOLO export?)")
-    orphans = sorted(p.name for p in labels.glob("*.txt") if p.stem not in images)
+        raise IngestError(f"{shown(folder)}: images/ but no labels/ folder (is this a YOLO export?)")
+    orphans = sorted(p.name for p in labels.glob("*.txt") if p.stem not in images and not is_hidden(p))
     if orphans:
-        raise IngestError(f"{labels}: {len(orphans)} label file(s) without an image: {name_some(orphans)}")
+        raise IngestError(f"{shown(labels)}: {len(orphans)} label file(s) without an image: {name_some(orphans)}")
     frames = []
     for stem, image_path in images.items():
         width, height = image_size(image_path)
@@ -157,5 +158,5 @@ def read_yolo_export(root: Path, classes: Sequence[str]) -> list[ExportFrame]:
     channel_of = {class_id: channel for channel, ids in enumerate(values) for class_id in ids}
     folders = sorted(p.parent for p in data_file.parent.glob("*/images") if p.is_dir())
     if not folders:
-        raise IngestError(f"{data_file.parent}: no <split>/images/ folder beside {DATA_FILE}")
+        raise IngestError(f"{shown(data_file.parent)}: no <split>/images/ folder beside {DATA_FILE}")
     return [frame for folder in folders for frame in read_split(folder, len(names), channel_of, len(classes))]
