@@ -104,15 +104,14 @@ def test_no_fan_means_the_whole_frame():
 
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
 @pytest.mark.parametrize("resize", ["letterbox", "stretch"])
-@pytest.mark.parametrize(
-    "seed, size, lesion_iou",
-    # a 768 grid cannot hold every pixel of a small lesion from a 1280x872 frame; upscaled, it is exact
-    [(0, (1280, 872), 0.95), (1, (640, 436), 0.99)],
-)
-def test_mask_round_trip(variant, resize, seed, size, lesion_iou):
+@pytest.mark.parametrize("seed, size", [(0, (1280, 872)), (1, (640, 436))])
+def test_mask_round_trip(variant, resize, seed, size):
+    """Measured: gland >= 0.9955; lesion >= 0.976 when the fan is shrunk onto the grid, >= 0.9968 when enlarged."""
     phantom, gray = frame(variant, seed, size)
     geometry = preprocess_frame(gray, PreprocessSpec(size=768, resize=resize, filter=NO_FILTER)).geometry
-    for mask, least in ((phantom.gland_mask, 0.99), (phantom.lesion_mask, lesion_iou)):
+    # a 768 grid cannot hold every edge pixel of a small lesion from a larger crop (1280x872, 1024x768 frames)
+    shrunk = geometry.content_width < geometry.crop_width or geometry.content_height < geometry.crop_height
+    for mask, least in ((phantom.gland_mask, 0.99), (phantom.lesion_mask, 0.95 if shrunk else 0.99)):
         grid = preprocess_mask(mask, geometry)
         assert grid.dtype == bool and grid.shape == (768, 768)
         back = to_original_frame(grid.astype(np.float32), geometry, "linear") > 0.5  # as the predictor maps back

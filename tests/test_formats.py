@@ -141,9 +141,9 @@ def test_yolo_matches_coco(coco_export: Path, yolo_export: Path):
         reference = coco[frame.image_path.name]
         assert (frame.split, frame.width, frame.height, frame.annotated) == \
             (reference.split, 320, 240, reference.annotated)
-        for ours, theirs in zip(frame.masks(2), reference.masks(2)):
-            union = (ours | theirs).sum()
-            assert union == 0 or (ours & theirs).sum() / union >= 0.98
+        # one rasteriser (records.rasterise_shapes): the same masks, pixel for pixel; the 6-decimal YOLO
+        # coordinates lie within 0.00016 px of COCO's 3-decimal ones on these 320 px frames
+        np.testing.assert_array_equal(frame.masks(2), reference.masks(2))
     assert detect_format(yolo_export) == "yolov8"
 
 

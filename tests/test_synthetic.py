@@ -16,9 +16,11 @@ from typer.testing import CliRunner
 
 from pipeline.cli.main import app
 from pipeline.files.output_folder import MARKER
+from pipeline.imaging.polygons import rasterise_polygon
+from pipeline.ingest.coco import read_coco_export
 from pipeline.synthetic import (FLEET, VARIANT_NAMES, VARIANTS, PhantomFrame, SampleSpec, patient_variant,
                                 render_phantom, sample_frame, write_sample_export)
-from pipeline.synthetic.phantom import draw_patient
+from pipeline.synthetic.phantom import draw_patient, export_precision, fit_inside
 from pipeline.synthetic.roboflow_coco import SPLITS, plan_export, polygon_annotation, roboflow_file_name
 
 SMALL = SampleSpec(n_patients=3, frames_per_patient=2, frame_width=320, frame_height=240, empty_fraction=0.34)
@@ -32,12 +34,6 @@ def _files(root: Path) -> dict[str, bytes]:
 
 def _coco(root: Path, split: str) -> dict:
     return json.loads((root / split / "_annotations.coco.json").read_text())
-
-
-def _raster(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon).astype(np.int32)], 1)
-    return mask.astype(bool)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -170,10 +166,52 @@ def test_polygons_rasterise_back_to_the_masks(frames):
         assert len(f.gland_polygons) == 1 and len(f.lesion_polygons) == 1
         for polygons, mask in ((f.gland_polygons, f.gland_mask), (f.lesion_polygons, f.lesion_mask)):
             assert polygons[0].dtype == np.float32 and polygons[0].shape[1] == 2
-            assert _iou(_raster(polygons[0], mask.shape), mask) >= 0.97
-            # through the COCO annotation, as the project will read it back
-            flat = polygon_annotation(0, 0, 1, polygons[0])["segmentation"][0]
-            assert _iou(_raster(np.reshape(flat, (-1, 2)), mask.shape), mask) >= 0.97
+            np.testing.assert_array_equal(rasterise_polygon(polygons, mask.shape), mask)
+            # through the COCO annotation, as the readers convert it: the same float32 vertices
+            flat = json.loads(json.dumps(polygon_annotation(0, 0, 1, polygons[0])))["segmentation"][0]
+            np.testing.assert_array_equal(np.reshape(np.asarray(flat, np.float32), (-1, 2))[:-1], polygons[0])
+
+
+@pytest.mark.parametrize("variant", VARIANT_NAMES)
+def test_export_reads_back_to_the_generator_masks(tmp_path, variant):
+    """The COCO reader gives back the generator's own masks, pixel for pixel, on every scanner variant."""
+    spec = SampleSpec(n_patients=2, frames_per_patient=2, lesion_fraction=0.5, empty_fraction=0.25, variant=variant)
+    write_sample_export(tmp_path / "data", seed=3, spec=spec)
+    frames = read_coco_export(tmp_path / "data", ["gland", "lesion"])
+    plans = {p.file_name: p for p in plan_export(3, spec)}
+    assert len(frames) == 4 and sum(p.with_lesion for p in plans.values()) == 2
+    for frame in frames:
+        plan = plans[frame.image_path.name]
+        truth = sample_frame(3, plan.patient, plan.frame, variant=variant, frames_per_patient=2,
+                             with_gland=plan.with_gland, with_lesion=plan.with_lesion)
+        gland, lesion = frame.masks(2)
+        np.testing.assert_array_equal(gland, truth.gland_mask)
+        np.testing.assert_array_equal(lesion, truth.lesion_mask)
+        assert gland.any() == plan.with_gland and lesion.any() == plan.with_lesion
+
+
+@pytest.mark.parametrize("value", [0.0, 12.3456, 12.3455, 12.3445, 0.0005, 1279.9995, 871.4999, 640.0625, 3.1e-4])
+def test_export_precision_survives_the_json_round_trip(value):
+    outline = export_precision(np.array([[value, 1.0], [value + 7.77777, 2.0], [5.0, value + 0.33333]]))
+    assert outline.dtype == np.float32
+    flat = json.loads(json.dumps(polygon_annotation(0, 0, 1, outline)))["segmentation"][0]
+    np.testing.assert_array_equal(np.reshape(np.asarray(flat, np.float32), (-1, 2))[:-1], outline)
+    assert np.abs(outline - np.round(outline.astype(np.float64), 3)).max() < 1e-4
+
+
+@pytest.mark.parametrize("radius, scaled", [(8.0, False), (14.5, True), (40.0, True)])
+def test_fit_inside_shrinks_only_an_overflowing_outline(radius, scaled):
+    container = rasterise_polygon([_circle((30.2, 30.7), 12.0)], (60, 64))
+    outline = _circle((30.9, 29.8), radius)
+    fitted, mask = fit_inside(outline, container)
+    assert mask.any() and not (mask & ~container).any()
+    np.testing.assert_array_equal(mask, rasterise_polygon([fitted], container.shape))
+    assert np.array_equal(fitted, export_precision(outline)) != scaled
+
+
+def _circle(centre: tuple[float, float], radius: float, n: int = 48) -> np.ndarray:
+    phi = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.stack([centre[0] + radius * np.cos(phi), centre[1] + radius * np.sin(phi)], 1)
 
 
 def test_lesion_well_inside_gland_inside_fan(frames):

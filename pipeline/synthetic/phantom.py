@@ -6,6 +6,11 @@ addressed by its radius ``r`` from the sector apex (px) and its angle ``theta`` 
 fan's axis (radians, positive towards image right), see :mod:`pipeline.synthetic.sector`.
 Echogenicity is built additively in decibels on whole-frame float32 arrays, then
 log-compressed to 8-bit grey levels, so no Python loop ever runs over pixels.
+
+The ground truth is the outlines themselves, at the precision the export writes (3 decimals,
+:func:`export_precision`); the masks are those outlines rasterised by the readers' own rule
+(:func:`pipeline.imaging.polygons.rasterise_polygon`), so reading the export back gives the
+generator's masks exactly.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from pipeline.imaging.polygons import rasterise_polygon
 from pipeline.synthetic.echo import beam_db, smooth_noise, texture_db, unit_length
 from pipeline.synthetic.overlays import draw_overlays
 from pipeline.synthetic.sector import FanGeometry, beam_maps, inside_fan, mask_box
@@ -22,6 +28,7 @@ from pipeline.synthetic.variants import DEFAULT, Variant, capture_noise, draw_fa
 
 _DYNAMIC_RANGE_DB = 55.0  # display dynamic range mapped onto 0..255
 _BASE_GREY = 120.0  # grey level of 0 dB tissue
+EXPORT_DECIMALS = 3  # Roboflow writes polygon coordinates with 3 decimals
 
 
 @dataclass(frozen=True)
@@ -67,10 +74,12 @@ class PhantomFrame:
     Attributes:
         image: (H, W, 3) uint8 BGR; grey B-mode content plus burned-in text (coloured
             in the colour variants).
-        gland_mask: (H, W) bool.
-        lesion_mask: (H, W) bool, all False without a lesion; always inside ``gland_mask``.
+        gland_mask: (H, W) bool, ``gland_polygons`` rasterised (pixel-centre rule).
+        lesion_mask: (H, W) bool, all False without a lesion; ``lesion_polygons`` rasterised,
+            always inside ``gland_mask``.
         fan_mask: (H, W) bool, the ultrasound sector (the true fan, overlays ignored).
-        gland_polygons: each (N, 2) float32 x, y pixel coordinates of an outer contour.
+        gland_polygons: the gland outline, [] or one (N, 2) float32 array of x, y px with
+            3-decimal values (as exported and read back).
         lesion_polygons: same, for the lesion.
         fan: the true sector geometry, frame px.
     """
@@ -153,19 +162,22 @@ def render_phantom(rng: np.random.Generator, width: int, height: int, *, with_gl
     db = texture_db(rng, shape)
     gland, lesion = np.zeros(shape, bool), np.zeros(shape, bool)
     sites = np.empty((0, 2), np.float32)
+    gland_polygons: list[np.ndarray] = []
+    lesion_polygons: list[np.ndarray] = []
     if with_gland:
-        outline = _gland_outline(rng, p, sweep)
-        gland = _fill(outline, shape)
+        outline = export_precision(_gland_outline(rng, p, sweep))
+        gland, gland_polygons = rasterise_polygon([outline], shape), [outline]
         roi = _roi(outline, shape, pad=int(18 * unit) + 4)
         origin = np.array([roi[1].start, roi[0].start], np.float32)
         db[roi] += _gland_db(rng, p, outline - origin, gland[roi], unit)
         centre = outline.mean(axis=0)
         sites = centre + rng.uniform(0.2, 0.85, (3, 1)) * (outline[rng.integers(0, len(outline), 3)] - centre)
         if with_lesion:
-            lesion_outline = _lesion_outline(rng, p, outline - origin, gland[roi], unit)
-            lesion = _fill(lesion_outline + origin, shape) & gland
-            db[roi] += p.echo_db[2] * _soft_fill(lesion_outline, gland[roi].shape, 1.5 * unit)
-            keep_out = lesion_outline + origin  # calcifications stay clear of the lesion
+            lesion_outline = _lesion_outline(rng, p, outline - origin, gland[roi], unit) + origin
+            lesion_outline, lesion = fit_inside(lesion_outline, gland)
+            lesion_polygons = [lesion_outline]
+            db[roi] += p.echo_db[2] * _soft_fill(lesion_outline - origin, gland[roi].shape, 1.5 * unit)
+            keep_out = lesion_outline  # calcifications stay clear of the lesion
             sites = np.array([s for s in sites if cv2.pointPolygonTest(keep_out, tuple(map(float, s)), True) < -4 * unit],
                              np.float32).reshape(-1, 2)
     map_1, map_2, fan_mask = beam_maps(p.fan, width, height)
@@ -177,8 +189,7 @@ def render_phantom(rng: np.random.Generator, width: int, height: int, *, with_gl
     draw_overlays(image, p.fan, _text_lines(p, label), fan_mask, variant, gland)
     if variant.jpeg_quality is not None:
         image = capture_noise(rng, image, variant.jpeg_quality)
-    return PhantomFrame(image, gland, lesion, fan_mask.copy(), mask_to_polygons(gland), mask_to_polygons(lesion),
-                        p.fan)
+    return PhantomFrame(image, gland, lesion, fan_mask.copy(), gland_polygons, lesion_polygons, p.fan)
 
 
 def _text_lines(p: PatientParams, label: str) -> dict[str, list[str]]:
@@ -191,24 +202,41 @@ def _text_lines(p: PatientParams, label: str) -> dict[str, list[str]]:
     }
 
 
-def mask_to_polygons(mask: np.ndarray, max_epsilon: float = 0.75) -> list[np.ndarray]:
-    """Outer contours of a mask, lightly simplified, largest first.
-
-    The Douglas-Peucker tolerance is 2 % of the square root of the contour's area, capped
-    at ``max_epsilon`` px, so that small objects are not eroded: rasterising a polygon
-    back (``cv2.fillPoly``) reproduces its component with IoU >= 0.97.
+def export_precision(outline: np.ndarray) -> np.ndarray:
+    """An outline as the export writes it and the readers hold it.
 
     Args:
-        mask: (H, W) bool.
-        max_epsilon: largest simplification tolerance, px (<= 1).
+        outline: (N, 2) x, y px.
 
     Returns:
-        One (N, 2) float32 array of x, y pixel coordinates per connected component, N >= 3.
+        (N, 2) float32: each coordinate rounded to :data:`EXPORT_DECIMALS` decimals (Python's
+        ``round``, as the COCO writer rounds), then float32, as the COCO reader converts the
+        JSON numbers; written and read back, it is the same array bit for bit.
     """
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    simplified = [cv2.approxPolyDP(c, min(max_epsilon, 0.02 * np.sqrt(cv2.contourArea(c))), True)
-                  .reshape(-1, 2).astype(np.float32) for c in contours]
-    return sorted((s for s in simplified if len(s) >= 3), key=lambda s: -cv2.contourArea(s))
+    values = [round(float(v), EXPORT_DECIMALS) for v in np.asarray(outline, np.float64).ravel()]
+    return np.asarray(values, np.float32).reshape(-1, 2)
+
+
+def fit_inside(outline: np.ndarray, container: np.ndarray, step: float = 0.97) -> tuple[np.ndarray, np.ndarray]:
+    """Shrinks an outline about its centroid until its raster lies inside a mask.
+
+    Args:
+        outline: (N, 2) x, y px, inside or mostly inside ``container``.
+        container: (H, W) bool, e.g. the gland mask.
+        step: scale applied per attempt, 0 < step < 1.
+
+    Returns:
+        (outline, mask): the outline at export precision, shrunk only when its raster
+        overflows, and that (H, W) bool raster, inside ``container`` (empty when nothing fits).
+    """
+    centre = np.asarray(outline, np.float64).mean(axis=0)
+    scale = 1.0
+    while True:
+        fitted = export_precision(centre + scale * (np.asarray(outline, np.float64) - centre))
+        mask = rasterise_polygon([fitted], container.shape)
+        if not (mask & ~container).any():
+            return fitted, mask
+        scale *= step
 
 
 def _roi(polygon: np.ndarray, shape: tuple[int, int], pad: int) -> tuple[slice, slice]:
@@ -218,16 +246,9 @@ def _roi(polygon: np.ndarray, shape: tuple[int, int], pad: int) -> tuple[slice, 
     return slice(int(y0), min(int(y1), shape[0])), slice(int(x0), min(int(x1), shape[1]))
 
 
-def _fill(polygon: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """(H, W) bool raster of an (N, 2) float x, y polygon, with 1/16 px vertex precision."""
-    mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(polygon * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-    return mask.astype(bool)
-
-
 def _soft_fill(polygon: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
     """(H, W) float32 0..1 polygon raster blurred by a Gaussian of ``sigma`` px."""
-    return cv2.GaussianBlur(_fill(polygon, shape).astype(np.float32), (0, 0), sigma)
+    return cv2.GaussianBlur(rasterise_polygon([polygon], shape).astype(np.float32), (0, 0), sigma)
 
 
 def _gland_outline(rng: np.random.Generator, p: PatientParams, sweep: float, n: int = 360) -> np.ndarray:
