@@ -170,6 +170,10 @@ class QcParams:
     size_mismatch: str = "error"
     class_without_examples: str = "error"
     unknown_patient: str = "warn"
+    unknown_category: str = "error"
+    unknown_mask_value: str = "error"
+    annotation_without_image: str = "warn"
+    unlisted_image: str = "warn"
 
     def __post_init__(self) -> None:
         for kind in self.kinds():

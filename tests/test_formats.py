@@ -150,10 +150,10 @@ def test_yolo_matches_coco(coco_export: Path, yolo_export: Path):
 @pytest.mark.parametrize("names, classes, text, boxes", [  # boxes: per class, the filled rows, columns of 20x10 px
     (["gland"], ["gland"], "0 .13 .2 .85 .2 .85 .8 .13 .8 .13 .2", [np.s_[2:8, 3:17]]),  # closed; x 2.6..17: cols 3..16
     (["gland"], ["gland"], "0 0.1 0.2 0.85 0.2 0.85 0.8 0.1 0.8\n\n", [np.s_[2:8, 2:17]]),  # none, blank line
-    (["gland"], ["gland"], "0 0.5 0.5 0.5 0.4", [np.s_[3:7, 5:15]]),  # box cx cy w h: x 5..15, y 3..7
-    (["lesion", "gland"], ["gland", "lesion"], "1 0.5 0.5 0.5 0.4\n0 0 0 0.1 0 0.1 0.2 0 0.2",
+    (["gland"], ["gland"], "0 .25 .3 .75 .3 .75 .7 .25 .7", [np.s_[3:7, 5:15]]),  # x 5..15, y 3..7
+    (["lesion", "gland"], ["gland", "lesion"], "1 .25 .3 .75 .3 .75 .7 .25 .7\n0 0 0 0.1 0 0.1 0.2 0 0.2",
      [np.s_[3:7, 5:15], np.s_[0:2, 0:2]]),  # mapped by name, not by id
-    (["gland", "lesion", "other"], ["gland", "lesion"], "2 0.5 0.5 0.5 0.4", [None, None]),  # class not asked for
+    (["gland", "lesion", "other"], ["gland", "lesion"], "2 .25 .3 .75 .3 .75 .7", [None, None]),  # not asked for
     (["gland", "lesion"], ["gland", "lesion"], None, [None, None]),  # no label file: no annotations
 ])
 def test_yolo_lines(tmp_path: Path, names: list[str], classes: list[str], text: str | None, boxes: list):
@@ -169,7 +169,7 @@ def test_yolo_lines(tmp_path: Path, names: list[str], classes: list[str], text: 
 
 
 @pytest.mark.parametrize("text, message", [
-    ("0 0.5 0.5 0.5 0.4\n3 0.5 0.5 0.5 0.4", r"labels/a.txt:2: class id 3 out of range; data.yaml has 2 names"),
+    ("0 .1 .1 .5 .1 .5 .5\n-1 .1 .1 .5 .1 .5 .5", r"labels/a.txt:2: class id -1 is negative"),
     ("0 0.1 abc 0.2 0.2", r"labels/a.txt:1: not a class id followed by numbers"),
     ("gland 0.1 0.1 0.2 0.2", r"labels/a.txt:1: not a class id followed by numbers"),
     ("\n0 0.1 0.2 0.3", r"labels/a.txt:2: expected .* got 3 coordinate\(s\)"),
@@ -183,12 +183,12 @@ def test_yolo_bad_lines_name_file_and_line(tmp_path: Path, text: str, message: s
 
 @pytest.mark.parametrize("files, classes, message", [  # files: written over a good export
     ({}, ["lesion"], r"data.yaml: class\(es\) lesion not in the export; it has gland"),
-    ({"train/labels/b.txt": "0 0.5 0.5 0.5 0.4"}, ["gland"], r"labels: 1 label file\(s\) without an image: b.txt"),
+    ({"train/labels/b.txt": "0 .1 .1 .5 .1 .5 .5"}, ["gland"], r"labels: 1 label file\(s\) without an image: b.txt"),
     ({"data.yaml": "names: [gland]\nnc: 2"}, ["gland"], "data.yaml: nc is 2 but 1 names are listed"),
     ({"data.yaml": "names: {0: gland, 2: lesion}"}, ["gland"], r"data.yaml: no 'names' list"),
 ])
 def test_yolo_export_errors(tmp_path: Path, files: dict[str, str], classes: list[str], message: str):
-    root = write_yolo(tmp_path / "yolo", ["gland"], {"train": {"a": "0 0.5 0.5 0.5 0.4"}})
+    root = write_yolo(tmp_path / "yolo", ["gland"], {"train": {"a": "0 .1 .1 .5 .1 .5 .5"}})
     for name, text in files.items():
         (root / name).write_text(text)
     with pytest.raises(IngestError, match=message):

@@ -10,6 +10,7 @@ import pytest
 
 from pipeline.config import DataParams, QcParams
 from pipeline.ingest.coco import read_coco_export, read_split
+from pipeline.ingest.coco_json import load_coco_file
 from pipeline.ingest.records import IngestError
 from pipeline.ingest.names import parse_export_name, patient_of
 from pipeline.ingest.normalise import normalise_export
@@ -47,7 +48,7 @@ def test_patient_of(name, patient):
 def test_real_export_with_missing_images_is_reported(real_exports: Path):
     annotations = real_exports / "BT_Detectron2_MaskRCNN" / "test" / "_annotations.coco.json"
     with pytest.raises(IngestError) as error:
-        read_split(annotations, ["Tumor"])
+        read_split(load_coco_file(annotations), ["Tumor"])
     message = str(error.value)
     assert str(annotations) in message and "95 of 100 listed images are missing" in message
     assert "y713_jpg.rf.16ada07eb38c82cb93c711a288134781.jpg" in message

@@ -8,9 +8,9 @@ from pathlib import Path
 from pipeline.config import setting
 from pipeline.ingest import coco, semantic_masks, yolo
 from pipeline.ingest.names import is_hidden, shown
-from pipeline.ingest.records import ExportFrame, IngestError
+from pipeline.ingest.records import ExportContents, IngestError
 
-Reader = Callable[[Path, Sequence[str]], list[ExportFrame]]
+Reader = Callable[[Path, Sequence[str]], ExportContents]
 
 # Roboflow's own format names (as `version.download(format)` takes them) -> reader.
 READERS: dict[str, Reader] = {
@@ -65,13 +65,16 @@ def detect_format(root: Path) -> str:
     return found[0]
 
 
-def read_export(root: Path, export_format: str, classes: Sequence[str]) -> list[ExportFrame]:
-    """Reads every frame of an unpacked export.
+def read_export(root: Path, export_format: str, classes: Sequence[str]) -> ExportContents:
+    """Reads every frame of an unpacked export, and the reader's findings.
 
     Args:
         root: the export folder.
         export_format: a key of :data:`READERS`, or ``auto``.
         classes: output channel names, mapped by name onto the export's classes.
+
+    Raises:
+        IngestError: an unknown format, or an export the reader cannot read.
     """
     name = detect_format(root) if export_format == "auto" else export_format
     if name not in READERS:

@@ -21,11 +21,10 @@ from pipeline.config import DataParams, QcParams, setting
 from pipeline.imaging.frames import FrameReadError, read_frame
 from pipeline.imaging.masks import pack_masks
 from pipeline.imaging.png import write_png_atomically
-from pipeline.ingest.coco import export_info
 from pipeline.ingest.formats import READERS, detect_format
 from pipeline.ingest.frames_manifest import join_frames_manifest, read_frames_manifest
 from pipeline.ingest.names import is_hidden, patient_of, shown
-from pipeline.ingest.qc import Finding, export_findings, frame_findings, pixel_digest
+from pipeline.ingest.qc import Finding, export_findings, frame_findings, pixel_digest, reader_findings
 from pipeline.ingest.records import ExportFrame, IngestError, SizeMismatchError
 from pipeline.layout import IMAGES, MANIFEST, MASKS, REGION_COLUMNS, SOURCE_INFO
 from pipeline.files.atomic import write_json_atomically
@@ -39,7 +38,8 @@ class NormalisedExport:
 
     Attributes:
         manifest: one row per written frame (see :func:`manifest_row`).
-        findings: the QC findings whose action is not ``ignore``, frames first.
+        findings: the QC findings whose action is not ``ignore``: the reader's (what it could
+            not use), then each frame's, then the export's.
         export_format: the format that was read (``auto`` resolved).
     """
 
@@ -133,12 +133,13 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
         FrameReadError: an image that cannot be decoded.
     """
     export_format = detect_format(export_root) if data.format == "auto" else data.format
-    frames = READERS[export_format](export_root, data.classes)
+    contents = READERS[export_format](export_root, data.classes)
+    frames = contents.frames
     frames_table = read_frames_manifest(Path(data.frames_manifest)) if data.frames_manifest else None
     known_stems = set(frames_table.index) if frames_table is not None else set()
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
-    rows, findings, digests = [], [], {}
+    rows, findings, digests = [], reader_findings(contents.findings, qc), {}
     dropped = mismatched = 0
     for frame in tqdm(frames, desc="pull", unit="frame", disable=None if progress else True):
         if not frame.annotated and data.unannotated == "drop":
@@ -177,7 +178,7 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
     write_json_atomically(out_dir / SOURCE_INFO, {
         "origin": origin,
         "format": export_format,
-        "info": export_info(export_root) if export_format == "coco-segmentation" else {},
+        "info": contents.info,
         "dataset_version": content_digest(export_root),
         "frames": len(manifest),
         "patients": int(manifest["patient"].nunique()),

@@ -3,7 +3,8 @@
 Each finding kind is a field of :class:`pipeline.config.QcParams`, whose value says what
 it does: ``ignore`` (not reported), ``warn`` (reported) or ``error`` (reported; the pull
 stage stops after writing the report). Every check is a pure function of the frame's
-annotations, its decoded image size and masks, or the manifest.
+annotations, its decoded image size and masks, or the manifest; the readers add their own
+findings about what they read but could not use (:func:`reader_findings`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.config import QcParams, setting
-from pipeline.ingest.records import ExportFrame, Ring, Shape, fill_shape
+from pipeline.ingest.records import ExportFrame, ReadFinding, Ring, Shape, fill_shape
 from pipeline.files.atomic import write_json_atomically
 
 PAIR_BLOCK = 256  # edges tested against all others at once (bounds memory for long rings)
@@ -217,6 +218,11 @@ def export_findings(manifest: pd.DataFrame, pixel_digests: dict[str, str], class
     return _keep(raw, qc)
 
 
+def reader_findings(found: Iterable[ReadFinding], qc: QcParams) -> list[Finding]:
+    """The readers' findings (what they read but could not use), each with its configured action, ``ignore`` dropped."""
+    return _keep(((finding.kind, finding.frame, finding.detail) for finding in found), qc)
+
+
 def _keep(raw: Iterable[tuple[str, str, str]], qc: QcParams) -> list[Finding]:
     """Findings from (kind, frame, detail), each with its configured action, ``ignore`` dropped."""
     findings = (Finding(kind, qc.action(kind), frame, detail) for kind, frame, detail in raw)
@@ -263,4 +269,4 @@ def read_report(path: Path) -> list[Finding]:
 
 
 __all__ = ["Finding", "blocking", "export_findings", "frame_findings", "is_degenerate", "is_self_intersecting",
-           "pixel_digest", "read_report", "ring_area", "segments_intersect", "summarise", "write_report"]
+           "pixel_digest", "read_report", "reader_findings", "ring_area", "segments_intersect", "summarise", "write_report"]

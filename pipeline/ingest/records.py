@@ -1,12 +1,15 @@
 """One annotated frame of an export, whatever the export format, and turning it into masks.
 
 Polygon formats (COCO Segmentation, YOLOv8) give ``shapes``; mask formats
-(``png-mask-semantic``) give a mask file and the pixel values of each class.
+(``png-mask-semantic``) give a mask file and the pixel values of each class. A reader
+returns :class:`ExportContents`: the frames, and :class:`ReadFinding` s for what it read
+but could not use (it never drops anything silently).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -33,6 +36,21 @@ class IngestError(ValueError):
 
 class SizeMismatchError(IngestError):
     """A frame's mask file is not the size of its image (a ``size_mismatch`` QC finding)."""
+
+
+@dataclass(frozen=True)
+class ReadFinding:
+    """Something a reader read but could not use: a QC finding before its action is known.
+
+    Attributes:
+        kind: a :class:`pipeline.config.QcParams` field name (``unknown_category``, ...).
+        frame: the export file name it concerns, or ``''`` for the export as a whole.
+        detail: what was not used and why, naming the file (and line or JSON path).
+    """
+
+    kind: str
+    frame: str
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -120,3 +138,26 @@ def masks_from_label_image(path: Path, values: tuple[tuple[int, ...], ...], widt
         raise SizeMismatchError(f"{shown(path)}: mask is {label.shape[1]}x{label.shape[0]} but its image is {width}x{height}")
     return np.stack([np.isin(label, list(channel_values)) for channel_values in values]) if values \
         else np.zeros((0, height, width), bool)
+
+
+@dataclass(frozen=True)
+class ExportContents:
+    """What a reader read from an export.
+
+    Iterating it (and ``len``) goes over the frames, so it reads like the list of frames.
+
+    Attributes:
+        frames: every image of the export, in a stable order.
+        findings: what the reader could not use (see :class:`ReadFinding`), in reading order.
+        info: the export's own description (COCO's ``info`` block), or empty.
+    """
+
+    frames: tuple[ExportFrame, ...]
+    findings: tuple[ReadFinding, ...] = ()
+    info: dict = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[ExportFrame]:
+        return iter(self.frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)

@@ -4,7 +4,9 @@ Layout (see ``shared/fixtures/roboflow-real/DHCN_dataset.v1i.png-mask-semantic``
 split folder holds ``_classes.csv`` (header ``Pixel Value, Class`` with a space after each
 comma, maybe no trailing newline) and ``<stem>.jpg`` + ``<stem>_mask.png`` pairs; the mask
 is 8-bit single-channel, pixel value = class index, 0 = background. Classes are mapped by
-name, so background is a class only when asked for by name.
+name, so background is a class only when asked for by name. Mask pixel values that
+``_classes.csv`` does not list belong to no class: each mask holding some is an
+``unknown_mask_value`` finding (never silently background).
 
 The small helpers ``image_size``, ``name_some`` and ``values_per_class`` are shared with
 the YOLO reader.
@@ -23,7 +25,7 @@ from PIL import Image
 from pipeline.config import setting
 from pipeline.ingest.coco import IMAGE_SUFFIXES
 from pipeline.ingest.names import is_hidden, parse_export_name, shown
-from pipeline.ingest.records import ExportFrame, IngestError
+from pipeline.ingest.records import ExportContents, ExportFrame, IngestError, ReadFinding
 
 CLASSES_FILE = "_classes.csv"
 MASK_SUFFIX = "_mask.png"
@@ -73,21 +75,27 @@ def read_classes_csv(path: Path) -> dict[str, list[int]]:
     Tolerates a BOM, spaces after commas, quoted names, CRLF and a missing trailing newline.
 
     Raises:
-        IngestError: unreadable, not the ``Pixel Value, Class`` header, or a bad row (line named).
+        IngestError: unreadable, not the ``Pixel Value, Class`` header, a bad row, or a
+            pixel value listed twice (line named).
     """
     try:
         rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines(), skipinitialspace=True))
-    except (OSError, UnicodeDecodeError) as error:
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise IngestError(f"{shown(path)}: unreadable ({error})") from error
     if not rows or tuple(cell.strip().lower() for cell in rows[0]) != _HEADER:
         raise IngestError(f"{shown(path)}: header is not 'Pixel Value, Class'; not a semantic segmentation mask export")
     by_name: dict[str, list[int]] = {}
+    line_of: dict[int, int] = {}
     for number, row in enumerate(rows[1:], start=2):
         if not any(cell.strip() for cell in row):
             continue
-        if len(row) != 2 or not row[0].strip().isdecimal():
+        if len(row) != 2 or not row[0].strip().isdecimal() or not row[1].strip():
             raise IngestError(f"{shown(path)}:{number}: expected '<pixel value>, <class>', got {','.join(row)!r}")
-        by_name.setdefault(row[1].strip(), []).append(int(row[0]))
+        value = int(row[0])
+        if value in line_of:
+            raise IngestError(f"{shown(path)}:{number}: pixel value {value} is already listed on line {line_of[value]}")
+        line_of[value] = number
+        by_name.setdefault(row[1].strip(), []).append(value)
     return by_name
 
 
@@ -127,8 +135,8 @@ def pair_images_and_masks(folder: Path) -> list[tuple[Path, Path]]:
     return [(images[stem], masks[stem]) for stem in sorted(images)]
 
 
-def has_values(mask_path: Path, values: Sequence[int]) -> bool:
-    """Whether a label mask holds any of ``values``.
+def pixel_counts(mask_path: Path) -> dict[int, int]:
+    """The pixel values of a label mask and how many pixels hold each (first channel of a 3-channel mask).
 
     Raises:
         IngestError: the mask cannot be read.
@@ -136,23 +144,44 @@ def has_values(mask_path: Path, values: Sequence[int]) -> bool:
     label = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
     if label is None:
         raise IngestError(f"{shown(mask_path)}: mask file missing or unreadable")
-    return bool(np.isin(label, list(values)).any())
+    values, counts = np.unique(label[..., 0] if label.ndim == 3 else label, return_counts=True)
+    return dict(zip(values.tolist(), counts.tolist()))
 
 
-def read_split(folder: Path, classes: Sequence[str]) -> list[ExportFrame]:
-    """Reads one split folder: its ``_classes.csv`` and every image/mask pair."""
+def unknown_values(mask_path: Path, counts: dict[int, int], declared: set[int], image_name: str) -> list[ReadFinding]:
+    """An ``unknown_mask_value`` finding when the mask holds values that ``_classes.csv`` does not list."""
+    unknown = sorted(set(counts) - declared)
+    if not unknown:
+        return []
+    pixels = sum(counts[value] for value in unknown)
+    split = mask_path.parent.name
+    return [ReadFinding("unknown_mask_value", image_name, f"{split}/{mask_path.name}: pixel value(s) "
+                        f"{', '.join(map(str, unknown))} ({pixels} px) not in {split}/{CLASSES_FILE}; in no class")]
+
+
+def read_split(folder: Path, classes: Sequence[str]) -> tuple[list[ExportFrame], list[ReadFinding]]:
+    """Reads one split folder: its ``_classes.csv`` and every image/mask pair.
+
+    Returns:
+        The frames, and an ``unknown_mask_value`` finding for each mask holding values
+        that ``_classes.csv`` does not list.
+    """
     csv_path = folder / CLASSES_FILE
-    values = values_per_class(csv_path, read_classes_csv(csv_path), classes)
-    wanted = [value for channel in values for value in channel]
-    frames = []
+    by_name = read_classes_csv(csv_path)
+    values = values_per_class(csv_path, by_name, classes)
+    declared = {value for listed in by_name.values() for value in listed}
+    wanted = {value for channel in values for value in channel}
+    frames, findings = [], []
     for image_path, mask_path in pair_images_and_masks(folder):
         width, height = image_size(image_path)
+        counts = pixel_counts(mask_path)
+        findings += unknown_values(mask_path, counts, declared, image_path.name)
         frames.append(ExportFrame(image_path, folder.name, parse_export_name(image_path.name), width, height,
-                                  annotated=has_values(mask_path, wanted), mask_path=mask_path, mask_values=values))
-    return frames
+                                  annotated=bool(wanted & set(counts)), mask_path=mask_path, mask_values=values))
+    return frames, findings
 
 
-def read_semantic_export(root: Path, classes: Sequence[str]) -> list[ExportFrame]:
+def read_semantic_export(root: Path, classes: Sequence[str]) -> ExportContents:
     """Reads every split of a Semantic Segmentation Masks export folder, in a stable order.
 
     Args:
@@ -160,10 +189,17 @@ def read_semantic_export(root: Path, classes: Sequence[str]) -> list[ExportFrame
         classes: output channel names, mapped by name onto each split's ``_classes.csv``.
 
     Returns:
-        One frame per image; masks are read lazily by :meth:`ExportFrame.masks`, which
-        also checks that each mask is its image's size.
+        One frame per image (masks are read again by :meth:`ExportFrame.masks`, which also
+        checks that each mask is its image's size), and the ``unknown_mask_value`` findings.
 
     Raises:
-        IngestError: missing ``_classes.csv``, a requested class it lacks, unpaired files.
+        IngestError: missing or malformed ``_classes.csv``, a requested class it lacks,
+            unpaired files, an unreadable mask.
     """
-    return [frame for folder in find_split_folders(root) for frame in read_split(folder, classes)]
+    frames: list[ExportFrame] = []
+    findings: list[ReadFinding] = []
+    for folder in find_split_folders(root):
+        split_frames, split_findings = read_split(folder, classes)
+        frames += split_frames
+        findings += split_findings
+    return ExportContents(tuple(frames), tuple(findings))
