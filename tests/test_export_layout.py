@@ -134,3 +134,24 @@ def test_errors_inside_a_zip_name_the_zip(tmp_path: Path, export_format: str, br
     assert "trus-export-" not in text  # the temporary folder the zip was extracted to
     assert isinstance(error.value, QualityError) == (breakage is shrink_semantic_mask)
     assert not (tmp_path / "out").exists()
+
+
+def test_errors_in_a_roboflow_download_name_the_version(tmp_path: Path, monkeypatch):
+    from pipeline.config import RoboflowParams
+    from tests.fake_roboflow import FakeRoboflow, zip_folder
+
+    export = write_coco_export(tmp_path / "export")
+    path = export / "train" / "_annotations.coco.json"
+    payload = json.loads(path.read_text())
+    payload["annotations"][0]["segmentation"][0][5] = None
+    path.write_text(json.dumps(payload))
+    key = "rf_Live_layoutK3y"
+    with FakeRoboflow(key, {"coco-segmentation": zip_folder(export)}) as fake:
+        monkeypatch.setenv("API_URL", fake.url)
+        monkeypatch.setenv("ROBOFLOW_API_KEY", key)
+        monkeypatch.setenv("ROBOFLOW_CONFIG_DIR", str(tmp_path / "no-roboflow-config.json"))
+        data = DataParams(source="roboflow", roboflow=RoboflowParams("hospital-urology", "prostate-trus", 1, 60.0))
+        with pytest.raises(ValueError) as error:
+            ingest(data, QcParams(), tmp_path / "out", tmp_path / "qc.json", progress=False)
+    assert str(error.value) == ("roboflow:hospital-urology/prostate-trus/1: train/_annotations.coco.json: "
+                                "annotations[0].segmentation[0][5]: null is not a number")

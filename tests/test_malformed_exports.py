@@ -71,8 +71,8 @@ COCO_CASES = [  # (id, mutation, the message after "<file>: ")
     ("text-segmentation", set_("annotations.0.segmentation", "polygon"),
      'annotations[0].segmentation: expected a list, got "polygon"'),
     ("rle", set_("annotations.0.segmentation", {"counts": [0, 5, 10], "size": [24, 32]}),
-     "annotations[0].segmentation: an RLE mask, not polygons; expected [[x1, y1, x2, y2, ...], ...] "
-     '(export the version as "COCO Segmentation")'),
+     'annotations[0].segmentation: an RLE mask, not polygons (lists of x, y coordinates); export the version as '
+     '"COCO Segmentation"'),
     ("flat-segmentation", set_("annotations.0.segmentation", square(4, 4, 16)),
      "annotations[0].segmentation[0]: expected a list, got 4"),
     ("odd-coordinates", set_("annotations.0.segmentation.0", [4, 4, 20, 4, 20, 20, 4]),

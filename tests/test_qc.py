@@ -134,3 +134,10 @@ def test_report_round_trips_and_summary_counts(tmp_path: Path):
     assert lines[1].split()[:3] == ["error", "outside_image", "1"]
     assert any(line.split()[:3] == ["warn", "tiny_polygon", "2"] for line in lines)
     assert summarise([]) == "qc: no findings"
+
+
+def test_summary_columns_line_up_for_the_longest_kind():
+    findings = [Finding("annotation_without_image", "warn", "", "annotations[3]"), Finding("empty_mask", "warn", "a", "x")]
+    lines = summarise(findings).splitlines()[1:]
+    assert [line.split()[:3] for line in lines] == [["warn", "annotation_without_image", "1"], ["warn", "empty_mask", "1"]]
+    assert len({line.index(" 1  e.g.") for line in lines}) == 1

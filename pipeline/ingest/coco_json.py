@@ -156,8 +156,8 @@ def as_rings(value: Any, where: str) -> tuple[Ring, ...]:
     if value is None:
         return ()
     if isinstance(value, dict):
-        raise MalformedJson(where, "an RLE mask, not polygons; expected [[x1, y1, x2, y2, ...], ...] "
-                                   "(export the version as \"COCO Segmentation\")")
+        raise MalformedJson(where, "an RLE mask, not polygons (lists of x, y coordinates); export the version "
+                                   "as \"COCO Segmentation\"")
     rings = (as_ring(ring, f"{where}[{index}]") for index, ring in enumerate(as_list(value, where)))
     return tuple(ring for ring in rings if len(ring))
 

@@ -244,10 +244,11 @@ def summarise(findings: Sequence[Finding]) -> str:
     for finding in findings:
         firsts.setdefault((finding.action, finding.kind), finding)
     lines = [f"qc: {len(findings)} finding(s): {actions['error']} error, {actions['warn']} warn"]
+    width = max(len(kind) for _, kind in firsts)
     for action, kind in sorted(firsts, key=lambda key: (key[0] != "error", key[1])):
         first = firsts[action, kind]
         example = f"{first.frame or 'export'}: {first.detail}"
-        lines.append(f"  {action:<5} {kind:<22} {counts[action, kind]:>5}  e.g. {example}")
+        lines.append(f"  {action:<5} {kind:<{width}} {counts[action, kind]:>5}  e.g. {example}")
     return "\n".join(lines)
 
 
