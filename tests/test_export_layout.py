@@ -75,7 +75,10 @@ def test_every_format_reads_wrapped_or_not(tmp_path: Path, export_format: str, l
     (["my-export/data.yaml", "my-export/train/images/a.jpg"], "my-export"),
     (["__MACOSX/my-export/._data.yaml", ".DS_Store", "my-export/train/_classes.csv"], "my-export"),
     (["Downloads/my-export/train/_annotations.coco.json"], "Downloads/my-export"),
-    (["my-export/train/_annotations.coco.json", "notes.txt"], "."),  # two entries: not a wrapper
+    (["my-export/train/_annotations.coco.json", "frames_manifest.csv"], "my-export"),  # files beside it
+    (["my-export/train/_annotations.coco.json", "other/notes.txt"], "."),  # two folders: not a wrapper
+    (["data.yaml", "train/images/a.jpg"], "."),  # an export of one split with its data.yaml
+    (["_annotations.coco.json", "extra/a.jpg"], "."),  # an export file here: this is the export
 ])
 def test_unwrap(tmp_path: Path, files: list[str], expected: str):
     for name in files:

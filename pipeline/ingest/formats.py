@@ -36,17 +36,20 @@ def is_split_folder(folder: Path) -> bool:
 
 
 def unwrap(root: Path) -> Path:
-    """The folder that holds the export: ``root``, or the folder(s) wrapping it alone.
+    """The folder that holds the export: ``root``, or the folder wrapping it (repeatedly).
 
-    "Compress folder" zips an export as ``export.zip/my-export/train/...``; such a wrapping
-    folder is the only entry of ``root`` once ``__MACOSX`` and dot-files are set aside, and
-    is not a split folder itself (an export of one split, ``train/`` alone, stays as it is).
+    "Compress folder" zips an export as ``export.zip/my-export/train/...``. ``root`` is such a
+    wrapper when it holds no export file itself (``data.yaml``, ``_annotations.coco.json``,
+    ``_classes.csv``) and exactly one folder, which is not a split folder (an export of one
+    split, ``train/`` alone, stays as it is); ``__MACOSX`` and dot-files are set aside, and
+    other files beside the folder (a README, a frames manifest) are not part of the export.
     """
     while root.is_dir():
-        entries = [path for path in root.iterdir() if not is_hidden(path)]
-        if len(entries) != 1 or not entries[0].is_dir() or is_split_folder(entries[0]):
+        folders = [path for path in root.iterdir() if path.is_dir() and not is_hidden(path)]
+        markers = any((root / marker).is_file() for marker in MARKERS.values())
+        if markers or len(folders) != 1 or is_split_folder(folders[0]):
             break
-        root = entries[0]
+        root = folders[0]
     return root
 
 

@@ -3,6 +3,9 @@
 Roboflow renames every image ``<original name with dots as _>.rf.<hash>.jpg``, where the
 hash is 32 hex characters (older exports) or 20 base62 characters (newer ones).
 Augmented copies of one frame share the original name and differ in the hash.
+
+Also how the ingest names an export's files: files it ignores (:func:`is_hidden`), and how
+messages name a file of an unpacked zip or download (:func:`shown`, :func:`shown_as`).
 """
 
 from __future__ import annotations
