@@ -157,3 +157,34 @@ def test_trus_ingest_prints_one_line_for_a_malformed_zip(tmp_path: Path, monkeyp
     assert result.exit_code == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == ("error: export.zip: my-export/train/_annotations.coco.json: "
                                      "annotations[0].segmentation[0][5]: null is not a number")
+
+
+def json_paths(value, prefix: tuple = ()) -> list[tuple]:
+    """Every element path of a JSON value (dict keys and list indices), depth first."""
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    return [path for key, child in children for path in [(*prefix, key), *json_paths(child, (*prefix, key))]]
+
+
+def test_no_element_of_the_wrong_type_gives_a_traceback(tmp_path: Path):
+    """Every element of a good file replaced in turn by values of every other JSON type, and deleted."""
+    root = write_coco_export(tmp_path / "export")
+    path = root / "train" / "_annotations.coco.json"
+    unexpected = []
+    for element in json_paths(good_payload()):
+        for replacement in (None, "x", [], {}, -1, 1.5, True, [None], ...):
+            payload = good_payload()
+            parent = payload
+            for key in element[:-1]:
+                parent = parent[key]
+            if replacement is ...:
+                del parent[element[-1]]
+            else:
+                parent[element[-1]] = replacement
+            path.write_text(json.dumps(payload))
+            try:
+                read_export(root, "auto", ["gland", "lesion"])
+            except IngestError as error:
+                assert str(error).startswith(f"{path}: ") and "\n" not in str(error)
+            except Exception as error:  # noqa: BLE001 - what the test looks for
+                unexpected.append(f"{element} = {replacement!r}: {type(error).__name__}: {error}")
+    assert unexpected == []
