@@ -227,3 +227,11 @@ def test_read_table_keeps_ids_as_written(tmp_path: Path):
     assert table["original_name"].tolist() == ["0071.png", "nan.png"]
     assert table["px_gland"].tolist() == [12, 0] and pd.isna(table["spacing_x_mm"][0])
     assert table["spacing_x_mm"][1] == 0.25 and table["annotated"].tolist() == [True, False]
+
+
+def test_messages_with_brackets_are_printed_as_they_are(world, tmp_path, monkeypatch):
+    """Rich markup must never eat text: a file named like markup is named in full."""
+    frame = tmp_path / "[red]scan[x1, y1].png"
+    frame.write_bytes(b"not an image")
+    result = trus(["preprocess", str(frame), "--out", str(tmp_path / "p")], world.parent, monkeypatch)
+    assert f"{frame}: not a readable image" in error_line(result)

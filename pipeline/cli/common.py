@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from pipeline.imaging.frames import FRAME_SUFFIXES, FrameReadError
 
@@ -26,10 +27,24 @@ Force = Annotated[bool, typer.Option("--force", help="Replace an earlier output 
                                      "(never a folder holding files it did not write).")]
 
 
+LABEL_COLOURS = {"error": "red", "warning": "yellow", "skipped": "yellow"}
+
+
+def say(message: str, label: str | None = None) -> None:
+    """Prints ``[label: ]message`` to stderr; the message is plain text (brackets in it are never markup).
+
+    Args:
+        message: what to say, e.g. an error naming a file.
+        label: ``error``, ``warning`` or ``skipped`` (coloured on a terminal), or None.
+    """
+    prefix = f"[{LABEL_COLOURS[label]}]{label}:[/{LABEL_COLOURS[label]}] " if label else ""
+    console.print(prefix + escape(message), highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     """Prints ``error: message`` to stderr and returns the Exit to raise; the traceback goes to the debug log."""
     log.debug("the command failed", exc_info=True)
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    say(message, "error")
     return typer.Exit(code)
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import Force, console, fail, one_line_errors
+from pipeline.cli.common import Force, fail, one_line_errors, say
 
 PSEUDONYM_KEY_VARIABLE = "TRUS_PSEUDONYM_KEY"
 
@@ -34,14 +34,13 @@ def frames(
     with one_line_errors():
         report = extract_frames(raw_dir, out, secret, channel, blank_outside_region=blank, force=force)
     for message in report.errors:
-        console.print(f"[yellow]skipped:[/yellow] {message}", highlight=False, soft_wrap=True)
+        say(message, "skipped")
     manifest = report.manifest
-    console.print(f"frames: {len(manifest)} frame(s) of {manifest['patient'].nunique()} patient(s) -> {out} "
-                  f"({len(report.errors)} unreadable, {report.ignored} not images, {report.duplicates} duplicates)",
-                  highlight=False)
+    say(f"frames: {len(manifest)} frame(s) of {manifest['patient'].nunique()} patient(s) -> {out} "
+        f"({len(report.errors)} unreadable, {report.ignored} not images, {report.duplicates} duplicates)")
     if report.unblanked_frames:
-        console.print(f"[yellow]warning:[/yellow] {report.unblanked_frames} frame(s) keep all their pixels (no DICOM "
-                      "ultrasound region): check them for burned-in names or dates before uploading", highlight=False)
+        say(f"{report.unblanked_frames} frame(s) keep all their pixels (no DICOM ultrasound region): check them "
+            "for burned-in names or dates before uploading", "warning")
     if report.mixed_folders:
-        console.print(f"[yellow]warning:[/yellow] {report.mixed_folders} patient folder(s) gave more than one patient "
-                      "key (DICOM PatientID differs within the folder)", highlight=False)
+        say(f"{report.mixed_folders} patient folder(s) gave more than one patient key (DICOM PatientID differs "
+            "within the folder)", "warning")

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import Force, console, fail, one_line_errors
+from pipeline.cli.common import Force, fail, one_line_errors, say
 from pipeline.config import DataParams, Params, ParamsError, QcParams, named_by_options
 from pipeline.files.output_folder import OutputFolderError, output_folder, refuse_overlap
 
@@ -143,7 +143,7 @@ def ingest(
             try:
                 result = run_ingest(data, checks, out, report, into=into)
             except QualityError as error:
-                console.print(summarise(error.findings), highlight=False, soft_wrap=True)
+                say(summarise(error.findings))
                 raise fail(str(error)) from None
-    console.print(summarise(result.findings), highlight=False, soft_wrap=True)
-    console.print(ingest_summary("ingest", data, result, out, report), highlight=False, soft_wrap=True)
+    say(summarise(result.findings))
+    say(ingest_summary("ingest", data, result, out, report))

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from pipeline.cli.common import Force, console, expand_inputs, one_line_errors, unique_stems
+from pipeline.cli.common import Force, expand_inputs, one_line_errors, say, unique_stems
 from pipeline.files.atomic import write_json_atomically
 from pipeline.files.output_folder import output_folder
 from pipeline.imaging.frames import read_frame
@@ -115,5 +115,5 @@ def preprocess(
         with output_folder(out, "trus preprocess", sources=[*frames, *([model] if model else [])], force=force) as staging:
             for path, stem in unique_stems(files):
                 preview_frame(path, spec, staging, index, source, stem)
-    console.print(f"preprocess: {len(files)} frame(s) -> {out} ({spec.size}x{spec.size}, crop {spec.crop}, "
-                  f"{spec.resize}, filter {spec.filter.method}; spec from {source})", highlight=False)
+    say(f"preprocess: {len(files)} frame(s) -> {out} ({spec.size}x{spec.size}, crop {spec.crop}, "
+        f"{spec.resize}, filter {spec.filter.method}; spec from {source})")

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import Force, console, one_line_errors
+from pipeline.cli.common import Force, one_line_errors, say
 
 
 def sample(
@@ -26,5 +26,4 @@ def sample(
     with one_line_errors():
         spec = SampleSpec(n_patients=patients, frames_per_patient=frames_per_patient, variant=variant)
         counts = write_sample_export(out, seed, spec, force=force)
-    console.print(f"sample: wrote SYNTHETIC export to {out} (seed {seed}): "
-                  + ", ".join(f"{k} {v}" for k, v in counts.items()), highlight=False)
+    say(f"sample: wrote SYNTHETIC export to {out} (seed {seed}): " + ", ".join(f"{k} {v}" for k, v in counts.items()))

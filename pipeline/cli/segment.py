@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import track
 
-from pipeline.cli.common import EXIT_BAD_INPUT, Force, console, expand_inputs, one_line_errors, unique_stems
+from pipeline.cli.common import EXIT_BAD_INPUT, Force, console, expand_inputs, one_line_errors, say, unique_stems
 from pipeline.files.atomic import write_text_atomically
 from pipeline.files.output_folder import output_folder
 from pipeline.imaging.frames import FrameReadError, read_frames
@@ -99,8 +99,8 @@ def segment(
             result = segment_files(segmenter, files, staging, threshold,
                                    progress=track(stems, description="segmenting", console=console, transient=True))
     for message in result.failures:
-        console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        say(message, "error")
     done = len({row["output"] for row in result.areas})
-    console.print(f"segment: {done} frame(s) -> {out} (masks, overlays, {AREAS_FILE})")
+    say(f"segment: {done} frame(s) -> {out} (masks, overlays, {AREAS_FILE})")
     if result.failures:
         raise typer.Exit(EXIT_BAD_INPUT)

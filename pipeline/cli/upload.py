@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.cli.common import console, one_line_errors
+from pipeline.cli.common import one_line_errors, say
 from pipeline.layout import IMAGES
 
 
@@ -24,4 +24,4 @@ def upload(
     images = folder / IMAGES if (folder / IMAGES).is_dir() else folder
     with one_line_errors():
         count = upload_frames(images, workspace, project, timeout, batch_name=batch)
-    console.print(f"upload: {count} image(s) from {images} -> Roboflow {workspace}/{project}", highlight=False)
+    say(f"upload: {count} image(s) from {images} -> Roboflow {workspace}/{project}")
