@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -26,6 +28,26 @@ def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, s
     plus ``overrides``."""
     environment = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
     return {**environment, **(overrides or {})}
+
+
+def project_files() -> list[str]:
+    """The project as a fresh clone of this checkout would hold it, with its working-tree changes: the tracked
+    files that exist, plus untracked (not ignored) code under ``pipeline/`` and ``app/``."""
+    def git(*args: str) -> list[str]:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
+                              timeout=60).stdout.splitlines()
+
+    names = git("ls-files") + git("ls-files", "--others", "--exclude-standard", "--", "pipeline", "app")
+    return sorted({name for name in names if (PROJECT_ROOT / name).is_file()})
+
+
+def copy_project(root: Path) -> Path:
+    """Copies :func:`project_files` into ``root`` (created); returns ``root``."""
+    for name in project_files():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT_ROOT / name, target)
+    return root
 
 
 def missing_real_export_files(root: Path) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,15 +20,15 @@ from pipeline.ingest.coco import read_coco_export
 from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.evaluation.metrics import score_masks
 from pipeline.synthetic import SampleSpec, write_sample_export
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, child_environment, copy_project
 
 pytestmark = pytest.mark.slow
 
 
 def run(command: list[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{cwd / '.venv' / 'bin'}:{os.environ['PATH']}", "QT_QPA_PLATFORM": "offscreen",
-           "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@example.org"}
+    env = child_environment({"PATH": f"{cwd / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+                             "QT_QPA_PLATFORM": "offscreen", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+                             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"})
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
@@ -42,12 +41,7 @@ def stages_run(output: str) -> list[str]:
 @pytest.fixture(scope="module")
 def fresh_clone(tmp_path_factory) -> Path:
     """The committed project in a new git repository, sharing this checkout's .venv."""
-    root = tmp_path_factory.mktemp("clone") / "project"
-    files = subprocess.run(["git", "ls-files"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True).stdout
-    for name in files.splitlines():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(PROJECT_ROOT / name, target)
+    root = copy_project(tmp_path_factory.mktemp("clone") / "project")
     (root / ".venv").symlink_to(PROJECT_ROOT / ".venv")
     run(["git", "init", "-q"], root)
     run(["git", "add", "-A"], root)

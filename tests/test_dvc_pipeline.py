@@ -1,0 +1,180 @@
+"""All six stages through the real `dvc repro`, fast: a copy of the project in a new git repository,
+a 12-frame export in data/, 64 px, resnet18 from scratch, 1 epoch.
+
+Frame ids and patients are digit strings with leading zeros (frame ``0071``, patient ``007``): they
+must stay text from the export's file names to every artifact. Then the dvc.yaml wiring: a second
+repro runs nothing, a code change reruns the stages that run that code (and those whose inputs
+then change), and compiling the code leaves ``dvc status`` clean.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from pipeline.inference.predictor import Segmenter
+from pipeline.synthetic import SampleSpec, write_sample_export
+from tests.conftest import PROJECT_ROOT, child_environment, copy_project
+
+STAGES = ["pull", "preprocess", "split", "train", "evaluate", "export"]
+PATIENTS = ["000", "001", "007", "010", "042", "100"]  # P001..P006 of the synthetic sample, in order
+FRAMES = {f"{patient}{frame}": patient for patient in PATIENTS for frame in (1, 2)}  # "0071" -> "007"
+SPEC = SampleSpec(n_patients=len(PATIENTS), frames_per_patient=2, frame_width=320, frame_height=240)
+VENV_BIN = Path(sys.executable).parent  # the venv running the tests: its dvc and python run the stages
+
+
+def run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Runs ``command`` in ``cwd`` with the venv first on PATH; fails the test, with its output, on non-zero exit."""
+    environment = child_environment({"PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
+                                     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
+                                     "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"})
+    result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def stages_run(output: str) -> list[str]:
+    return re.findall(r"Running stage '([\w-]+)'", output)
+
+
+def write_digit_named_export(root: Path) -> None:
+    """The synthetic sample with each image renamed to its scanner name ``<patient><frame>.jpg`` (``0071.jpg``)."""
+    source = root.with_name("sample")
+    write_sample_export(source, seed=3, spec=SPEC)
+    shutil.copytree(source, root)
+    for annotations in root.glob("*/_annotations.coco.json"):
+        payload = json.loads(annotations.read_text())
+        for image in payload["images"]:
+            patient, frame = re.match(r"P(\d{3})_F(\d{2})_png\.rf\.", image["file_name"]).groups()
+            name = f"{PATIENTS[int(patient) - 1]}{int(frame)}.jpg"
+            (annotations.parent / image["file_name"]).rename(annotations.parent / name)
+            image["file_name"] = name
+        annotations.write_text(json.dumps(payload))
+
+
+def fast_params() -> dict:
+    """The project's params.yaml shrunk to seconds, with a patient pattern for digit names."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["data"]["patient_pattern"] = r"^(?P<patient>\d{3})"
+    params["preprocess"].update(size=64, filter={**params["preprocess"]["filter"], "method": "isotropic"})
+    params["split"].update(fractions=[0.5, 0.25, 0.25], folds=2)
+    params["model"].update(encoder="resnet18", encoder_weights=None)
+    params["train"].update(epochs=1, batch_size=4)
+    params["evaluate"]["overlays"] = 2
+    return params
+
+
+@pytest.fixture(scope="module")
+def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(the project after `dvc add data`, commit and `dvc repro`, the repro's stdout)."""
+    assert (VENV_BIN / "dvc").is_file(), f"{VENV_BIN}/dvc missing: run the tests with the project's venv"
+    root = copy_project(tmp_path_factory.mktemp("dvc") / "project")
+    write_digit_named_export(root / "data")
+    (root / "params.yaml").write_text(yaml.safe_dump(fast_params(), sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run(["dvc", "add", "-q", "data"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "project with a small export"], root)
+    return root, run(["dvc", "repro"], root).stdout
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """A CSV as text, the way a person reads it (no type guessing)."""
+    with path.open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_repro_runs_the_six_stages_in_order(repro: tuple[Path, str]):
+    root, output = repro
+    assert stages_run(output) == STAGES
+    assert list(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == STAGES
+
+
+def test_frame_ids_and_patients_stay_text(repro: tuple[Path, str]):
+    root, _ = repro
+    manifest = read_csv(root / "artifacts/frames/manifest.csv")
+    assert {row["frame_id"]: row["patient"] for row in manifest} == FRAMES
+    assert {row["original_name"] for row in manifest} == {f"{frame}.jpg" for frame in FRAMES}
+    processed = read_csv(root / "artifacts/processed/frames.csv")
+    assert {row["frame_id"]: row["patient"] for row in processed} == FRAMES
+    split = json.loads((root / "artifacts/split.json").read_text())
+    sides = [split["patients"][name] for name in ("train", "val", "test")]
+    assert sorted(p for side in sides for p in side) == PATIENTS and [len(side) for side in sides] == [2, 2, 2]
+    for name, side in zip(("train", "val", "test"), sides):
+        assert sorted(split["frames"][name]) == sorted(f for f, p in FRAMES.items() if p in side)
+    per_frame = read_csv(root / "reports/per_frame.csv")
+    assert {row["frame_id"] for row in per_frame} == set(split["frames"]["test"])
+    assert {row["patient"] for row in per_frame} == set(split["patients"]["test"])
+    assert sorted((row["frame_id"], row["class"]) for row in per_frame) == sorted(
+        (frame, name) for frame in split["frames"]["test"] for name in ("gland", "lesion"))
+    assert all(0.0 <= float(row["dice"]) <= 1.0 for row in per_frame)
+
+
+def test_metrics_per_class_on_the_test_patients(repro: tuple[Path, str]):
+    root, _ = repro
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    test_frames = json.loads((root / "artifacts/split.json").read_text())["frames"]["test"]
+    assert metrics["frames"] == len(test_frames) == 4 and metrics["patients"] == 2
+    assert set(metrics["test"]) == {"gland", "lesion"}
+    truth = {row["frame_id"]: row for row in read_csv(root / "artifacts/frames/manifest.csv")}
+    for name, summary in metrics["test"].items():
+        assert summary["frames_with_class"] == sum(int(truth[f][f"px_{name}"]) > 0 for f in test_frames)
+        assert 0.0 <= summary["dice"] <= 1.0 and 0.0 <= summary["iou"] <= summary["dice"]
+    assert len(list((root / "reports/overlays").glob("*.png"))) == 2
+
+
+def test_exported_model_runs_in_onnx_runtime_with_its_contract(repro: tuple[Path, str]):
+    root, _ = repro
+    segmenter = Segmenter(root / "models/model.onnx")
+    contract = segmenter.contract
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert contract.classes == ("gland", "lesion") and contract.size == 64
+    assert (contract.arch, contract.encoder, contract.preprocess.filter.method) == ("FPN", "resnet18", "isotropic")
+    assert contract.metrics == metrics["test"] and "SYNTHETIC" in contract.note
+    assert len(contract.dataset_version) == 16 and contract.code_version != "unknown"
+    frame = cv2.imread(str(next((root / "data").glob("*/0071.jpg"))), cv2.IMREAD_GRAYSCALE)
+    probabilities = segmenter.segment(frame).probabilities
+    assert probabilities.shape == (2, 240, 320) and probabilities.dtype == np.float32
+    assert 0.0 <= probabilities.min() <= probabilities.max() <= 1.0
+
+
+# The wiring tests change the project: they run after the tests above (pytest keeps file order).
+
+def test_second_repro_runs_nothing(repro: tuple[Path, str]):
+    root, _ = repro
+    assert stages_run(run(["dvc", "repro"], root).stdout) == []
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], root).stdout
+
+
+@pytest.mark.parametrize("code_file, expected", [
+    ("pipeline/stages/evaluate.py", ["evaluate"]),  # same metrics, so export (which reads them) does not rerun
+    ("pipeline/stages/split.py", ["split"]),
+    ("pipeline/training/onnx_export.py", ["export"]),
+    ("pipeline/training/losses.py", ["train"]),  # seeded training: the same checkpoint bytes, nothing downstream
+])
+def test_a_code_change_reruns_the_stages_that_run_it(repro: tuple[Path, str], code_file: str, expected: list[str]):
+    root, _ = repro
+    with (root / code_file).open("a") as file:
+        file.write("# changed by test_dvc_pipeline\n")
+    assert stages_run(run(["dvc", "repro"], root).stdout) == expected
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], root).stdout
+
+
+def test_compiling_the_code_leaves_dvc_status_clean(repro: tuple[Path, str]):
+    root, _ = repro
+    for cache in (root / "pipeline").rglob("__pycache__"):
+        shutil.rmtree(cache)
+    run([str(VENV_BIN / "python"), "-m", "compileall", "-q", "pipeline"], root)
+    assert len(list((root / "pipeline").rglob("__pycache__/*.pyc"))) > 50
+    assert "Data and pipelines are up to date." in run(["dvc", "status"], root).stdout
