@@ -4,7 +4,6 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-QUIET_PIP := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true
 
 # The CPU demo: the real pipeline, run as a DVC experiment with a smaller setting that
 # fits about 10 minutes on 2 cores. `git checkout params.yaml` (or `dvc exp apply`)
@@ -18,8 +17,8 @@ DEMO_PARAMS := -S model.encoder=resnet18 -S model.encoder_weights=null \
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	set -o pipefail; $(BIN)/pip install -q --disable-pip-version-check -r requirements.txt $(QUIET_PIP)
-	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e . $(QUIET_PIP)
+	$(BIN)/pip install -q --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install -q --disable-pip-version-check --no-deps -e .
 	$(BIN)/python -c "import torch, segmentation_models_pytorch, onnxruntime, PySide6, dvc, pipeline"
 	touch $(STAMP)
 
@@ -35,9 +34,11 @@ demo: sample
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run --force -n $(DEMO_EXPERIMENT) $(DEMO_PARAMS)
 	@$(BIN)/python -m pipeline.cli.demo_summary
 
+# Everything, the slow tier included (the demo training, the clinician's install): what CI runs.
 test: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
+# Everything but the tests marked slow; every stage still runs, through the real `dvc repro`.
 test-fast: setup
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -m "not slow"
 
