@@ -1,0 +1,105 @@
+"""The clinician's install is real: a new venv, `pip install <project>[app]` and nothing else.
+
+The project is copied and installed as a package (not editable), in a venv that does not see
+the system's or the test venv's packages. In it `trus segment` and the app's screenshot mode
+work on a frame with a tiny ONNX model, and torch, dvc and pandas are not importable. Then the
+data person's `[ingest]` extra is added: `trus ingest` reads an export, still without torch.
+
+Slow (pip downloads, about a minute with a warm pip cache); CI runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.imaging.masks import read_bitmask, unpack_masks
+from tests.conftest import child_environment, copy_project
+from tests.tiny_models import write_threshold_model
+
+pytestmark = pytest.mark.slow
+
+NOT_INSTALLED = ("torch", "dvc", "pandas", "segmentation_models_pytorch", "roboflow")
+
+
+def run(command: list[str], cwd: Path, timeout: int = 300, **env: str) -> subprocess.CompletedProcess:
+    """Runs ``command`` (outside the project folder, so nothing is imported from a source tree)."""
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env=child_environment({"QT_QPA_PLATFORM": "offscreen", **env}))
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def cannot_import(python: Path, module: str, cwd: Path) -> bool:
+    result = subprocess.run([str(python), "-c", f"import {module}"], cwd=cwd, capture_output=True, text=True,
+                            timeout=60, env=child_environment())
+    return result.returncode == 1 and f"No module named '{module}'" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def clinic(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding ``venv/`` with ``<copy of the project>[app]`` installed."""
+    root = tmp_path_factory.mktemp("clinic")
+    source = copy_project(root / "trus-seg")
+    run([sys.executable, "-m", "venv", str(root / "venv")], root)
+    run([str(root / "venv/bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check",
+         f"{source}[app]"], root, timeout=1800)
+    return root
+
+
+def test_the_app_install_is_isolated_and_torch_free(clinic: Path):
+    config = (clinic / "venv/pyvenv.cfg").read_text()
+    assert "include-system-site-packages = false" in config
+    python = clinic / "venv/bin/python"
+    location = run([str(python), "-c", "import pipeline, app; print(pipeline.__file__, app.__file__)"], clinic).stdout
+    assert location.count(str(clinic / "venv/lib")) == 2  # the installed package, not a source tree
+    assert [module for module in NOT_INSTALLED if not cannot_import(python, module, clinic)] == []
+
+
+def test_trus_segment_in_the_app_install(clinic: Path):
+    frame = np.zeros((120, 160), np.uint8)
+    frame[30:90, 40:120] = 220  # 60 x 80 = 4800 bright pixels
+    cv2.imwrite(str(clinic / "frame.png"), frame)
+    model = write_threshold_model(clinic / "model.onnx")
+    result = run([str(clinic / "venv/bin/trus"), "segment", "frame.png", "--model", str(model), "--out", "seg"], clinic)
+    assert "1 frame(s) -> seg" in result.stderr + result.stdout
+    masks = unpack_masks(read_bitmask(clinic / "seg/frame_mask.png"), 2)
+    assert masks.shape == (2, 120, 160)
+    assert abs(int(masks[0].sum()) - 4800) <= 240 and masks[0, 60, 80] and not masks[0, 5, 5]
+    assert masks[1, 5, 5] and not masks[1, 60, 80]
+    assert cv2.imread(str(clinic / "seg/frame_overlay.png")).shape == (120, 160, 3)
+    areas = (clinic / "seg/areas.csv").read_text().splitlines()
+    assert areas[0] == "file,frame,output,width,height,class,area_px,area_mm2" and len(areas) == 3
+
+
+def test_app_screenshot_in_the_app_install(clinic: Path):
+    frame = np.zeros((120, 160), np.uint8)
+    frame[30:90, 40:120] = 220
+    cv2.imwrite(str(clinic / "shot_frame.png"), frame)
+    model = write_threshold_model(clinic / "app_model.onnx")
+    result = run([str(clinic / "venv/bin/python"), "-m", "app", "shot_frame.png", "--model", str(model),
+                  "--screenshot", "shot.png"], clinic, XDG_STATE_HOME=str(clinic / "state"))
+    assert "shot.png" in result.stdout
+    shot = cv2.imread(str(clinic / "shot.png"))
+    assert shot.shape == (800, 1280, 3) and len(np.unique(shot.reshape(-1, 3), axis=0)) > 10
+    assert list((clinic / "state").rglob("*.log"))  # the app's own log file, in the user's log folder
+
+
+def test_the_ingest_extra_adds_trus_ingest_without_torch(clinic: Path):
+    python = clinic / "venv/bin/python"
+    run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{clinic / 'trus-seg'}[ingest]"],
+        clinic, timeout=1800)
+    trus = str(clinic / "venv/bin/trus")
+    run([trus, "sample", "--out", "export", "--seed", "1", "--patients", "2", "--frames-per-patient", "2"], clinic)
+    result = run([trus, "ingest", "export", "--out", "ingested"], clinic)
+    assert "4 frames of 2 patients" in result.stderr + result.stdout
+    assert len((clinic / "ingested/manifest.csv").read_text().splitlines()) == 5
+    assert json.loads((clinic / "ingested.qc.json").read_text())["counts"] == {}
+    assert [module for module in ("torch", "dvc", "segmentation_models_pytorch") if
+            not cannot_import(python, module, clinic)] == []
