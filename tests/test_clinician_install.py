@@ -91,6 +91,20 @@ def test_app_screenshot_in_the_app_install(clinic: Path):
     assert list((clinic / "state").rglob("*.log"))  # the app's own log file, in the user's log folder
 
 
+@pytest.mark.parametrize("command", [["ingest", "nowhere", "--out", "x"], ["frames", "nowhere", "--out", "x"],
+                                     ["upload", "frames", "--workspace", "w", "--project", "p"]])
+def test_data_commands_name_the_extra_they_need(clinic: Path, command: list[str]):
+    """Runs before the ingest extra is added (tests run in file order): one line, no traceback."""
+    (clinic / "frames").mkdir(exist_ok=True)
+    cv2.imwrite(str(clinic / "frames" / "a.png"), np.zeros((8, 8), np.uint8))
+    result = subprocess.run([str(clinic / "venv/bin/trus"), *command], cwd=clinic, capture_output=True, text=True,
+                            timeout=120, env=child_environment({"TRUS_PSEUDONYM_KEY": "k" * 32,
+                                                                "ROBOFLOW_API_KEY": "rf_test_key_not_real"}))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "install the 'ingest' extra: pip install 'trus-seg[ingest]'" in errors[0]
+
+
 def test_the_ingest_extra_adds_trus_ingest_without_torch(clinic: Path):
     python = clinic / "venv/bin/python"
     run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{clinic / 'trus-seg'}[ingest]"],

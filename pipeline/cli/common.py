@@ -48,11 +48,26 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
+EXTRAS = {"pandas": "ingest", "roboflow": "ingest", "requests": "ingest", "PySide6": "app"}
+"""Optional packages -> the pyproject extra that installs them."""
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
-    """Turns ValueError/OSError (ParamsError, FrameReadError, IngestError, ...) into :func:`fail`."""
+    """Turns ValueError/OSError (ParamsError, FrameReadError, IngestError, ...) into :func:`fail`.
+
+    A missing optional package (the clinician's ``[app]`` install has no pandas) becomes one
+    line naming the extra to install.
+    """
     try:
         yield
+    except ModuleNotFoundError as error:
+        package = (error.name or "").partition(".")[0]
+        if package not in EXTRAS:
+            raise
+        raise fail(f"this command needs {package}, which this install lacks; install the "
+                   f"'{EXTRAS[package]}' extra: pip install 'trus-seg[{EXTRAS[package]}]' "
+                   f"(or pip install '.[{EXTRAS[package]}]' in the project)") from None
     except (ValueError, OSError) as error:
         raise fail(str(error)) from None
 

@@ -25,7 +25,8 @@ def frames(
     Pseudonyms are keyed by the secret in TRUS_PSEUDONYM_KEY (at least 16 bytes); keep it
     to give the same patient the same key next time. No name, id, date or path is written.
     """
-    from pipeline.ingest.raw_scans import MIN_SECRET_BYTES, extract_frames
+    with one_line_errors():
+        from pipeline.ingest.raw_scans import MIN_SECRET_BYTES, extract_frames
 
     secret = os.environ.get(PSEUDONYM_KEY_VARIABLE, "").encode()
     if len(secret) < MIN_SECRET_BYTES:

@@ -126,12 +126,12 @@ def ingest(
     The key for roboflow: sources comes only from ROBOFLOW_API_KEY. Settings without an
     option here come from params.yaml when it is in the current folder, else the defaults.
     """
-    from pipeline.ingest.qc import summarise
-    from pipeline.ingest.source import QualityError, ingest_summary
-    from pipeline.ingest.source import ingest as run_ingest
-
     report = report or out.with_name(f"{out.name}.qc.json")
     with one_line_errors():
+        from pipeline.ingest.qc import summarise
+        from pipeline.ingest.source import QualityError, ingest_summary
+        from pipeline.ingest.source import ingest as run_ingest
+
         params = params_file()
         with named_by_options(OPTIONS):
             data = data_params(params, source, export_format, classes, frames_manifest, patient_pattern, unannotated)

@@ -19,9 +19,9 @@ def upload(
     timeout: Annotated[float, typer.Option(min=1.0, help="Longest wait for Roboflow per image, seconds.")] = 120.0,
 ) -> None:
     """Upload de-identified frames to a Roboflow project (key from ROBOFLOW_API_KEY)."""
-    from pipeline.ingest.roboflow.upload import upload_frames
-
     images = folder / IMAGES if (folder / IMAGES).is_dir() else folder
     with one_line_errors():
+        from pipeline.ingest.roboflow.upload import upload_frames
+
         count = upload_frames(images, workspace, project, timeout, batch_name=batch)
     say(f"upload: {count} image(s) from {images} -> Roboflow {workspace}/{project}")

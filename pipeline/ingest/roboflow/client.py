@@ -16,6 +16,7 @@ is :mod:`pipeline.ingest.roboflow.child`; the jobs it runs are in ``download.py`
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import pickle
@@ -55,7 +56,10 @@ def run_client(job: Callable[..., Any], args: tuple, api_key: str, timeout_s: fl
 
     Raises:
         RoboflowError: the job's mapped failure, the deadline, or a child that died.
+        ModuleNotFoundError: the ``roboflow`` package is not installed (the ``ingest`` extra).
     """
+    if importlib.util.find_spec("roboflow") is None:  # checked here: the child's ImportError would be opaque
+        raise ModuleNotFoundError("No module named 'roboflow'", name="roboflow")
     root = str(Path(__file__).resolve().parents[3])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (root, os.environ.get("PYTHONPATH"))))}
     child = subprocess.Popen([sys.executable, "-c", f"from {CHILD_MODULE} import child_main; child_main()"], env=env,
