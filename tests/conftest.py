@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -28,6 +29,25 @@ def child_environment(overrides: Mapping[str, str] | None = None) -> dict[str, s
     plus ``overrides``."""
     environment = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
     return {**environment, **(overrides or {})}
+
+
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org", "GIT_COMMITTER_NAME": "t",
+                "GIT_COMMITTER_EMAIL": "t@example.org"}
+
+
+def run_checked(command: list[str], cwd: Path, bin_dir: Path, timeout: int = 900,
+                **env: str) -> subprocess.CompletedProcess:
+    """Runs ``command`` in ``cwd`` with ``bin_dir`` (a venv's bin) first on PATH and a git identity;
+    fails the test, showing the output's tail, on a non-zero exit."""
+    environment = child_environment({"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", **GIT_IDENTITY, **env})
+    result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def stages_run(output: str) -> list[str]:
+    """The stages a ``dvc repro`` output says it ran, in order."""
+    return re.findall(r"Running stage '([\w@-]+)'", output)
 
 
 def project_files() -> list[str]:

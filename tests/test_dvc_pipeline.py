@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import yaml
 
 from pipeline.inference.predictor import Segmenter
 from pipeline.synthetic import SampleSpec, write_sample_export
-from tests.conftest import PROJECT_ROOT, child_environment, copy_project
+from tests.conftest import PROJECT_ROOT, copy_project, run_checked, stages_run
 
 STAGES = ["pull", "preprocess", "split", "train", "evaluate", "export"]
 PATIENTS = ["000", "001", "007", "010", "042", "100"]  # P001..P006 of the synthetic sample, in order
@@ -35,17 +34,8 @@ VENV_BIN = Path(sys.executable).parent  # the venv running the tests: its dvc an
 
 
 def run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Runs ``command`` in ``cwd`` with the venv first on PATH; fails the test, with its output, on non-zero exit."""
-    environment = child_environment({"PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}",
-                                     "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-                                     "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"})
-    result = subprocess.run(command, cwd=cwd, env=environment, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-def stages_run(output: str) -> list[str]:
-    return re.findall(r"Running stage '([\w-]+)'", output)
+    """Runs ``command`` in ``cwd`` with the test venv first on PATH (see :func:`run_checked`)."""
+    return run_checked(command, cwd, VENV_BIN, timeout)
 
 
 def write_digit_named_export(root: Path) -> None:
@@ -53,14 +43,14 @@ def write_digit_named_export(root: Path) -> None:
     source = root.with_name("sample")
     write_sample_export(source, seed=3, spec=SPEC)
     shutil.copytree(source, root)
-    for annotations in root.glob("*/_annotations.coco.json"):
-        payload = json.loads(annotations.read_text())
+    for annotation_file in root.glob("*/_annotations.coco.json"):
+        payload = json.loads(annotation_file.read_text())
         for image in payload["images"]:
             patient, frame = re.match(r"P(\d{3})_F(\d{2})_png\.rf\.", image["file_name"]).groups()
             name = f"{PATIENTS[int(patient) - 1]}{int(frame)}.jpg"
-            (annotations.parent / image["file_name"]).rename(annotations.parent / name)
+            (annotation_file.parent / image["file_name"]).rename(annotation_file.parent / name)
             image["file_name"] = name
-        annotations.write_text(json.dumps(payload))
+        annotation_file.write_text(json.dumps(payload))
 
 
 def fast_params() -> dict:

@@ -6,8 +6,6 @@ Slow (about 10 minutes on 2 cores): it trains the real demo model. Marked `slow`
 from __future__ import annotations
 
 import json
-import os
-import re
 import subprocess
 from pathlib import Path
 
@@ -20,22 +18,14 @@ from pipeline.ingest.coco import read_coco_export
 from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.evaluation.metrics import score_masks
 from pipeline.synthetic import SampleSpec, write_sample_export
-from tests.conftest import PROJECT_ROOT, child_environment, copy_project
+from tests.conftest import PROJECT_ROOT, copy_project, run_checked, stages_run
 
 pytestmark = pytest.mark.slow
 
 
 def run(command: list[str], cwd: Path, timeout: int = 1200) -> subprocess.CompletedProcess:
-    env = child_environment({"PATH": f"{cwd / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
-                             "QT_QPA_PLATFORM": "offscreen", "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.org",
-                             "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"})
-    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-def stages_run(output: str) -> list[str]:
-    return re.findall(r"Running stage '([\w-]+)'", output)
+    """Runs ``command`` in ``cwd`` with the project's venv first on PATH (see :func:`run_checked`)."""
+    return run_checked(command, cwd, cwd / ".venv" / "bin", timeout, QT_QPA_PLATFORM="offscreen")
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,7 @@ def frames() -> list[PhantomFrame]:
 def test_same_seed_same_bytes_other_seed_other_data(small_export, tmp_path):
     root, counts = small_export
     again = write_sample_export(tmp_path / "again", seed=5, spec=SMALL)
-    other = write_sample_export(tmp_path / "other", seed=6, spec=SMALL)
+    write_sample_export(tmp_path / "other", seed=6, spec=SMALL)
     first = _files(root)
     assert again == counts and _files(tmp_path / "again") == first
     other_files = _files(tmp_path / "other")
