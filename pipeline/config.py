@@ -25,7 +25,7 @@ import yaml
 
 from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
-from pipeline.inference.contract import check_threshold
+from pipeline.inference.contract import PostprocessSpec, check_threshold
 
 PARAMS_FILE = Path("params.yaml")
 EXPORT_FORMATS = ("auto", "coco-segmentation", "png-mask-semantic", "yolov8")
@@ -275,9 +275,16 @@ class TrainParams:
 
 @dataclass(frozen=True)
 class InferenceParams:
-    """Turning probabilities into masks."""
+    """Turning probabilities into masks (validation, evaluation, and the exported model's contract).
+
+    Attributes:
+        threshold: a pixel belongs to a class when its probability is strictly above it.
+        postprocess: cleaning of the thresholded masks; off by default. The classes it names
+            must be in ``data.classes`` (checked by :class:`Params`).
+    """
 
     threshold: float = 0.5
+    postprocess: PostprocessSpec = field(default_factory=PostprocessSpec)
 
     def __post_init__(self) -> None:
         try:
@@ -314,6 +321,12 @@ class Params:
     inference: InferenceParams = field(default_factory=InferenceParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     export: ExportParams = field(default_factory=ExportParams)
+
+    def __post_init__(self) -> None:
+        unknown = self.inference.postprocess.unknown_classes(self.data.classes)
+        if unknown:
+            raise ParamsError(f"inference.postprocess names {', '.join(map(repr, unknown))}, which "
+                              f"{'is' if len(unknown) == 1 else 'are'} not in data.classes {list(self.data.classes)}")
 
 
 T = TypeVar("T")

@@ -108,7 +108,12 @@ def test_frame_ids_and_patients_stay_text(repro: tuple[Path, str]):
     assert {row["patient"] for row in per_frame} == set(split["patients"]["test"])
     assert sorted((row["frame_id"], row["class"]) for row in per_frame) == sorted(
         (frame, name) for frame in split["frames"]["test"] for name in ("gland", "lesion"))
-    assert all(0.0 <= float(row["dice"]) <= 1.0 for row in per_frame)
+    for row in per_frame:  # a frame with the class in neither truth nor prediction is not scored: no Dice
+        scored = int(row["truth_px"]) + int(row["predicted_px"]) > 0
+        assert 0.0 <= float(row["dice"]) <= 1.0 if scored else row["dice"] == ""
+    raw = read_csv(root / "reports/per_frame_raw.csv")  # the same frames without post-processing
+    assert sorted((row["frame_id"], row["class"]) for row in raw) == sorted(
+        (row["frame_id"], row["class"]) for row in per_frame)
 
 
 def test_metrics_per_class_on_the_test_patients(repro: tuple[Path, str]):
@@ -121,6 +126,8 @@ def test_metrics_per_class_on_the_test_patients(repro: tuple[Path, str]):
     for name, summary in metrics["test"].items():
         assert summary["frames_with_class"] == sum(int(truth[f][f"px_{name}"]) > 0 for f in test_frames)
         assert 0.0 <= summary["dice"] <= 1.0 and 0.0 <= summary["iou"] <= summary["dice"]
+        assert metrics["test_raw"][name]["frames_with_class"] == summary["frames_with_class"]
+    assert metrics["score"] == pytest.approx(sum(summary["dice"] for summary in metrics["test"].values()) / 2)
     assert len(list((root / "reports/overlays").glob("*.png"))) == 2
 
 

@@ -30,7 +30,7 @@ from pipeline.layout import (CHECKPOINT_FILE, DVCLIVE_DIR, IMAGES, MASKS, PROCES
 from pipeline.stages.train import training_ids
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pipeline.training.data import FrameDataset, augment, load_frames
-from pipeline.training.losses import DiceBCELoss, hard_dice
+from pipeline.training.losses import DiceBCELoss
 from pipeline.training.loop import seed_everything, train_step
 from pipeline.training.model import ProbabilityModel, WeightsUnavailableError, build_model, resolve_device
 
@@ -96,12 +96,12 @@ def test_stage_writes_checkpoint_and_metrics(trained: tuple[Path, subprocess.Com
     assert 1 <= info["epoch"] <= EPOCHS and 0.0 <= info["val_dice"] <= 1.0
     assert model(torch.zeros(1, 1, SIZE, SIZE)).shape == (1, len(CLASSES), SIZE, SIZE)
     metrics_dir = root / DVCLIVE_DIR / "plots" / "metrics"
-    expected = ["train/loss", "val/loss", "val/dice_gland", "val/dice_lesion", "val/dice_mean", "lr"]
+    expected = ["train/loss", "val/loss", "val/dice_gland", "val/dice_lesion", "val/score", "lr"]
     for name in expected:
         table = pd.read_csv(metrics_dir / f"{name}.tsv", sep="\t")
         assert table["step"].tolist() == list(range(EPOCHS)), name
     summary = json.loads((root / DVCLIVE_DIR / "metrics.json").read_text())
-    assert set(summary["val"]) == {"loss", "dice_gland", "dice_lesion", "dice_mean"}
+    assert set(summary["val"]) == {"loss", "dice_gland", "dice_lesion", "score"}
     assert set(summary) >= {"train", "val", "lr", "step"}
     assert not (root / "dvc.yaml").exists()  # metrics and plots are declared in the project's dvc.yaml
 
@@ -199,15 +199,6 @@ def test_empty_validation_falls_back_to_training(caplog: pytest.LogCaptureFixtur
         "chosen on training data)"]
     with pytest.raises(ValueError, match="split.json"):
         training_ids({"frames": {"train": ["a", "z"], "val": []}}, {"a"})
-
-
-def test_hard_dice_conventions() -> None:
-    targets = torch.zeros(1, 2, 4, 4)
-    targets[0, 0, :2] = 1
-    logits = torch.full((1, 2, 4, 4), -5.0)
-    logits[0, 0, :1] = 5.0
-    np.testing.assert_allclose(hard_dice(logits, targets).numpy(), [[2 * 4 / (4 + 8), 1.0]])
-    np.testing.assert_allclose(hard_dice(-logits, targets).numpy()[0, 1], 0.0)
 
 
 def test_probability_model_is_sigmoid_of_logits() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from pipeline.evaluation.scoring import describe
-from pipeline.layout import METRICS_FILE, MODEL_FILE, OVERLAYS_DIR, PER_FRAME_FILE
+from pipeline.layout import METRICS_FILE, MODEL_FILE, OVERLAYS_DIR, PER_FRAME_FILE, PER_FRAME_RAW_FILE
 
 
 def main() -> None:
@@ -14,7 +14,9 @@ def main() -> None:
     print("\nDemo finished (model trained on SYNTHETIC phantoms; not for clinical use).")
     for name, scores in metrics["test"].items():
         print(f"  test {name:>8}: {describe(scores)}")
-    print(f"  model      {MODEL_FILE}\n  metrics    {METRICS_FILE}\n  per frame  {PER_FRAME_FILE}\n"
+    print(f"  test    score: {metrics['score']:.3f} ({metrics['score_raw']:.3f} without post-processing)")
+    print(f"  model      {MODEL_FILE}\n  metrics    {METRICS_FILE}\n  per frame  {PER_FRAME_FILE}"
+          f" ({PER_FRAME_RAW_FILE.name} without post-processing)\n"
           f"  overlays   {OVERLAYS_DIR}/  and  dvc plots show  (-> dvc_plots/index.html)")
     print("Next:\n  .venv/bin/python -m app --model models/model.onnx      # the clinician's app\n"
           "  .venv/bin/trus segment data/test --model models/model.onnx --out segmentations\n"

@@ -1,4 +1,9 @@
-"""Scoring predictions on the original frames: one row per frame and class, and the per-class summary."""
+"""Scoring predictions on the original frames: one row per frame and class, and the per-class summary.
+
+The summary's Dice and IoU are :func:`pipeline.evaluation.summary.class_summary` of the
+rows' pixel counts: the definition training selects its checkpoint on. HD95 and ASSD are
+averaged over the frames where truth and prediction both hold the class.
+"""
 
 from __future__ import annotations
 
@@ -8,55 +13,104 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.metrics import score_masks
+from pipeline.evaluation.metrics import score_masks, surface_distances
+from pipeline.evaluation.summary import ClassSummary, class_summary, selection_score
+
+DISTANCES = ("hd95_px", "hd95_mm", "assd_px", "assd_mm")
+
+
+def class_row(frame_id: str, patient: str, name: str, predicted: np.ndarray, truth: np.ndarray,
+              spacing_mm: tuple[float, float] | None) -> dict:
+    """The score row of one frame and class.
+
+    Args:
+        frame_id, patient: the frame's identity, copied into the row.
+        name: the class name.
+        predicted, truth: (H, W) bool masks of the class at the original frame size.
+        spacing_mm: (x, y) mm per px, or None (then ``hd95_mm`` and ``assd_mm`` are NaN).
+
+    Returns:
+        ``frame_id, patient, class, dice, iou`` (NaN when both masks are empty),
+        ``hd95_px, hd95_mm, assd_px, assd_mm`` (NaN unless both are non-empty),
+        ``truth_px, predicted_px, intersection_px``.
+    """
+    in_px = score_masks(predicted, truth)
+    hd95_mm = assd_mm = math.nan
+    if spacing_mm is not None and not math.isnan(in_px.hd95):
+        hd95_mm, assd_mm = surface_distances(predicted.astype(bool), truth.astype(bool), spacing_mm)
+    return {"frame_id": frame_id, "patient": patient, "class": name, "dice": in_px.dice, "iou": in_px.iou,
+            "hd95_px": in_px.hd95, "hd95_mm": hd95_mm, "assd_px": in_px.assd, "assd_mm": assd_mm,
+            "truth_px": in_px.truth_pixels, "predicted_px": in_px.predicted_pixels,
+            "intersection_px": in_px.intersection_pixels}
 
 
 def frame_rows(frame_id: str, patient: str, predicted: np.ndarray, truth: np.ndarray,
-               classes: Sequence[str], spacing_mm: tuple[float, float] | None) -> list[dict]:
-    """Per-class score rows of one frame.
+               classes: Sequence[str], spacing_mm: tuple[float, float] | None,
+               reuse: Sequence[tuple[np.ndarray, dict]] | None = None) -> list[dict]:
+    """Per-class score rows of one frame (see :func:`class_row`).
 
     Args:
         predicted, truth: (C, H, W) bool masks at the original frame size.
-        spacing_mm: (x, y) mm per px, or None (then ``hd95_mm`` is NaN).
+        classes: the C class names.
+        spacing_mm: (x, y) mm per px, or None.
+        reuse: per class, an already scored (predicted mask, row) of the same frame and
+            truth; a class whose mask equals it takes a copy of that row instead of being
+            scored again (the surface distances are the slow part).
     """
     rows = []
     for channel, name in enumerate(classes):
-        in_px = score_masks(predicted[channel], truth[channel])
-        hd95_mm = math.nan
-        if spacing_mm is not None and not math.isnan(in_px.hd95):
-            hd95_mm = score_masks(predicted[channel], truth[channel], spacing_mm).hd95
-        rows.append({"frame_id": frame_id, "patient": patient, "class": name, "dice": in_px.dice,
-                     "iou": in_px.iou, "hd95_px": in_px.hd95, "hd95_mm": hd95_mm,
-                     "truth_px": in_px.truth_pixels, "predicted_px": in_px.predicted_pixels})
+        if reuse is not None and np.array_equal(reuse[channel][0], predicted[channel]):
+            rows.append(dict(reuse[channel][1]))
+        else:
+            rows.append(class_row(frame_id, patient, name, predicted[channel], truth[channel], spacing_mm))
     return rows
 
 
-def summarise(per_frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, dict[str, float | int | None]]:
-    """Per-class means over the frames whose truth contains the class.
-
-    Also counts frames where the class is absent from the truth but predicted
-    (``false_positive_frames``). NaN HD95 values (undefined) are left out of the mean;
-    a mean over no values is None (JSON null).
-    """
-    summary: dict[str, dict[str, float | int | None]] = {}
+def class_summaries(per_frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, ClassSummary]:
+    """Per class, :func:`class_summary` of the rows' ``truth_px``, ``predicted_px`` and ``intersection_px``."""
+    summaries = {}
     for name in classes:
         rows = per_frame[per_frame["class"] == name]
-        present = rows[rows["truth_px"] > 0]
-        absent = rows[rows["truth_px"] == 0]
+        summaries[name] = class_summary(rows["truth_px"].to_numpy(), rows["predicted_px"].to_numpy(),
+                                        rows["intersection_px"].to_numpy())
+    return summaries
 
-        def mean(column: str) -> float | None:
-            values = present[column].dropna()
-            return round(float(values.mean()), 4) if len(values) else None
 
-        summary[name] = {"dice": mean("dice"), "iou": mean("iou"), "hd95_px": mean("hd95_px"),
-                         "hd95_mm": mean("hd95_mm"), "frames_with_class": int(len(present)),
-                         "false_positive_frames": int((absent["predicted_px"] > 0).sum())}
+def summarise(per_frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, dict[str, float | int | None]]:
+    """Per-class summary of a per-frame table (``reports/metrics.json``'s ``test``).
+
+    Args:
+        per_frame: rows of :func:`frame_rows`.
+        classes: the classes to summarise, in order.
+
+    Returns:
+        Per class: ``dice``, ``iou`` (:class:`~pipeline.evaluation.summary.ClassSummary`),
+        ``hd95_px``, ``hd95_mm``, ``assd_px``, ``assd_mm`` (means over the frames where
+        truth and prediction both hold the class, mm over those with a known spacing; None
+        over no frame), then the frame counts ``frames_with_class``, ``missed_frames``,
+        ``false_positive_frames`` and ``frames_scored``.
+    """
+    summary: dict[str, dict[str, float | int | None]] = {}
+    for name, scores in class_summaries(per_frame, classes).items():
+        rows = per_frame[per_frame["class"] == name]
+        counts = scores.as_dict()
+        distances = {column: (float(rows[column].dropna().mean()) if rows[column].notna().any() else None)
+                     for column in DISTANCES}
+        summary[name] = {"dice": counts.pop("dice"), "iou": counts.pop("iou"), **distances, **counts}
     return summary
 
 
+def overall_score(per_frame: pd.DataFrame, classes: Sequence[str]) -> float:
+    """The selection score of a per-frame table: the mean over classes of the class Dice."""
+    return selection_score(class_summaries(per_frame, classes).values())
+
+
 def describe(scores: dict) -> str:
-    """``Dice 0.951 IoU 0.907 HD95 4.2 px (12 frames)``, with n/a for undefined values."""
-    def fmt(value: float | None, digits: int) -> str:
-        return "n/a" if value is None else f"{value:.{digits}f}"
-    return (f"Dice {fmt(scores['dice'], 3)} IoU {fmt(scores['iou'], 3)} HD95 {fmt(scores['hd95_px'], 1)} px "
-            f"({scores['frames_with_class']} frames)")
+    """One class of :func:`summarise` in a line, undefined values as n/a:
+    ``Dice 0.951 IoU 0.907 HD95 4.2 px ASSD 1.1 px (12 frames with it, 1 missed, 0 false positive; 12 scored)``.
+    """
+    def fmt(key: str, digits: int) -> str:
+        return "n/a" if scores[key] is None else f"{scores[key]:.{digits}f}"
+    return (f"Dice {fmt('dice', 3)} IoU {fmt('iou', 3)} HD95 {fmt('hd95_px', 1)} px ASSD {fmt('assd_px', 1)} px "
+            f"({scores['frames_with_class']} frames with it, {scores['missed_frames']} missed, "
+            f"{scores['false_positive_frames']} false positive; {scores['frames_scored']} scored)")

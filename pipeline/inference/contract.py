@@ -1,8 +1,9 @@
 """The model's I/O contract, stored as JSON in the ONNX file's metadata.
 
 It holds everything the app needs to reproduce training input exactly and to read the
-output: class names, the full preprocessing spec, normalisation, threshold, and where
-the model came from (test metrics, dataset and code versions).
+output: class names, the full preprocessing spec, normalisation, threshold, the
+post-processing of the masks, and where the model came from (test metrics, dataset and
+code versions).
 """
 
 from __future__ import annotations
@@ -39,6 +40,71 @@ class ContractError(ValueError):
 
 
 @dataclass(frozen=True)
+class PostprocessSpec:
+    """Cleaning of the thresholded masks (``inference.postprocess``); applied by
+    :func:`pipeline.inference.postprocess.postprocess_masks`.
+
+    The defaults do nothing: a model whose contract predates post-processing loads with
+    them, and so keeps the masks it was evaluated with.
+
+    Attributes:
+        organ: the class that is cleaned and that ``inside_organ`` classes must lie in,
+            e.g. ``gland``; None for no post-processing.
+        largest_component: keep only the organ's largest 8-connected component.
+        fill_holes: fill the organ's holes (background not 4-connected to the frame border).
+        inside_organ: classes whose pixels are kept only where the (cleaned) organ is,
+            e.g. ``("lesion",)``.
+    """
+
+    organ: str | None = None
+    largest_component: bool = False
+    fill_holes: bool = False
+    inside_organ: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.organ is not None and (not isinstance(self.organ, str) or not self.organ):
+            raise ValueError(f"postprocess.organ must be a class name or null, got {self.organ!r}")
+        for name in ("largest_component", "fill_holes"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"postprocess.{name} must be true or false, got {getattr(self, name)!r}")
+        inside = self.inside_organ
+        if not isinstance(inside, tuple) or not all(isinstance(c, str) and c for c in inside) \
+                or len(set(inside)) != len(inside):
+            raise ValueError(f"postprocess.inside_organ must be a list of distinct class names, got {inside!r}")
+        if self.organ is None and (self.largest_component or self.fill_holes or inside):
+            raise ValueError("postprocess.organ is null, so largest_component, fill_holes and inside_organ "
+                             "have no class to act on; name the organ class or turn them off")
+        if self.organ in inside:
+            raise ValueError(f"postprocess.inside_organ cannot hold the organ itself ({self.organ!r})")
+
+    @property
+    def active(self) -> bool:
+        """Whether the spec changes any mask."""
+        return self.organ is not None and (self.largest_component or self.fill_holes or bool(self.inside_organ))
+
+    def unknown_classes(self, classes: tuple[str, ...]) -> list[str]:
+        """The classes the spec names that are not in ``classes``, in the spec's order."""
+        named = ([self.organ] if self.organ is not None else []) + list(self.inside_organ)
+        return [name for name in named if name not in classes]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict, the form stored in the ONNX metadata."""
+        return {"organ": self.organ, "largest_component": self.largest_component, "fill_holes": self.fill_holes,
+                "inside_organ": list(self.inside_organ)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PostprocessSpec:
+        """Inverse of :meth:`to_dict`.
+
+        Raises:
+            ValueError: unknown keys or invalid values.
+            TypeError: not a mapping, or unknown keys.
+        """
+        values = dict(values)
+        return cls(**{**values, "inside_organ": tuple(values.get("inside_organ", ()))})
+
+
+@dataclass(frozen=True)
 class ModelContract:
     """What a model expects and produces.
 
@@ -52,6 +118,8 @@ class ModelContract:
         preprocess: the preprocessing spec used in training.
         mean, std: input normalisation on [0, 1] grey values.
         threshold: probability above which a pixel belongs to a class.
+        postprocess: cleaning applied to the thresholded masks (off in contracts written
+            before it existed).
         arch, encoder: the network that was trained.
         metrics: test-set summary, e.g. ``{"gland": {"dice": 0.95, ...}}``.
         dataset_version: hash of the annotation snapshot (data.dvc) it was trained on.
@@ -64,6 +132,7 @@ class ModelContract:
     mean: float
     std: float
     threshold: float = 0.5
+    postprocess: PostprocessSpec = field(default_factory=PostprocessSpec)
     arch: str = ""
     encoder: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -81,8 +150,8 @@ class ModelContract:
         payload = {
             "contract_version": CONTRACT_VERSION, "classes": list(self.classes),
             "preprocess": self.preprocess.to_dict(), "mean": self.mean, "std": self.std,
-            "threshold": self.threshold, "arch": self.arch, "encoder": self.encoder,
-            "metrics": self.metrics, "dataset_version": self.dataset_version,
+            "threshold": self.threshold, "postprocess": self.postprocess.to_dict(), "arch": self.arch,
+            "encoder": self.encoder, "metrics": self.metrics, "dataset_version": self.dataset_version,
             "code_version": self.code_version, "note": self.note,
             "input": INPUT_NAME, "output": OUTPUT_NAME,
         }
@@ -92,15 +161,25 @@ class ModelContract:
     def from_json(cls, text: str) -> ModelContract:
         """Parses :meth:`to_json` output.
 
+        A contract without ``postprocess`` (written before it existed) loads with
+        post-processing off, as that model was evaluated.
+
         Raises:
-            ContractError: not JSON, wrong version, or missing/invalid fields.
+            ContractError: not JSON, wrong version, missing/invalid fields, or a
+                post-processing that names a class the model does not have.
         """
         try:
             payload = json.loads(text)
             if payload.get("contract_version") != CONTRACT_VERSION:
                 raise ContractError(f"unsupported contract version {payload.get('contract_version')!r}")
+            classes = tuple(str(c) for c in payload["classes"])
+            postprocess = PostprocessSpec.from_dict(payload.get("postprocess") or {})
+            unknown = postprocess.unknown_classes(classes)
+            if unknown:
+                raise ContractError(f"the model's post-processing names {', '.join(map(repr, unknown))}, "
+                                    f"not one of its classes {list(classes)}")
             return cls(
-                classes=tuple(str(c) for c in payload["classes"]),
+                classes=classes, postprocess=postprocess,
                 preprocess=PreprocessSpec.from_dict(payload["preprocess"]),
                 mean=float(payload["mean"]), std=float(payload["std"]),
                 threshold=check_threshold(payload["threshold"], "the model's threshold"), arch=str(payload.get("arch", "")),

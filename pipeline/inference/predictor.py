@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,8 @@ import onnxruntime as ort
 
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.preprocessing import network_input, preprocess_frame
-from pipeline.inference.contract import CONTRACT_KEY, ContractError, ModelContract
+from pipeline.inference.contract import CONTRACT_KEY, ContractError, ModelContract, PostprocessSpec
+from pipeline.inference.postprocess import postprocess_masks
 
 
 class ModelLoadError(ValueError):
@@ -25,15 +26,25 @@ class Segmentation:
         probabilities: (C, H, W) float32 in [0, 1] at the original frame size.
         geometry: how the frame was cropped and resized for the network.
         classes: the C class names.
+        postprocess: the model's post-processing (its contract's), applied by :meth:`masks`.
     """
 
     probabilities: np.ndarray
     geometry: FrameGeometry
     classes: tuple[str, ...]
+    postprocess: PostprocessSpec = field(default_factory=PostprocessSpec)
 
     def masks(self, threshold: float) -> np.ndarray:
-        """(C, H, W) bool: probability strictly above ``threshold``."""
-        return self.probabilities > threshold
+        """The frame's masks as the model was validated and evaluated.
+
+        Args:
+            threshold: probability threshold in (0, 1).
+
+        Returns:
+            (C, H, W) bool: probability strictly above ``threshold``, then :attr:`postprocess`
+            (:func:`pipeline.inference.postprocess.postprocess_masks`).
+        """
+        return postprocess_masks(self.probabilities > threshold, self.classes, self.postprocess)
 
 
 class Segmenter:
@@ -99,4 +110,4 @@ class Segmenter:
         processed = preprocess_frame(gray, self.contract.preprocess, region_box=region_box)
         probabilities = self.predict_processed(processed.image)[0]  # (C, S, S)
         return Segmentation(probabilities_to_original_frame(probabilities, processed.geometry), processed.geometry,
-                            self.classes)
+                            self.classes, self.contract.postprocess)

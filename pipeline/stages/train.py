@@ -1,8 +1,9 @@
 """Stage ``train``: processed frames + split -> ``models/checkpoint.pt`` and ``dvclive/``.
 
-``python -m pipeline.stages.train`` reads ``data.classes``, ``preprocess.size`` and the ``model``
-and ``train`` sections of params.yaml. The checkpoint holds the epoch with the best
-validation mean Dice (see ``pipeline.training``).
+``python -m pipeline.stages.train`` reads ``data.classes``, ``preprocess.size`` and the ``model``,
+``train`` and ``inference`` sections of params.yaml. The checkpoint holds the epoch with the
+best validation score, the evaluate stage's definition on the masks inference makes (see
+``pipeline.training.loop``).
 """
 
 from __future__ import annotations
@@ -79,11 +80,13 @@ def main() -> None:
     train_set = FrameDataset(*load_frames(PROCESSED_DIR, train_ids, size), len(classes), model.mean, model.std,
                              params.train.augment, params.train.seed)
     val_set = FrameDataset(*load_frames(PROCESSED_DIR, val_ids, size), len(classes), model.mean, model.std)
-    history = train_model(model, params.train, classes, train_set, val_set, CHECKPOINT_FILE, DVCLIVE_DIR)
-    best = max(history, key=lambda metrics: metrics.dice_mean)
+    history = train_model(model, params.train, classes, train_set, val_set, CHECKPOINT_FILE, DVCLIVE_DIR,
+                          inference=params.inference)
+    best = max(history, key=lambda metrics: metrics.score)
     subsets = "the split's train/val" if params.train.fold is None else f"fold {params.train.fold}"
+    dice = ", ".join(f"{name} {value:.3f}" for name, value in best.val_dice.items())
     print(f"train ({subsets}): {len(train_ids)} training/{len(val_ids)} validation frames, {size}x{size}, "
-          f"{model.arch}/{model.encoder}; best val Dice {best.dice_mean:.3f} at epoch {best.epoch} "
+          f"{model.arch}/{model.encoder}; best val score {best.score:.3f} (Dice {dice}) at epoch {best.epoch} "
           f"-> {CHECKPOINT_FILE}")
 
 

@@ -1,8 +1,12 @@
-"""The training loop: Adam, ReduceLROnPlateau on validation Dice, best checkpoint, DVCLive metrics.
+"""The training loop: Adam, ReduceLROnPlateau on the validation score, best checkpoint, DVCLive metrics.
 
-Per epoch DVCLive logs ``train/loss``, ``val/loss``, ``val/dice_<class>``, ``val/dice_mean``
-and ``lr`` (the learning rate used in that epoch) as one step. Mixed precision is used on
-CUDA only.
+Validation scores the masks as inference makes them (sigmoid > ``inference.threshold``, then
+``inference.postprocess``) with the evaluate stage's definition
+(:mod:`pipeline.evaluation.summary`): per class, the mean Dice over the frames where truth or
+prediction holds the class. The score, mean of the class Dice, drives the scheduler and the
+best checkpoint. Per epoch DVCLive logs ``train/loss``, ``val/loss``, ``val/dice_<class>``,
+``val/score`` and ``lr`` (the learning rate used in that epoch) as one step. Mixed precision
+is used on CUDA only.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from pipeline.config import ModelParams, TrainParams
+from pipeline.config import InferenceParams, ModelParams, TrainParams
+from pipeline.evaluation.summary import ClassSummary, class_summary, selection_score
+from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.checkpoint import save_checkpoint
 from pipeline.training.data import FrameDataset
-from pipeline.training.losses import DiceBCELoss, hard_dice
+from pipeline.training.losses import DiceBCELoss
 from pipeline.training.model import build_model, resolve_device
 
 
@@ -31,27 +37,32 @@ class EpochMetrics:
 
     Attributes:
         epoch: 1-based.
-        train_loss, val_loss: mean Dice+BCE loss over frames.
-        val_dice: per class, mean over validation frames of the hard Dice.
+        train_loss, val_loss: mean training loss over frames.
+        val: per class, the validation summary (Dice and IoU over the scored frames, frame counts).
         lr: learning rate used during the epoch.
     """
 
     epoch: int
     train_loss: float
     val_loss: float
-    val_dice: dict[str, float]
+    val: dict[str, ClassSummary]
     lr: float
 
     @property
-    def dice_mean(self) -> float:
-        """Mean of :attr:`val_dice` over classes (the model-selection score)."""
-        return float(np.mean(list(self.val_dice.values())))
+    def val_dice(self) -> dict[str, float]:
+        """Per class, the validation Dice in [0, 1]."""
+        return {name: summary.dice for name, summary in self.val.items()}
+
+    @property
+    def score(self) -> float:
+        """The model-selection score in [0, 1]: the mean over classes of :attr:`val_dice`."""
+        return selection_score(self.val.values())
 
     def as_metrics(self) -> dict[str, float]:
         """DVCLive metric names -> values."""
         dice = {f"val/dice_{name}": value for name, value in self.val_dice.items()}
-        return {"train/loss": self.train_loss, "val/loss": self.val_loss, **dice,
-                "val/dice_mean": self.dice_mean, "lr": self.lr}
+        return {"train/loss": self.train_loss, "val/loss": self.val_loss, **dice, "val/score": self.score,
+                "lr": self.lr}
 
 
 def seed_everything(seed: int) -> None:
@@ -87,24 +98,69 @@ def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, lo
     return float(loss.item())
 
 
-@torch.no_grad()
-def validate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: torch.device,
-             mixed_precision: bool) -> tuple[float, np.ndarray]:
-    """Loss and hard Dice of ``model`` on every frame of ``loader``.
+def pixel_counts(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
+    """Per frame and class, the truth, predicted and intersection pixel counts, on the masks' device.
+
+    Args:
+        predicted, truth: (N, C, S, S) bool masks.
 
     Returns:
-        The mean loss over frames and (C,) mean per-class hard Dice over frames.
+        (N, C, 3) int64: truth pixels, predicted pixels, pixels in both.
+    """
+    return torch.stack([truth.sum(dim=(2, 3)), predicted.sum(dim=(2, 3)), (predicted & truth).sum(dim=(2, 3))], dim=-1)
+
+
+def inference_masks(logits: torch.Tensor, classes: tuple[str, ...], inference: InferenceParams) -> torch.Tensor:
+    """The masks inference would make from logits: sigmoid > threshold, then the post-processing.
+
+    Args:
+        logits: (N, C, S, S) logits.
+        classes: the C class names.
+        inference: ``threshold`` and ``postprocess``; post-processing runs on the CPU
+            (:func:`pipeline.inference.postprocess.postprocess_masks`), frame by frame.
+
+    Returns:
+        (N, C, S, S) bool on the logits' device.
+    """
+    predicted = torch.sigmoid(logits.float()) > inference.threshold
+    if not inference.postprocess.active:
+        return predicted
+    cleaned = [postprocess_masks(frame, classes, inference.postprocess) for frame in predicted.cpu().numpy()]
+    return torch.from_numpy(np.stack(cleaned)).to(predicted.device)
+
+
+@torch.no_grad()
+def validate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: torch.device,
+             mixed_precision: bool, classes: tuple[str, ...],
+             inference: InferenceParams) -> tuple[float, dict[str, ClassSummary]]:
+    """Loss and per-class summary of ``model`` on every frame of ``loader``.
+
+    The masks are made as inference makes them (:func:`inference_masks`); pixels are counted
+    on the device and only the (N, C, 3) counts move to the CPU, where
+    :func:`pipeline.evaluation.summary.class_summary` (the evaluate stage's definition) scores them.
+
+    Args:
+        model: logits network on ``device``.
+        loader: batches of (N, 1, S, S) images and (N, C, S, S) float 0/1 targets.
+        loss_fn: maps (logits, targets) to a scalar.
+        device: where to run.
+        mixed_precision: run the forward pass under autocast.
+        classes: the C class names.
+        inference: the threshold and post-processing.
+
+    Returns:
+        The mean loss over frames, and per class its :class:`ClassSummary`.
     """
     model.eval()
-    loss_sum, dice_rows = 0.0, []
+    loss_sum, counts = 0.0, []
     for images, targets in loader:
         images, targets = images.to(device), targets.to(device)
         with torch.autocast(device_type=device.type, enabled=mixed_precision):
             logits = model(images)
         loss_sum += float(loss_fn(logits.float(), targets)) * len(images)
-        dice_rows.append(hard_dice(logits, targets).cpu())
-    dice = torch.cat(dice_rows)
-    return loss_sum / len(dice), dice.mean(dim=0).numpy()
+        counts.append(pixel_counts(inference_masks(logits, classes, inference), targets > 0.5).cpu())
+    table = torch.cat(counts).numpy()  # (N, C, 3)
+    return loss_sum / len(table), {name: class_summary(*table[:, channel].T) for channel, name in enumerate(classes)}
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
@@ -120,8 +176,9 @@ def train_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimi
 
 
 def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[str, ...], train_set: FrameDataset,
-                val_set: FrameDataset, checkpoint_path: Path, live_dir: Path) -> list[EpochMetrics]:
-    """Trains a network from scratch and keeps the epoch with the best validation mean Dice.
+                val_set: FrameDataset, checkpoint_path: Path, live_dir: Path,
+                inference: InferenceParams = InferenceParams()) -> list[EpochMetrics]:
+    """Trains a network from scratch and keeps the epoch with the best validation score (:attr:`EpochMetrics.score`).
 
     Seeds everything from ``params.seed`` first, so a run is reproducible on the same
     hardware. The last incomplete training batch is dropped (BatchNorm needs > 1 frame).
@@ -134,6 +191,7 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
         val_set: validation frames, not augmented.
         checkpoint_path: where the best epoch's checkpoint is written.
         live_dir: DVCLive's output folder (metrics.json and plots/metrics/...).
+        inference: how validation makes masks (``inference`` section; no post-processing by default).
 
     Returns:
         The metrics of every epoch, in order.
@@ -166,15 +224,16 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
             lr = optimizer.param_groups[0]["lr"]
             train_loss = train_epoch(model, train_loader, loss_fn, optimizer, scaler, device,
                                      f"epoch {epoch}/{params.epochs}")
-            val_loss, dice = validate(model, val_loader, loss_fn, device, mixed_precision)
-            metrics = EpochMetrics(epoch, train_loss, val_loss, dict(zip(classes, dice.tolist())), lr)
-            scheduler.step(metrics.dice_mean)
-            if not history or metrics.dice_mean > max(m.dice_mean for m in history):
-                save_checkpoint(checkpoint_path, model, model_params, classes, train_set.size, epoch, metrics.dice_mean)
+            val_loss, summaries = validate(model, val_loader, loss_fn, device, mixed_precision, classes, inference)
+            metrics = EpochMetrics(epoch, train_loss, val_loss, summaries, lr)
+            scheduler.step(metrics.score)
+            if not history or metrics.score > max(m.score for m in history):
+                save_checkpoint(checkpoint_path, model, model_params, classes, train_set.size, epoch, metrics.score)
             history.append(metrics)
             for name, value in metrics.as_metrics().items():
                 live.log_metric(name, value)
             live.next_step()
+            dice = ", ".join(f"{name} {value:.3f}" for name, value in metrics.val_dice.items())
             tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                       f"val Dice {metrics.dice_mean:.3f}, lr {lr:.2e}")
+                       f"val score {metrics.score:.3f} (Dice {dice}), lr {lr:.2e}")
     return history

@@ -21,20 +21,3 @@ class DiceBCELoss(nn.Module):
         """Scalar loss of (N, C, S, S) logits against (N, C, S, S) float 0/1 targets."""
         return self.dice_weight * self.dice(logits, targets) + self.bce_weight * self.bce(logits, targets)
 
-
-def hard_dice(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-frame, per-class Dice of the masks at probability > 0.5 (logits > 0).
-
-    Same convention as ``pipeline.evaluation.metrics``: both masks empty -> 1, exactly one empty -> 0.
-
-    Args:
-        logits: (N, C, S, S) logits.
-        targets: (N, C, S, S) float 0/1 truth.
-
-    Returns:
-        (N, C) float32 Dice in [0, 1].
-    """
-    predicted, truth = logits > 0, targets > 0.5
-    intersection = (predicted & truth).sum(dim=(2, 3)).float()
-    total = (predicted.sum(dim=(2, 3)) + truth.sum(dim=(2, 3))).float()
-    return torch.where(total > 0, 2.0 * intersection / total.clamp_min(1.0), torch.ones_like(total))

@@ -1,9 +1,9 @@
 """Exporting a trained network to ONNX with its whole contract, checked against PyTorch.
 
 The sigmoid is inside the graph (output: probabilities). The contract (classes,
-preprocessing spec, normalisation, threshold, test metrics, dataset and code versions) is
-stored in the ONNX metadata (:mod:`pipeline.inference.contract`). ONNX Runtime must agree
-with PyTorch on given frames, or nothing is written.
+preprocessing spec, normalisation, threshold and post-processing, test metrics, dataset
+and code versions) is stored in the ONNX metadata (:mod:`pipeline.inference.contract`).
+ONNX Runtime must agree with PyTorch on given frames, or nothing is written.
 """
 
 from __future__ import annotations
@@ -52,14 +52,16 @@ def build_contract(params: Params, metrics: dict, source: dict) -> ModelContract
 
     Args:
         params: the whole params.yaml.
-        metrics: the evaluate stage's ``reports/metrics.json`` (its ``test`` summary is kept).
+        metrics: the evaluate stage's ``reports/metrics.json`` (its ``test`` summary, of the
+            post-processed masks, is kept).
         source: the pull stage's ``source.json`` (dataset version digest and COCO ``info``).
     """
     return ModelContract(
         classes=params.data.classes, preprocess=params.preprocess, mean=params.model.mean, std=params.model.std,
-        threshold=params.inference.threshold, arch=params.model.arch, encoder=params.model.encoder,
-        metrics=metrics.get("test", {}), dataset_version=str(source.get("dataset_version", "unknown")),
-        code_version=code_version(), note=str(source.get("info", {}).get("description", "")),
+        threshold=params.inference.threshold, postprocess=params.inference.postprocess, arch=params.model.arch,
+        encoder=params.model.encoder, metrics=metrics.get("test", {}),
+        dataset_version=str(source.get("dataset_version", "unknown")), code_version=code_version(),
+        note=str(source.get("info", {}).get("description", "")),
     )
 
 
