@@ -26,10 +26,18 @@ import yaml
 from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import PostprocessSpec, check_threshold
+from pipeline.loss_spec import LossParams
 
 PARAMS_FILE = Path("params.yaml")
 EXPORT_FORMATS = ("auto", "coco-segmentation", "png-mask-semantic", "yolov8")
 QC_ACTIONS = ("ignore", "warn", "error")
+PROJECT_ARCHS = ("SegNet", "UNetBilinear")
+"""The project's own architectures (``pipeline.training.architectures``), beside segmentation_models_pytorch's."""
+UNSUPPORTED_ARCHS = {
+    "dpt": "its ViT encoder is built for one input size, and resizing its position embedding to "
+           "preprocess.size (bicubic, antialiased) does not export to ONNX at opset 18",
+}
+"""segmentation_models_pytorch architectures refused up front (lower-case name -> why)."""
 
 
 class ParamsError(ValueError):
@@ -221,7 +229,14 @@ class SplitParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    """Network architecture and its input normalisation (mean/std of [0, 1] grey values)."""
+    """Network architecture and its input normalisation (mean/std of [0, 1] grey values).
+
+    ``arch`` names a segmentation_models_pytorch architecture (``smp.create_model``; checked
+    when the network is built) or one of the project's :data:`PROJECT_ARCHS`, in any letter
+    case. The project's architectures have no pretrained encoder: for them ``encoder`` does
+    not apply and is stored as ``""`` (so checkpoints and the model's contract name none),
+    and ``encoder_weights`` and ``weights_path`` must be null (a ParamsError says so).
+    """
 
     arch: str = "FPN"
     encoder: str = "resnet152"
@@ -233,6 +248,17 @@ class ModelParams:
     def __post_init__(self) -> None:
         if self.std <= 0:
             raise ParamsError(f"model.std must be > 0, got {self.std}")
+        if str(self.arch).lower() in UNSUPPORTED_ARCHS:
+            raise ParamsError(f"model.arch: {self.arch} is not supported: {UNSUPPORTED_ARCHS[str(self.arch).lower()]}")
+        project = {name.lower(): name for name in PROJECT_ARCHS}.get(str(self.arch).lower())
+        if project is None:
+            return
+        for key in ("encoder_weights", "weights_path"):
+            if getattr(self, key) is not None:
+                raise ParamsError(f"model.{key}: {project} trains from scratch (it has no pretrained encoder); "
+                                  f"set model.{key}=null")
+        object.__setattr__(self, "arch", project)
+        object.__setattr__(self, "encoder", "")
 
 
 @dataclass(frozen=True)
@@ -248,7 +274,7 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    """Optimisation: Dice+BCE, Adam, ReduceLROnPlateau on validation Dice.
+    """Optimisation: the ``loss`` (Dice + BCE by default), Adam, ReduceLROnPlateau on validation Dice.
 
     ``fold``: None trains on the split's train subset and validates on val; k trains on
     the other folds and validates on fold k (cross-validation).
@@ -258,8 +284,7 @@ class TrainParams:
     batch_size: int = 4
     lr: float = 1e-4
     weight_decay: float = 0.0
-    dice_weight: float = 1.0
-    bce_weight: float = 1.0
+    loss: LossParams = field(default_factory=LossParams)
     plateau_factor: float = 0.5
     plateau_patience: int = 3
     seed: int = 0
@@ -388,7 +413,7 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 
 __all__ = [
-    "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "ModelParams",
+    "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "LossParams", "ModelParams",
     "Params", "ParamsError", "PreprocessSpec", "QcParams", "RoboflowParams", "SplitParams", "TrainParams",
     "build", "load_params", "named_by_options", "setting",
 ]

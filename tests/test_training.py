@@ -27,10 +27,11 @@ from pipeline.imaging.preprocessing import network_input
 from pipeline.imaging.masks import pack_masks, unpack_masks
 from pipeline.layout import (CHECKPOINT_FILE, DVCLIVE_DIR, IMAGES, MASKS, PROCESSED_DIR, PROCESSED_MANIFEST,
                              SPLIT_FILE)
+from pipeline.loss_spec import LossParams
 from pipeline.stages.train import training_ids
 from pipeline.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from pipeline.training.data import FrameDataset, augment, load_frames
-from pipeline.training.losses import DiceBCELoss
+from pipeline.training.losses import build_loss
 from pipeline.training.loop import seed_everything, train_step
 from pipeline.training.model import ProbabilityModel, WeightsUnavailableError, build_model, resolve_device
 
@@ -116,6 +117,18 @@ def test_stage_without_split_fails_with_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(SPLIT_FILE) in lines[0]
 
 
+def test_stage_refuses_a_size_the_architecture_cannot_export(tmp_path: Path) -> None:
+    write_project(tmp_path, n_frames=2)
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["model"]["arch"] = "PSPNet"  # its ONNX export needs preprocess.size to be a multiple of 96, not 32
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    result = run_stage(tmp_path)
+    assert result.returncode == 1 and not (tmp_path / CHECKPOINT_FILE).exists()
+    assert result.stderr.strip().splitlines() == [(
+        "error: preprocess.size 32 does not suit model.arch PSPNet: it must be a multiple of 96 (its pyramid pooling "
+        "splits the 1/8-scale features into 1, 2, 3 and 6 bins, which the ONNX exporter needs to divide them evenly)")]
+
+
 def test_checkpoint_reloads_to_identical_outputs(tmp_path: Path) -> None:
     seed_everything(1)
     model = build_model(TINY_MODEL, len(CLASSES)).eval()
@@ -142,7 +155,7 @@ def test_loss_decreases_on_an_easy_problem() -> None:
     model = build_model(TINY_MODEL, len(CLASSES))
     dataset = FrameDataset(*map(np.stack, zip(*(disk_frame(i) for i in range(4)))), len(CLASSES), 0.449, 0.226)
     images, targets = map(torch.stack, zip(*(dataset[i] for i in range(len(dataset)))))
-    loss_fn = DiceBCELoss(dice_weight=1.0, bce_weight=1.0)
+    loss_fn = build_loss(LossParams(), len(CLASSES))  # the default: Dice + BCE
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     losses = [train_step(model, images, targets, loss_fn, optimizer, scaler) for _ in range(15)]

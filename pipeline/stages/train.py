@@ -19,6 +19,7 @@ from pipeline.layout import CHECKPOINT_FILE, DVCLIVE_DIR, PROCESSED_DIR, PROCESS
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.data import FrameDataset, load_frames
 from pipeline.training.loop import train_model
+from pipeline.training.model import check_input_size
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ def training_ids(split: dict[str, Any], known: set[str], fold: int | None = None
 def main() -> None:
     """Loads the frames, trains, and writes the best checkpoint and the DVCLive metrics."""
     params = load_params()
+    check_input_size(params.model, params.preprocess.size)  # before any frame is read
     for path, stage in ((PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess"), (SPLIT_FILE, "split")):
         require_file(path, stage)
     manifest = read_table(PROCESSED_DIR / PROCESSED_MANIFEST)

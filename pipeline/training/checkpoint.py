@@ -2,8 +2,10 @@
 
 File content (``torch.save`` of a dict, readable with ``weights_only=True``): ``model``
 (the ``ModelParams`` as a dict), ``classes``, ``size``, ``epoch``, ``val_dice`` and
-``state_dict``. Loading rebuilds the network with ``encoder_weights=None``, so no
-download is ever needed.
+``state_dict``. Loading rebuilds the network through the same factory as training
+(:func:`pipeline.training.model.build_model`: any segmentation_models_pytorch architecture,
+or the project's SegNet and UNetBilinear) with ``encoder_weights=None``, so no download is
+ever needed.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from pipeline.evaluation.summary import ClassSummary, class_summary, selection_s
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.checkpoint import save_checkpoint
 from pipeline.training.data import FrameDataset
-from pipeline.training.losses import DiceBCELoss
+from pipeline.training.losses import build_loss
 from pipeline.training.model import build_model, resolve_device
 
 
@@ -210,7 +210,7 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
     train_loader = DataLoader(train_set, batch_size=params.batch_size, shuffle=True, generator=shuffle,
                               drop_last=len(train_set) >= params.batch_size, pin_memory=mixed_precision)
     val_loader = DataLoader(val_set, batch_size=params.batch_size, pin_memory=mixed_precision)
-    loss_fn = DiceBCELoss(params.dice_weight, params.bce_weight)
+    loss_fn = build_loss(params.loss, len(classes))
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=params.plateau_factor,
                                                            patience=params.plateau_patience)

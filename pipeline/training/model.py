@@ -1,7 +1,10 @@
-"""Building the network (segmentation_models_pytorch), its probability wrapper and the device.
+"""Building the network, its probability wrapper and the device.
 
+``model.arch`` names any segmentation_models_pytorch architecture (``smp.create_model``) or
+one of the project's own (:mod:`pipeline.training.architectures`: SegNet, UNetBilinear).
 The network maps (N, 1, S, S) normalised grey images (``network_input``) to (N, C, S, S)
 LOGITS, one channel per class of ``data.classes``; :class:`ProbabilityModel` adds the sigmoid.
+:func:`check_input_size` says up front whether an architecture trains and exports at S.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import torch
 from torch import nn
 
 from pipeline.config import ModelParams, ParamsError
+from pipeline.training.architectures import PROJECT_ARCHITECTURES
 from pipeline.training.files import LOAD_ERRORS, first_line, load_torch_file
 
 IN_CHANNELS = 1
@@ -21,19 +25,49 @@ PRETRAINED_IN_CHANNELS = 3  # encoder weights files are RGB; smp folds them to g
 # What smp/timm/huggingface_hub/urllib raise when weights cannot be fetched (urllib's URLError,
 # huggingface_hub's LocalEntryNotFoundError/HfHubHTTPError and socket errors are all OSError).
 DOWNLOAD_ERRORS: tuple[type[Exception], ...] = (OSError, httpx2.HTTPError)
+SIZE_MULTIPLE = 32  # 5 halvings in every encoder (smp's and the project's)
+# lower-case arch -> (S must be a multiple of, S at least, why): what ONNX export (opset 18, TorchScript) needs
+EVEN_BINS = "into 1, 2, 3 and 6 bins, which the ONNX exporter needs to divide them evenly"
+SIZE_RULES: dict[str, tuple[int, int, str]] = {
+    "pspnet": (96, 96, f"its pyramid pooling splits the 1/8-scale features {EVEN_BINS}"),
+    "upernet": (192, 192, f"its pyramid pooling splits the 1/32-scale features {EVEN_BINS}"),
+    "pan": (SIZE_MULTIPLE, 128, "its feature pyramid attention halves the 1/16-scale features 3 times"),
+}
+DEFAULT_RULE = (SIZE_MULTIPLE, SIZE_MULTIPLE, "the network halves the image 5 times")
 
 
 class WeightsUnavailableError(OSError):
     """Pretrained encoder weights can be neither downloaded nor read from ``model.weights_path``."""
 
 
+def check_input_size(model: ModelParams, size: int) -> None:
+    """Checks that ``model.arch`` trains and exports to ONNX at ``preprocess.size``.
+
+    Every architecture needs S divisible by 32; PSPNet a multiple of 96, UPerNet of 192,
+    and PAN at least 128 (see :data:`SIZE_RULES`).
+
+    Args:
+        model: the ``model`` section.
+        size: S, the square input side in px (``preprocess.size``).
+
+    Raises:
+        ParamsError: the size does not suit the architecture; the message names both keys.
+    """
+    multiple, minimum, why = SIZE_RULES.get(model.arch.lower(), DEFAULT_RULE)
+    if size % multiple or size < minimum:
+        need = f"a multiple of {multiple}" + (f" of at least {minimum}" if minimum > multiple else "")
+        raise ParamsError(f"preprocess.size {size} does not suit model.arch {model.arch}: it must be {need} ({why})")
+
+
 def _create(model: ModelParams, n_classes: int, encoder_weights: str | None, in_channels: int) -> nn.Module:
-    """``smp.create_model`` with unknown architecture/encoder/weights names as :class:`ParamsError`."""
+    """The project architecture, or ``smp.create_model``, with unknown names as :class:`ParamsError`."""
+    if model.arch in PROJECT_ARCHITECTURES:  # ModelParams made the name canonical and the weights null
+        return PROJECT_ARCHITECTURES[model.arch](in_channels=in_channels, classes=n_classes)
     try:
         return smp.create_model(model.arch, encoder_name=model.encoder, encoder_weights=encoder_weights,
                                 in_channels=in_channels, classes=n_classes)
     except KeyError as error:  # smp's message lists the valid names
-        raise ParamsError(f"model: {error.args[0]}") from error
+        raise ParamsError(f"model: {error.args[0]} (or the project's {', '.join(PROJECT_ARCHITECTURES)})") from error
 
 
 def _download_hint(encoder: str, error: Exception) -> str:
@@ -62,7 +96,9 @@ def build_model(model: ModelParams, n_classes: int) -> nn.Module:
     """Builds the segmentation network from the ``model`` section of params.yaml.
 
     ``model.weights_path`` (a local RGB encoder state_dict) takes precedence over
-    ``model.encoder_weights`` (downloaded through segmentation_models_pytorch).
+    ``model.encoder_weights`` (downloaded through segmentation_models_pytorch). The
+    project's architectures (SegNet, UNetBilinear) have neither: they start from random
+    weights, and :class:`~pipeline.config.ModelParams` has already refused weights for them.
 
     Args:
         model: architecture, encoder and encoder weights.
