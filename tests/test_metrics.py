@@ -68,7 +68,8 @@ def test_surface_distances_equal_medpy_on_the_whole_frame():
             masks.append(mask)
         predicted, truth = masks
         spacing = tuple(rng.uniform(0.1, 2.0, 2))
-        expected = (hd95(predicted, truth, voxelspacing=spacing[::-1]), assd(predicted, truth, voxelspacing=spacing[::-1]))
+        rows_columns = spacing[::-1]  # medpy's order
+        expected = (hd95(predicted, truth, voxelspacing=rows_columns), assd(predicted, truth, voxelspacing=rows_columns))
         assert surface_distances(predicted, truth, spacing) == pytest.approx(expected)
 
 

@@ -148,7 +148,6 @@ def test_postprocess_masks_keeps_classes_it_does_not_name_and_refuses_others():
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"organ": None, "fill_holes": True}, "organ is null"),
         ({"organ": "gland", "inside_organ": ("gland",)}, "organ itself"),
         ({"organ": "gland", "inside_organ": ("lesion", "lesion")}, "distinct"),
         ({"organ": "gland", "inside_organ": "lesion"}, "list"),
@@ -164,6 +163,9 @@ def test_spec_refuses_bad_values(values, message):
 def test_spec_is_active_only_when_it_changes_masks():
     assert FULL.active and PostprocessSpec("gland", fill_holes=True).active
     assert not PostprocessSpec().active and not PostprocessSpec(organ="gland").active
+    off = PostprocessSpec(None, largest_component=True, fill_holes=True, inside_organ=("lesion",))
+    assert not off.active and off.unknown_classes(("prostate",)) == []  # organ null: off, whatever the rest says
+    np.testing.assert_array_equal(postprocess_masks(np.stack([GLAND, LESION]), CLASSES, off), np.stack([GLAND, LESION]))
 
 
 def write_params(tmp_path: Path, postprocess: object) -> Path:
@@ -184,8 +186,7 @@ def test_params_read_and_check_the_postprocess(tmp_path: Path):
         load_params(write_params(tmp_path, {**spec, "inside_organ": ["calcification"]}))
     with pytest.raises(ParamsError, match="unknown key.*holes"):
         load_params(write_params(tmp_path, {**spec, "holes": True}))
-    with pytest.raises(ParamsError, match="organ is null"):
-        load_params(write_params(tmp_path, {**spec, "organ": None}))
+    assert not load_params(write_params(tmp_path, {**spec, "organ": None})).inference.postprocess.active
 
 
 def test_the_project_params_post_process_the_gland_and_lesion():
@@ -211,7 +212,7 @@ def test_a_contract_without_postprocess_loads_with_it_off():
     [
         ({"organ": "prostate", "largest_component": True}, "post-processing names 'prostate'"),
         ({"organ": "gland", "bogus": 1}, "malformed"),
-        ({"organ": None, "fill_holes": True}, "malformed"),
+        ({"organ": "gland", "fill_holes": "yes"}, "malformed"),
     ],
 )
 def test_a_bad_contract_postprocess_is_refused(postprocess, message):

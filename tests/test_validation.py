@@ -43,7 +43,7 @@ RING = GLAND & ~pixels((2, 2))
 FRAMES = [
     (GLAND, NONE, GLAND | pixels((7, 7)), pixels((0, 7))),  # a stray gland pixel, a lesion outside the gland
     (GLAND, box(slice(2, 4), slice(2, 4)), RING, pixels((2, 2), (2, 3))),  # a hole; half the lesion
-    (box(slice(0, 4), slice(0, 8)), pixels((1, 1)), box(slice(0, 2), slice(0, 8)), NONE),  # half the gland; lesion missed
+    (box(slice(0, 4), slice(0, 8)), pixels((1, 1)), box(slice(0, 2), slice(0, 8)), NONE),  # half the gland, no lesion
     (box(slice(4, 8), slice(4, 8)), NONE, NONE, pixels((5, 5))),  # gland missed; a lesion with no gland
 ]
 # After post-processing: gland Dice 1, 1, 32/48, 0 -> 2/3 (IoU 1, 1, 1/2, 0 -> 5/8); lesion: frame 0 and 3

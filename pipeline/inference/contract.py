@@ -49,7 +49,8 @@ class PostprocessSpec:
 
     Attributes:
         organ: the class that is cleaned and that ``inside_organ`` classes must lie in,
-            e.g. ``gland``; None for no post-processing.
+            e.g. ``gland``; None switches post-processing off (the other fields are then
+            ignored, so ``-S inference.postprocess.organ=null`` is the whole experiment).
         largest_component: keep only the organ's largest 8-connected component.
         fill_holes: fill the organ's holes (background not 4-connected to the frame border).
         inside_organ: classes whose pixels are kept only where the (cleaned) organ is,
@@ -71,9 +72,6 @@ class PostprocessSpec:
         if not isinstance(inside, tuple) or not all(isinstance(c, str) and c for c in inside) \
                 or len(set(inside)) != len(inside):
             raise ValueError(f"postprocess.inside_organ must be a list of distinct class names, got {inside!r}")
-        if self.organ is None and (self.largest_component or self.fill_holes or inside):
-            raise ValueError("postprocess.organ is null, so largest_component, fill_holes and inside_organ "
-                             "have no class to act on; name the organ class or turn them off")
         if self.organ in inside:
             raise ValueError(f"postprocess.inside_organ cannot hold the organ itself ({self.organ!r})")
 
@@ -83,8 +81,8 @@ class PostprocessSpec:
         return self.organ is not None and (self.largest_component or self.fill_holes or bool(self.inside_organ))
 
     def unknown_classes(self, classes: tuple[str, ...]) -> list[str]:
-        """The classes the spec names that are not in ``classes``, in the spec's order."""
-        named = ([self.organ] if self.organ is not None else []) + list(self.inside_organ)
+        """The classes the spec acts on that are not in ``classes``, in the spec's order (none when off)."""
+        named = [] if self.organ is None else [self.organ, *self.inside_organ]
         return [name for name in named if name not in classes]
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,7 +180,8 @@ class ModelContract:
                 classes=classes, postprocess=postprocess,
                 preprocess=PreprocessSpec.from_dict(payload["preprocess"]),
                 mean=float(payload["mean"]), std=float(payload["std"]),
-                threshold=check_threshold(payload["threshold"], "the model's threshold"), arch=str(payload.get("arch", "")),
+                threshold=check_threshold(payload["threshold"], "the model's threshold"),
+                arch=str(payload.get("arch", "")),
                 encoder=str(payload.get("encoder", "")), metrics=dict(payload.get("metrics", {})),
                 dataset_version=str(payload.get("dataset_version", "unknown")),
                 code_version=str(payload.get("code_version", "unknown")), note=str(payload.get("note", "")),
