@@ -304,8 +304,8 @@ class InferenceParams:
 
     Attributes:
         threshold: a pixel belongs to a class when its probability is strictly above it.
-        postprocess: cleaning of the thresholded masks; off by default. The classes it names
-            must be in ``data.classes`` (checked by :class:`Params`).
+        postprocess: cleaning of the thresholded masks (``organ: null`` turns it off). The
+            classes it names must be in ``data.classes`` (checked by :class:`Params`).
     """
 
     threshold: float = 0.5

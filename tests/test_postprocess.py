@@ -13,7 +13,7 @@ import yaml
 from pipeline.config import ParamsError, load_params
 from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
-from pipeline.inference.contract import ContractError, ModelContract, PostprocessSpec
+from pipeline.inference.contract import NO_POSTPROCESS, ContractError, ModelContract, PostprocessSpec
 from pipeline.inference.postprocess import fill_holes, largest_component, postprocess_masks
 from pipeline.inference.predictor import Segmentation, Segmenter
 from tests.conftest import PROJECT_ROOT
@@ -21,6 +21,12 @@ from tests.tiny_models import tiny_contract, write_threshold_model
 
 CLASSES = ("gland", "lesion")
 FULL = PostprocessSpec(organ="gland", largest_component=True, fill_holes=True, inside_organ=("lesion",))
+
+
+def only(**flags: object) -> PostprocessSpec:
+    """The gland spec with only the given steps on."""
+    return PostprocessSpec(**{"organ": "gland", "largest_component": False, "fill_holes": False, "inside_organ": (),
+                              **flags})
 
 
 def mask(*rows: str) -> np.ndarray:
@@ -117,14 +123,15 @@ CLEAN_GLAND = mask(
     "spec, gland, lesion",
     [
         (FULL, CLEAN_GLAND, mask("........", "........", "....###.", "....###.", "........")),
-        (PostprocessSpec("gland", largest_component=True), mask(
+        (only(largest_component=True), mask(
             "........", "...####.", "...#..#.", "...####.", "........"), LESION),
-        (PostprocessSpec("gland", fill_holes=True), mask(
+        (only(fill_holes=True), mask(
             "##......", "##.####.", "...####.", "...####.", "........"), LESION),
         # only the lesion's pixels inside the (uncleaned) gland stay: the hole's pixel (2, 4) goes too
-        (PostprocessSpec("gland", inside_organ=("lesion",)), GLAND, mask(
+        (only(inside_organ=("lesion",)), GLAND, mask(
             "........", "........", "......#.", "....###.", "........")),
-        (PostprocessSpec(), GLAND, LESION),  # off
+        (NO_POSTPROCESS, GLAND, LESION),
+        (PostprocessSpec(organ=None), GLAND, LESION),  # organ null: off, whatever the other keys say
     ],
 )
 def test_postprocess_masks(spec, gland, lesion):
@@ -161,11 +168,10 @@ def test_spec_refuses_bad_values(values, message):
 
 
 def test_spec_is_active_only_when_it_changes_masks():
-    assert FULL.active and PostprocessSpec("gland", fill_holes=True).active
-    assert not PostprocessSpec().active and not PostprocessSpec(organ="gland").active
-    off = PostprocessSpec(None, largest_component=True, fill_holes=True, inside_organ=("lesion",))
+    assert PostprocessSpec() == FULL and FULL.active and only(fill_holes=True).active
+    assert not NO_POSTPROCESS.active and not only().active
+    off = PostprocessSpec(organ=None)
     assert not off.active and off.unknown_classes(("prostate",)) == []  # organ null: off, whatever the rest says
-    np.testing.assert_array_equal(postprocess_masks(np.stack([GLAND, LESION]), CLASSES, off), np.stack([GLAND, LESION]))
 
 
 def write_params(tmp_path: Path, postprocess: object) -> Path:
@@ -178,9 +184,10 @@ def write_params(tmp_path: Path, postprocess: object) -> Path:
 
 def test_params_read_and_check_the_postprocess(tmp_path: Path):
     spec = {"organ": "gland", "largest_component": False, "fill_holes": True, "inside_organ": ["lesion"]}
-    assert load_params(write_params(tmp_path, spec)).inference.postprocess == PostprocessSpec(
-        "gland", largest_component=False, fill_holes=True, inside_organ=("lesion",))
-    assert load_params(write_params(tmp_path, None)).inference.postprocess == PostprocessSpec()
+    assert load_params(write_params(tmp_path, spec)).inference.postprocess == only(fill_holes=True,
+                                                                                    inside_organ=("lesion",))
+    assert load_params(write_params(tmp_path, {"fill_holes": False})).inference.postprocess == only(
+        largest_component=True, inside_organ=("lesion",))  # keys left out take the defaults, params.yaml's
     with pytest.raises(ParamsError, match=r"inference.postprocess names 'calcification', which is not in "
                                           r"data.classes \['gland', 'lesion'\]"):
         load_params(write_params(tmp_path, {**spec, "inside_organ": ["calcification"]}))
@@ -204,7 +211,7 @@ def test_contract_round_trips_the_postprocess():
 def test_a_contract_without_postprocess_loads_with_it_off():
     payload = json.loads(tiny_contract().to_json())
     del payload["postprocess"]
-    assert ModelContract.from_json(json.dumps(payload)).postprocess == PostprocessSpec()
+    assert ModelContract.from_json(json.dumps(payload)).postprocess == NO_POSTPROCESS
 
 
 @pytest.mark.parametrize(
@@ -247,7 +254,7 @@ def test_the_model_contract_postprocess_reaches_segment_masks(tmp_path: Path):
     plain = Segmenter(write_threshold_model(tmp_path / "plain.onnx", tiny_contract(spec)))
     cleaned = Segmenter(write_threshold_model(tmp_path / "clean.onnx",
                                               ModelContract(**{**tiny_contract(spec).__dict__, "postprocess": FULL})))
-    assert plain.contract.postprocess == PostprocessSpec() and cleaned.contract.postprocess == FULL
+    assert plain.contract.postprocess == NO_POSTPROCESS and cleaned.contract.postprocess == FULL
     frame = frame_with_two_bright_parts()
     before, after = plain.segment(frame).masks(0.5), cleaned.segment(frame).masks(0.5)
     assert before[0, 35:45, 125:145].all() and not after[0, 30:50, 120:150].any()
@@ -263,5 +270,5 @@ def test_the_export_puts_the_params_postprocess_in_the_contract(tmp_path: Path):
     spec = {"organ": "gland", "largest_component": True, "fill_holes": False, "inside_organ": []}
     params = load_params(write_params(tmp_path, spec))
     contract = build_contract(params, {"test": {"gland": {"dice": 0.9}}}, {"dataset_version": "abc"})
-    assert contract.postprocess == PostprocessSpec("gland", largest_component=True)
+    assert contract.postprocess == only(largest_component=True)
     assert ModelContract.from_json(contract.to_json()).postprocess == contract.postprocess

@@ -15,7 +15,7 @@ from torch import nn
 from pipeline.config import InferenceParams
 from pipeline.evaluation.scoring import frame_rows, overall_score, summarise
 from pipeline.evaluation.summary import ClassSummary
-from pipeline.inference.contract import PostprocessSpec
+from pipeline.inference.contract import NO_POSTPROCESS, PostprocessSpec
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.loop import EpochMetrics, inference_masks, pixel_counts, validate
 
@@ -111,8 +111,8 @@ def test_validation_scores_what_the_evaluate_stage_reports():
 
 
 def test_validation_without_postprocessing_matches_the_raw_report():
-    _, summaries = run_validation(InferenceParams(threshold=0.5))
-    reported, score = evaluate_stage_summary(PostprocessSpec())
+    _, summaries = run_validation(InferenceParams(threshold=0.5, postprocess=NO_POSTPROCESS))
+    reported, score = evaluate_stage_summary(NO_POSTPROCESS)
     for name, expected in EXPECTED_RAW.items():
         assert summaries[name].dice == pytest.approx(expected) == reported[name]["dice"]
     assert summaries["lesion"].false_positive_frames == 2 == reported["lesion"]["false_positive_frames"]
@@ -128,9 +128,9 @@ def test_epoch_metrics_for_dvclive():
 
 def test_inference_masks_threshold_strictly_above():
     logits = torch.tensor([0.0, 0.1, -0.1, 5.0]).reshape(1, 1, 2, 2).expand(1, 2, 2, 2)  # sigmoid(0) = 0.5
-    masks = inference_masks(logits, CLASSES, InferenceParams(threshold=0.5))
+    masks = inference_masks(logits, CLASSES, InferenceParams(threshold=0.5, postprocess=NO_POSTPROCESS))
     assert masks.dtype == torch.bool and masks[0, 0].tolist() == [[False, True], [False, True]]
-    high = inference_masks(logits, CLASSES, InferenceParams(threshold=0.9))
+    high = inference_masks(logits, CLASSES, InferenceParams(threshold=0.9, postprocess=NO_POSTPROCESS))
     assert high[0, 1].tolist() == [[False, False], [False, True]]
 
 

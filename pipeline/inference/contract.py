@@ -44,8 +44,9 @@ class PostprocessSpec:
     """Cleaning of the thresholded masks (``inference.postprocess``); applied by
     :func:`pipeline.inference.postprocess.postprocess_masks`.
 
-    The defaults do nothing: a model whose contract predates post-processing loads with
-    them, and so keeps the masks it was evaluated with.
+    The defaults are params.yaml's (gland and lesion). :data:`NO_POSTPROCESS` does nothing:
+    a model whose contract predates post-processing loads with it, and so keeps the masks
+    it was evaluated with.
 
     Attributes:
         organ: the class that is cleaned and that ``inside_organ`` classes must lie in,
@@ -57,10 +58,10 @@ class PostprocessSpec:
             e.g. ``("lesion",)``.
     """
 
-    organ: str | None = None
-    largest_component: bool = False
-    fill_holes: bool = False
-    inside_organ: tuple[str, ...] = ()
+    organ: str | None = "gland"
+    largest_component: bool = True
+    fill_holes: bool = True
+    inside_organ: tuple[str, ...] = ("lesion",)
 
     def __post_init__(self) -> None:
         if self.organ is not None and (not isinstance(self.organ, str) or not self.organ):
@@ -99,7 +100,13 @@ class PostprocessSpec:
             TypeError: not a mapping, or unknown keys.
         """
         values = dict(values)
-        return cls(**{**values, "inside_organ": tuple(values.get("inside_organ", ()))})
+        if "inside_organ" in values:
+            values["inside_organ"] = tuple(values["inside_organ"])
+        return cls(**values)
+
+
+NO_POSTPROCESS = PostprocessSpec(organ=None, largest_component=False, fill_holes=False, inside_organ=())
+"""Post-processing off: the masks are the thresholded probabilities."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +137,7 @@ class ModelContract:
     mean: float
     std: float
     threshold: float = 0.5
-    postprocess: PostprocessSpec = field(default_factory=PostprocessSpec)
+    postprocess: PostprocessSpec = NO_POSTPROCESS
     arch: str = ""
     encoder: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -171,7 +178,8 @@ class ModelContract:
             if payload.get("contract_version") != CONTRACT_VERSION:
                 raise ContractError(f"unsupported contract version {payload.get('contract_version')!r}")
             classes = tuple(str(c) for c in payload["classes"])
-            postprocess = PostprocessSpec.from_dict(payload.get("postprocess") or {})
+            stored = payload.get("postprocess")
+            postprocess = NO_POSTPROCESS if stored is None else PostprocessSpec.from_dict(stored)
             unknown = postprocess.unknown_classes(classes)
             if unknown:
                 raise ContractError(f"the model's post-processing names {', '.join(map(repr, unknown))}, "

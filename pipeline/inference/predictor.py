@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +10,7 @@ import onnxruntime as ort
 
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.preprocessing import network_input, preprocess_frame
-from pipeline.inference.contract import CONTRACT_KEY, ContractError, ModelContract, PostprocessSpec
+from pipeline.inference.contract import CONTRACT_KEY, NO_POSTPROCESS, ContractError, ModelContract, PostprocessSpec
 from pipeline.inference.postprocess import postprocess_masks
 
 
@@ -32,7 +32,7 @@ class Segmentation:
     probabilities: np.ndarray
     geometry: FrameGeometry
     classes: tuple[str, ...]
-    postprocess: PostprocessSpec = field(default_factory=PostprocessSpec)
+    postprocess: PostprocessSpec = NO_POSTPROCESS
 
     def masks(self, threshold: float) -> np.ndarray:
         """The frame's masks as the model was validated and evaluated.

@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from pipeline.config import InferenceParams, ModelParams, TrainParams
 from pipeline.evaluation.summary import ClassSummary, class_summary, selection_score
+from pipeline.inference.contract import NO_POSTPROCESS
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.checkpoint import save_checkpoint
 from pipeline.training.data import FrameDataset
@@ -177,7 +178,7 @@ def train_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimi
 
 def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[str, ...], train_set: FrameDataset,
                 val_set: FrameDataset, checkpoint_path: Path, live_dir: Path,
-                inference: InferenceParams = InferenceParams()) -> list[EpochMetrics]:
+                inference: InferenceParams = InferenceParams(postprocess=NO_POSTPROCESS)) -> list[EpochMetrics]:
     """Trains a network from scratch and keeps the epoch with the best validation score (:attr:`EpochMetrics.score`).
 
     Seeds everything from ``params.seed`` first, so a run is reproducible on the same
