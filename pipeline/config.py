@@ -305,7 +305,8 @@ class InferenceParams:
     Attributes:
         threshold: a pixel belongs to a class when its probability is strictly above it.
         postprocess: cleaning of the thresholded masks (``organ: null`` turns it off). The
-            classes it names must be in ``data.classes`` (checked by :class:`Params`).
+            classes it names must be in ``data.classes``: the stages that use it check
+            (:meth:`check_classes`), the others do not care.
     """
 
     threshold: float = 0.5
@@ -316,6 +317,14 @@ class InferenceParams:
             check_threshold(self.threshold, "inference.threshold")
         except ValueError as error:
             raise ParamsError(str(error)) from None
+
+    def check_classes(self, classes: tuple[str, ...]) -> None:
+        """Raises ParamsError if :attr:`postprocess` acts on a class that is not in ``classes`` (``data.classes``)."""
+        unknown = self.postprocess.unknown_classes(classes)
+        if unknown:
+            raise ParamsError(f"inference.postprocess names {', '.join(map(repr, unknown))}, which "
+                              f"{'is' if len(unknown) == 1 else 'are'} not in data.classes {list(classes)}; "
+                              "set inference.postprocess.organ and inside_organ (organ: null turns it off)")
 
 
 @dataclass(frozen=True)
@@ -346,12 +355,6 @@ class Params:
     inference: InferenceParams = field(default_factory=InferenceParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     export: ExportParams = field(default_factory=ExportParams)
-
-    def __post_init__(self) -> None:
-        unknown = self.inference.postprocess.unknown_classes(self.data.classes)
-        if unknown:
-            raise ParamsError(f"inference.postprocess names {', '.join(map(repr, unknown))}, which "
-                              f"{'is' if len(unknown) == 1 else 'are'} not in data.classes {list(self.data.classes)}")
 
 
 T = TypeVar("T")

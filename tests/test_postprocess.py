@@ -188,9 +188,12 @@ def test_params_read_and_check_the_postprocess(tmp_path: Path):
                                                                                     inside_organ=("lesion",))
     assert load_params(write_params(tmp_path, {"fill_holes": False})).inference.postprocess == only(
         largest_component=True, inside_organ=("lesion",))  # keys left out take the defaults, params.yaml's
+    params = load_params(write_params(tmp_path, {**spec, "inside_organ": ["calcification"]}))  # pull does not care
     with pytest.raises(ParamsError, match=r"inference.postprocess names 'calcification', which is not in "
-                                          r"data.classes \['gland', 'lesion'\]"):
-        load_params(write_params(tmp_path, {**spec, "inside_organ": ["calcification"]}))
+                                          r"data.classes \['gland', 'lesion'\]; set inference.postprocess"):
+        params.inference.check_classes(params.data.classes)  # what train, evaluate and export check first
+    params.inference.check_classes(("gland", "lesion", "calcification"))
+    load_params(write_params(tmp_path, {**spec, "organ": None})).inference.check_classes(("prostate",))  # off
     with pytest.raises(ParamsError, match="unknown key.*holes"):
         load_params(write_params(tmp_path, {**spec, "holes": True}))
     assert not load_params(write_params(tmp_path, {**spec, "organ": None})).inference.postprocess.active
@@ -272,3 +275,5 @@ def test_the_export_puts_the_params_postprocess_in_the_contract(tmp_path: Path):
     contract = build_contract(params, {"test": {"gland": {"dice": 0.9}}}, {"dataset_version": "abc"})
     assert contract.postprocess == only(largest_component=True)
     assert ModelContract.from_json(contract.to_json()).postprocess == contract.postprocess
+    with pytest.raises(ParamsError, match="'tumour'"):
+        build_contract(load_params(write_params(tmp_path, {**spec, "organ": "tumour"})), {}, {})

@@ -12,12 +12,13 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.config import InferenceParams
+from pipeline.config import InferenceParams, ModelParams, ParamsError, TrainParams
 from pipeline.evaluation.scoring import frame_rows, overall_score, summarise
 from pipeline.evaluation.summary import ClassSummary
 from pipeline.inference.contract import NO_POSTPROCESS, PostprocessSpec
 from pipeline.inference.postprocess import postprocess_masks
-from pipeline.training.loop import EpochMetrics, inference_masks, pixel_counts, validate
+from pipeline.training.data import FrameDataset
+from pipeline.training.loop import EpochMetrics, inference_masks, pixel_counts, train_model, validate
 
 CLASSES = ("gland", "lesion")
 POSTPROCESS = PostprocessSpec("gland", largest_component=True, fill_holes=True, inside_organ=("lesion",))
@@ -141,3 +142,11 @@ def test_pixel_counts():
     predicted[0, 0, 1:] = True  # 6 px, 3 shared
     predicted[0, 1, 0, 0] = True
     assert pixel_counts(predicted, truth).tolist() == [[[6, 6, 3], [0, 1, 0]]]
+
+
+def test_training_refuses_a_postprocess_on_unknown_classes_before_it_starts(tmp_path):
+    frames_ = FrameDataset(np.zeros((2, 32, 32), np.uint8), np.zeros((2, 32, 32), np.uint8), 2, 0.0, 1.0)
+    with pytest.raises(ParamsError, match="'lesion', which is not in data.classes"):
+        train_model(ModelParams(encoder="resnet18", encoder_weights=None), TrainParams(), ("gland", "tumour"), frames_,
+                    frames_, tmp_path / "checkpoint.pt", tmp_path / "dvclive", inference=InferenceParams())
+    assert not (tmp_path / "dvclive").exists() and not (tmp_path / "checkpoint.pt").exists()

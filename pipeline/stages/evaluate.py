@@ -44,6 +44,7 @@ def main() -> None:
     for path, stage in ((SPLIT_FILE, "split"), (CHECKPOINT_FILE, "train"), (PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess")):
         require_file(path, stage)
     classes = params.data.classes
+    params.inference.check_classes(classes)
     split = json.loads(SPLIT_FILE.read_text())
     table = read_table(PROCESSED_DIR / PROCESSED_MANIFEST).set_index("frame_id")
     test_ids = split["frames"]["test"]

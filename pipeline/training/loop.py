@@ -199,10 +199,13 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
 
     Raises:
         ValueError: an empty training or validation set.
-        ParamsError, WeightsUnavailableError: see ``build_model`` and ``resolve_device``.
+        ParamsError: ``inference.postprocess`` names a class not in ``classes``; and see
+            ``build_model`` and ``resolve_device``.
+        WeightsUnavailableError: see ``build_model``.
     """
     if len(train_set) == 0 or len(val_set) == 0:
         raise ValueError(f"nothing to train on: {len(train_set)} training and {len(val_set)} validation frames")
+    inference.check_classes(classes)
     seed_everything(params.seed)
     device = resolve_device(params.device)
     mixed_precision = device.type == "cuda"

@@ -55,7 +55,11 @@ def build_contract(params: Params, metrics: dict, source: dict) -> ModelContract
         metrics: the evaluate stage's ``reports/metrics.json`` (its ``test`` summary, of the
             post-processed masks, is kept).
         source: the pull stage's ``source.json`` (dataset version digest and COCO ``info``).
+
+    Raises:
+        ParamsError: ``inference.postprocess`` names a class not in ``data.classes``.
     """
+    params.inference.check_classes(params.data.classes)
     return ModelContract(
         classes=params.data.classes, preprocess=params.preprocess, mean=params.model.mean, std=params.model.std,
         threshold=params.inference.threshold, postprocess=params.inference.postprocess, arch=params.model.arch,
