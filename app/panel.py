@@ -20,7 +20,9 @@ PANEL_WIDTH = 330
 NOTE_STYLE = ("background: #fff4c2; color: #4d3800; border: 1px solid #d9a400; border-radius: 4px;"
               " padding: 6px; font-weight: bold;")
 METRIC_LABELS = {"dice": "Dice", "iou": "IoU", "hd95_px": "HD95 (px)", "hd95_mm": "HD95 (mm)",
-                 "frames_with_class": "Frames", "false_positive_frames": "False-pos. frames"}
+                 "assd_px": "ASSD (px)", "assd_mm": "ASSD (mm)", "frames_with_class": "Frames with class",
+                 "frames_scored": "Frames scored", "missed_frames": "Missed frames",
+                 "false_positive_frames": "False-pos. frames"}
 
 
 def swatch(rgb: tuple[int, int, int], size: int = 14) -> QIcon:
