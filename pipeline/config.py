@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pipeline.augment_spec import AugmentParams
 from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import PostprocessSpec, check_threshold
@@ -262,17 +263,6 @@ class ModelParams:
 
 
 @dataclass(frozen=True)
-class AugmentParams:
-    """Random augmentation ranges for training (all symmetric around identity)."""
-
-    hflip: bool = True
-    rotate_deg: float = 10.0
-    scale: float = 0.1
-    brightness: float = 0.1
-    contrast: float = 0.1
-
-
-@dataclass(frozen=True)
 class TrainParams:
     """Optimisation: the ``loss`` (Dice + BCE by default), Adam, ReduceLROnPlateau on validation Dice.
 
@@ -343,6 +333,33 @@ class ExportParams:
 
 
 @dataclass(frozen=True)
+class OodParams:
+    """The out-of-distribution check (stage ``ood``): the deployed model on sample frames of other scanners.
+
+    Attributes:
+        variants: ``trus sample`` scanner variants to render, each scored on its own
+            (checked by the stage against ``pipeline.synthetic.VARIANT_NAMES``).
+        patients: synthetic patients per variant, 1..100.
+        frames_per_patient: frames per patient, 1..20.
+        seed: the sample seed, >= 0, the same for every variant (the same patients on each
+            scanner); not the training sample's (the demo's is 0).
+    """
+
+    variants: tuple[str, ...] = ("default", "probe_bottom", "wide", "wide_bottom", "logo_calipers", "colour", "jpeg",
+                                 "size_800x600", "size_1024x768", "worst_case")
+    patients: int = 4
+    frames_per_patient: int = 2
+    seed: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.variants or len(set(self.variants)) != len(self.variants):
+            raise ParamsError(f"ood.variants must be a non-empty list of unique names, got {list(self.variants)}")
+        if not (1 <= self.patients <= 100 and 1 <= self.frames_per_patient <= 20 and self.seed >= 0):
+            raise ParamsError(f"ood.patients must be in 1..100, ood.frames_per_patient in 1..20 and ood.seed >= 0; "
+                              f"got {self.patients}, {self.frames_per_patient}, {self.seed}")
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml."""
 
@@ -355,6 +372,7 @@ class Params:
     inference: InferenceParams = field(default_factory=InferenceParams)
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     export: ExportParams = field(default_factory=ExportParams)
+    ood: OodParams = field(default_factory=OodParams)
 
 
 T = TypeVar("T")
@@ -416,7 +434,8 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 
 __all__ = [
-    "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "LossParams", "ModelParams",
-    "Params", "ParamsError", "PreprocessSpec", "QcParams", "RoboflowParams", "SplitParams", "TrainParams",
+    "AugmentParams", "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "LossParams",
+    "ModelParams", "OodParams", "Params", "ParamsError", "PreprocessSpec", "QcParams", "RoboflowParams", "SplitParams",
+    "TrainParams",
     "build", "load_params", "named_by_options", "setting",
 ]

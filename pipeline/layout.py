@@ -15,6 +15,7 @@ Stage outputs live outside ``data/`` (DVC refuses overlapping outputs).
 - train -> ``models/checkpoint.pt`` (see ``pipeline.training.checkpoint``), ``dvclive/``.
 - evaluate -> ``reports/metrics.json``, ``reports/per_frame.csv``, ``reports/overlays/``.
 - export -> ``models/model.onnx``.
+- ood -> ``reports/ood.json``, ``reports/ood_dice.csv`` (see ``pipeline.evaluation.ood``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ PER_FRAME_RAW_FILE = REPORTS_DIR / "per_frame_raw.csv"  # the same without post-
 OVERLAYS_DIR = REPORTS_DIR / "overlays"
 PREPROCESS_PLOTS_DIR = REPORTS_DIR / "preprocess"
 MODEL_FILE = Path("models/model.onnx")
+OOD_FILE = REPORTS_DIR / "ood.json"            # the model on scanner variants training never saw
+OOD_PLOT_FILE = REPORTS_DIR / "ood_dice.csv"  # its Dice per variant and class (a DVC bar chart)
 
 IMAGES = "images"
 MASKS = "masks"

@@ -18,7 +18,7 @@ import yaml
 
 from tests.conftest import PROJECT_ROOT, child_environment
 
-STAGES = ("pull", "preprocess", "split", "train", "evaluate", "export")
+STAGES = ("pull", "preprocess", "split", "train", "evaluate", "export", "ood")
 
 # Runs in the child: import the stage, then follow every `pipeline` import in the loaded modules'
 # source (function-level ones included) until no new module appears; print their files.

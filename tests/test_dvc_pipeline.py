@@ -1,4 +1,4 @@
-"""All six stages through the real `dvc repro`, fast: a copy of the project in a new git repository,
+"""All seven stages through the real `dvc repro`, fast: a copy of the project in a new git repository,
 a 12-frame export in data/, 64 px, resnet18 from scratch, 1 epoch.
 
 Frame ids and patients are digit strings with leading zeros (frame ``0071``, patient ``007``): they
@@ -26,7 +26,7 @@ from pipeline.inference.predictor import Segmenter
 from pipeline.synthetic import SampleSpec, write_sample_export
 from tests.conftest import PROJECT_ROOT, copy_project, run_checked, stages_run
 
-STAGES = ["pull", "preprocess", "split", "train", "evaluate", "export"]
+STAGES = ["pull", "preprocess", "split", "train", "evaluate", "export", "ood"]
 PATIENTS = ["000", "001", "007", "010", "042", "100"]  # P001..P006 of the synthetic sample, in order
 FRAMES = {f"{patient}{frame}": patient for patient in PATIENTS for frame in (1, 2)}  # "0071" -> "007"
 SPEC = SampleSpec(n_patients=len(PATIENTS), frames_per_patient=2, frame_width=320, frame_height=240)
@@ -62,6 +62,7 @@ def fast_params() -> dict:
     params["model"].update(encoder="resnet18", encoder_weights=None)
     params["train"].update(epochs=1, batch_size=4)
     params["evaluate"]["overlays"] = 2
+    params["ood"].update(variants=["default", "probe_bottom"], patients=1, frames_per_patient=2)
     return params
 
 
@@ -85,7 +86,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(file))
 
 
-def test_repro_runs_the_six_stages_in_order(repro: tuple[Path, str]):
+def test_repro_runs_the_seven_stages_in_order(repro: tuple[Path, str]):
     root, output = repro
     assert stages_run(output) == STAGES
     assert list(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == STAGES
@@ -146,6 +147,17 @@ def test_exported_model_runs_in_onnx_runtime_with_its_contract(repro: tuple[Path
     assert 0.0 <= probabilities.min() <= probabilities.max() <= 1.0
 
 
+def test_ood_scores_the_deployed_model_on_each_variant(repro: tuple[Path, str]):
+    root, _ = repro
+    report = json.loads((root / "reports/ood.json").read_text())
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    assert report["in_distribution"] == metrics["test"] and report["model"] == "models/model.onnx"
+    assert list(report["variants"]) == ["default", "probe_bottom"]
+    assert [scores["frames"] for scores in report["variants"].values()] == [2, 2]
+    plot = read_csv(root / "reports/ood_dice.csv")
+    assert [row["variant"] for row in plot] == ["test (in distribution)", "default", "probe_bottom"]
+
+
 # The wiring tests change the project: they run after the tests above (pytest keeps file order).
 
 def test_second_repro_runs_nothing(repro: tuple[Path, str]):
@@ -157,8 +169,9 @@ def test_second_repro_runs_nothing(repro: tuple[Path, str]):
 @pytest.mark.parametrize("code_file, expected", [
     ("pipeline/stages/evaluate.py", ["evaluate"]),  # same metrics, so export (which reads them) does not rerun
     ("pipeline/stages/split.py", ["split"]),
-    ("pipeline/training/onnx_export.py", ["export"]),
+    ("pipeline/training/onnx_export.py", ["export", "ood"]),  # the contract's code_version turns +modified: a new model
     ("pipeline/training/losses.py", ["train"]),  # seeded training: the same checkpoint bytes, nothing downstream
+    ("pipeline/stages/ood.py", ["ood"]),
 ])
 def test_a_code_change_reruns_the_stages_that_run_it(repro: tuple[Path, str], code_file: str, expected: list[str]):
     root, _ = repro

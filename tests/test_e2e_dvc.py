@@ -85,9 +85,9 @@ def test_model_generalises_to_another_seed_through_cli_and_app(demo: Path, tmp_p
     assert cv2.imread(str(shot)).shape[:2] == (800, 1280)
 
 
-def test_changing_a_train_param_reruns_train_evaluate_export_only(demo: Path):
+def test_changing_a_train_param_reruns_train_evaluate_export_ood_only(demo: Path):
     params = yaml.safe_load((demo / "params.yaml").read_text())
     params["train"]["epochs"] = 1
     (demo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     result = run(["dvc", "repro"], demo)
-    assert stages_run(result.stdout) == ["train", "evaluate", "export"]
+    assert stages_run(result.stdout) == ["train", "evaluate", "export", "ood"]

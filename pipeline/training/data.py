@@ -1,8 +1,8 @@
-"""Training data: processed frames and bitmasks in memory, joint augmentation, torch tensors.
+"""Training data: processed frames and bitmasks in memory, augmented, as torch tensors.
 
 Images are the preprocess stage's (S, S) uint8 frames; masks are (S, S) uint8 bitmasks
-(bit c = class c, see ``pipeline.imaging.masks``). Geometric augmentation warps the
-packed bitmask with nearest-neighbour interpolation, so every class moves with the image.
+(bit c = class c, see ``pipeline.imaging.masks``). The augmentation itself is
+:mod:`pipeline.training.augment`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -20,6 +19,7 @@ from pipeline.imaging.frames import read_frame
 from pipeline.imaging.preprocessing import network_input
 from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.layout import IMAGES, MASKS
+from pipeline.training.augment import augment
 
 
 def _square(pixels: np.ndarray, path: Path, size: int) -> np.ndarray:
@@ -28,13 +28,6 @@ def _square(pixels: np.ndarray, path: Path, size: int) -> np.ndarray:
         raise ValueError(f"{path}: {pixels.shape[1]}x{pixels.shape[0]} px, expected {size}x{size} "
                          "(preprocess.size); re-run the preprocess stage")
     return pixels
-
-
-def _warp(array: np.ndarray, matrix: np.ndarray, flags: int) -> np.ndarray:
-    """(H, W) array through a 2x3 affine ``matrix``; uncovered pixels become 0."""
-    height, width = array.shape
-    return cv2.warpAffine(np.ascontiguousarray(array), matrix, (width, height), flags=flags,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def load_frames(processed_dir: Path, frame_ids: Sequence[str], size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -59,37 +52,6 @@ def load_frames(processed_dir: Path, frame_ids: Sequence[str], size: int) -> tup
         images[index] = _square(read_frame(image_path).gray, image_path, size)
         masks[index] = _square(read_bitmask(mask_path), mask_path, size)
     return images, masks
-
-
-def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
-            params: AugmentParams) -> tuple[np.ndarray, np.ndarray]:
-    """One random flip/rotation/scale of image and mask together, then brightness/contrast on the image.
-
-    Rotation is about the centre, uniform in +-rotate_deg; scale is uniform in 1 +- scale;
-    uncovered pixels become 0 (like letterbox padding). Grey values g become
-    clip(g * c + 255 * b) with c uniform in 1 +- contrast and b uniform in +-brightness.
-
-    Args:
-        image: (S, S) uint8 grey.
-        mask: (S, S) uint8 bitmask.
-        rng: the random source (same state -> same result).
-        params: augmentation ranges (``train.augment``).
-
-    Returns:
-        The augmented (S, S) uint8 image and (S, S) uint8 bitmask.
-    """
-    flip = rng.random() < 0.5
-    angle = rng.uniform(-params.rotate_deg, params.rotate_deg)
-    scale = rng.uniform(1.0 - params.scale, 1.0 + params.scale)
-    contrast = rng.uniform(1.0 - params.contrast, 1.0 + params.contrast)
-    brightness = rng.uniform(-params.brightness, params.brightness) * 255.0
-    if params.hflip and flip:
-        image, mask = image[:, ::-1], mask[:, ::-1]
-    height, width = image.shape
-    matrix = cv2.getRotationMatrix2D(((width - 1) / 2, (height - 1) / 2), angle, scale)
-    image, mask = _warp(image, matrix, cv2.INTER_LINEAR), _warp(mask, matrix, cv2.INTER_NEAREST)
-    jittered = np.clip(np.rint(image.astype(np.float32) * contrast + brightness), 0, 255).astype(np.uint8)
-    return jittered, mask
 
 
 class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
