@@ -266,8 +266,22 @@ class ModelParams:
 class TrainParams:
     """Optimisation: the ``loss`` (Dice + BCE by default), Adam, ReduceLROnPlateau on validation Dice.
 
-    ``fold``: None trains on the split's train subset and validates on val; k trains on
-    the other folds and validates on fold k (cross-validation).
+    The same recipe trains the deployed model (the split's train/val) and every
+    cross-validation fold (``python -m pipeline.stages.train --fold K``, ``cv/dvc.yaml``).
+
+    How the run goes (README "Training"):
+
+    Attributes:
+        keep: ``last`` (the model after the epoch budget, or the epoch early stopping
+            stopped at) or ``best`` (the epoch with the best validation score).
+        early_stopping_patience: None (train every epoch), or stop after this many epochs
+            without a better validation score.
+        processes: training processes (DistributedDataParallel under torchrun); each takes
+            ``batch_size / processes`` frames of every batch.
+        workers: DataLoader worker processes, or ``auto`` (see ``pipeline.training.devices``).
+        channels_last: NHWC memory layout, or ``auto`` (on CUDA, off on the CPU).
+        mixed_precision: autocast dtype ``float32`` (none), ``float16``, ``bfloat16``, or
+            ``auto`` (float16 on CUDA, float32 on the CPU).
     """
 
     epochs: int = 40
@@ -279,13 +293,47 @@ class TrainParams:
     plateau_patience: int = 3
     seed: int = 0
     device: str = "auto"
-    fold: int | None = None
     augment: AugmentParams = field(default_factory=AugmentParams)
+    keep: str = "last"
+    early_stopping_patience: int | None = None
+    processes: int = 1
+    workers: int | str = "auto"
+    channels_last: bool | str = "auto"
+    mixed_precision: str = "auto"
 
     def __post_init__(self) -> None:
         _check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
         if self.epochs < 1 or self.batch_size < 1:
             raise ParamsError("train.epochs and train.batch_size must be >= 1")
+        _check_run_settings(self)
+
+
+def _is_count(value: object, minimum: int) -> bool:
+    """True for an int (not a bool) >= ``minimum``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _check_run_settings(train: TrainParams) -> None:
+    """Checks how training runs: what the checkpoint keeps, early stopping, processes, loading, precision.
+
+    Raises:
+        ParamsError: a value out of range, or ``train.batch_size`` not divisible by
+            ``train.processes`` (each process takes an equal share of the global batch).
+    """
+    _check_choice("train.keep", train.keep, ("last", "best"))
+    _check_choice("train.mixed_precision", train.mixed_precision, ("auto", "float32", "float16", "bfloat16"))
+    if train.early_stopping_patience is not None and not _is_count(train.early_stopping_patience, 1):
+        raise ParamsError(f"train.early_stopping_patience must be null or a number of epochs >= 1, "
+                          f"got {train.early_stopping_patience!r}")
+    if not _is_count(train.processes, 1):
+        raise ParamsError(f"train.processes must be a number >= 1, got {train.processes!r}")
+    if train.batch_size % train.processes:
+        raise ParamsError(f"train.batch_size {train.batch_size} is not divisible by train.processes "
+                          f"{train.processes}: each process takes batch_size / processes frames of every batch")
+    if train.workers != "auto" and not _is_count(train.workers, 0):
+        raise ParamsError(f"train.workers must be auto or a number >= 0, got {train.workers!r}")
+    if train.channels_last != "auto" and not isinstance(train.channels_last, bool):
+        raise ParamsError(f"train.channels_last must be auto, true or false, got {train.channels_last!r}")
 
 
 @dataclass(frozen=True)
@@ -360,6 +408,32 @@ class OodParams:
 
 
 @dataclass(frozen=True)
+class CvParams:
+    """Cross-validation (``cv/dvc.yaml``, run on request): its folds and the bootstrap of its intervals.
+
+    Attributes:
+        folds: the folds to train and evaluate, a DVC ``foreach`` list; the report needs all
+            of 0..split.folds-1 (checked there, against ``split.folds``).
+        resamples: bootstrap resamples of the patients, >= 100.
+        confidence: the intervals' coverage, in (0, 1).
+        seed: the bootstrap's seed, >= 0.
+    """
+
+    folds: tuple[int, ...] = (0, 1, 2, 3, 4)
+    resamples: int = 2000
+    confidence: float = 0.95
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.folds or len(set(self.folds)) != len(self.folds) or any(
+                isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in self.folds):
+            raise ParamsError(f"cv.folds must be a non-empty list of distinct fold numbers >= 0, got {list(self.folds)}")
+        if self.resamples < 100 or not 0 < self.confidence < 1 or self.seed < 0:
+            raise ParamsError(f"cv.resamples must be >= 100, cv.confidence in (0, 1) and cv.seed >= 0; got "
+                              f"{self.resamples}, {self.confidence}, {self.seed}")
+
+
+@dataclass(frozen=True)
 class Params:
     """All of params.yaml."""
 
@@ -373,6 +447,7 @@ class Params:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     export: ExportParams = field(default_factory=ExportParams)
     ood: OodParams = field(default_factory=OodParams)
+    cv: CvParams = field(default_factory=CvParams)
 
 
 T = TypeVar("T")
@@ -434,7 +509,7 @@ def load_params(path: Path = PARAMS_FILE) -> Params:
 
 
 __all__ = [
-    "AugmentParams", "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "LossParams",
+    "AugmentParams", "CvParams", "DataParams", "EvaluateParams", "ExportParams", "FilterSpec", "InferenceParams", "LossParams",
     "ModelParams", "OodParams", "Params", "ParamsError", "PreprocessSpec", "QcParams", "RoboflowParams", "SplitParams",
     "TrainParams",
     "build", "load_params", "named_by_options", "setting",

@@ -16,6 +16,13 @@ Stage outputs live outside ``data/`` (DVC refuses overlapping outputs).
 - evaluate -> ``reports/metrics.json``, ``reports/per_frame.csv``, ``reports/overlays/``.
 - export -> ``models/model.onnx``.
 - ood -> ``reports/ood.json``, ``reports/ood_dice.csv`` (see ``pipeline.evaluation.ood``).
+
+Cross-validation (``cv/dvc.yaml``, run on request), fold k as a plain number:
+
+- train --fold k -> ``models/folds/<k>/checkpoint.pt``, ``dvclive/folds/<k>/``.
+- evaluate --fold k -> ``reports/folds/<k>/metrics.json``, ``per_frame.csv``, ``per_frame_raw.csv``
+  (fold k's validation patients: its out-of-fold frames).
+- cv -> ``reports/cv.json``, ``reports/cv.md``, ``reports/cv_dice.csv`` (see ``pipeline.evaluation.crossval``).
 """
 
 from __future__ import annotations
@@ -37,6 +44,10 @@ PREPROCESS_PLOTS_DIR = REPORTS_DIR / "preprocess"
 MODEL_FILE = Path("models/model.onnx")
 OOD_FILE = REPORTS_DIR / "ood.json"            # the model on scanner variants training never saw
 OOD_PLOT_FILE = REPORTS_DIR / "ood_dice.csv"  # its Dice per variant and class (a DVC bar chart)
+FOLDS = "folds"
+CV_FILE = REPORTS_DIR / "cv.json"          # pooled out-of-fold scores, per-fold values, bootstrap intervals
+CV_TABLE_FILE = REPORTS_DIR / "cv.md"      # the same as a Markdown table
+CV_PLOT_FILE = REPORTS_DIR / "cv_dice.csv"  # Dice per fold and pooled, with the interval (a DVC bar chart)
 
 IMAGES = "images"
 MASKS = "masks"
@@ -45,3 +56,18 @@ SOURCE_INFO = "source.json"
 PROCESSED_MANIFEST = "frames.csv"
 REGION_COLUMNS = ("region_x", "region_y", "region_width", "region_height")
 """Manifest columns of a frame's DICOM ultrasound region (x, y, w, h) in px, for ``crop: dicom``."""
+
+
+def fold_checkpoint(fold: int) -> Path:
+    """``models/folds/<fold>/checkpoint.pt``: fold ``fold``'s last-epoch checkpoint."""
+    return CHECKPOINT_FILE.parent / FOLDS / str(fold) / CHECKPOINT_FILE.name
+
+
+def fold_dvclive_dir(fold: int) -> Path:
+    """``dvclive/folds/<fold>``: fold ``fold``'s training curves."""
+    return DVCLIVE_DIR / FOLDS / str(fold)
+
+
+def fold_reports_dir(fold: int) -> Path:
+    """``reports/folds/<fold>``: fold ``fold``'s evaluation on its validation (out-of-fold) patients."""
+    return REPORTS_DIR / FOLDS / str(fold)

@@ -46,8 +46,8 @@ def run_checked(command: list[str], cwd: Path, bin_dir: Path, timeout: int = 900
 
 
 def stages_run(output: str) -> list[str]:
-    """The stages a ``dvc repro`` output says it ran, in order."""
-    return re.findall(r"Running stage '([\w@-]+)'", output)
+    """The stages a ``dvc repro`` output says it ran, in order (``train``; ``cv/dvc.yaml:train@0`` for another file's)."""
+    return re.findall(r"Running stage '([^']+)'", output)
 
 
 def project_files() -> list[str]:

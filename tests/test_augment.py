@@ -18,11 +18,10 @@ from pipeline.training.augment import (FrameAugmentation, augment, displacement_
 from pipeline.training.intensity import (add_noise, apply_gain, apply_gamma, change_dynamic_range, coarsen_speckle,
                                          smoothstep_weights, tgc_profile)
 
-OFF = dict(gain=GainAugment(p=0), tgc=TgcAugment(p=0), dynamic_range=DynamicRangeAugment(p=0),
-           gamma=GammaAugment(p=0), speckle=SpeckleAugment(p=0), noise=NoiseAugment(p=0), elastic=ElasticAugment(p=0))
-ALWAYS = dict(gain=GainAugment(p=1), tgc=TgcAugment(p=1), dynamic_range=DynamicRangeAugment(p=1),
-              gamma=GammaAugment(p=1), speckle=SpeckleAugment(p=1), noise=NoiseAugment(p=1),
-              elastic=ElasticAugment(p=1))
+SECTIONS = {"gain": GainAugment, "tgc": TgcAugment, "dynamic_range": DynamicRangeAugment, "gamma": GammaAugment,
+            "speckle": SpeckleAugment, "noise": NoiseAugment, "elastic": ElasticAugment}
+OFF = {name: section(p=0) for name, section in SECTIONS.items()}  # every newer step off
+ALWAYS = {name: section(p=1) for name, section in SECTIONS.items()}  # every newer step on every frame
 NEW_STEPS = ("elastic_px", "speckle", "gain_db", "tgc_db", "dynamic_range_db", "gamma", "noise")
 
 

@@ -170,7 +170,7 @@ def test_train_uses_the_chosen_fold():
     for k, frames in enumerate(split["fold_frames"]):
         assert training_ids(split, known, fold=k) == (frames["train"], frames["val"])
     for fold in (4, -1):
-        with pytest.raises(ValueError, match="split.json: train.fold=.* has 4 fold\\(s\\), numbered 0 to 3"):
+        with pytest.raises(ValueError, match="split.json: --fold .* has 4 fold\\(s\\), numbered 0 to 3"):
             training_ids(split, known, fold=fold)
-    with pytest.raises(ValueError, match="split.json: train.fold=0 but the split has 0 fold\\(s\\); re-run"):
+    with pytest.raises(ValueError, match="split.json: --fold 0 but the split has 0 fold\\(s\\); re-run"):
         training_ids({"frames": split["frames"]}, known, fold=0)

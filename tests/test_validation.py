@@ -93,7 +93,7 @@ def evaluate_stage_summary(postprocess: PostprocessSpec) -> tuple[dict, float]:
 
 def run_validation(inference: InferenceParams) -> tuple[float, dict[str, ClassSummary]]:
     model, loader, _ = frames()
-    return validate(model, loader, nn.BCEWithLogitsLoss(), torch.device("cpu"), False, CLASSES, inference)
+    return validate(model, loader, nn.BCEWithLogitsLoss(), torch.device("cpu"), None, CLASSES, inference)
 
 
 def test_validation_scores_what_the_evaluate_stage_reports():

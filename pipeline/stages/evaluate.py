@@ -5,17 +5,28 @@ the selection score, with ``inference.postprocess`` as ``test`` and without it a
 ``test_raw``), ``reports/per_frame.csv`` (post-processed) and ``reports/per_frame_raw.csv``
 (not), and comparison pictures of the post-processed masks in ``reports/overlays/`` (DVC
 image plots).
+
+``python -m pipeline.stages.evaluate --fold K`` scores cross-validation fold K's checkpoint
+on fold K's validation patients (its out-of-fold frames) the same way, into
+``reports/folds/K/`` (``metrics.json`` with ``val`` and ``val_raw``, the two per-frame
+tables, no pictures); see :func:`evaluation_run` and ``cv/dvc.yaml``.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import sys
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from torch import nn
 from tqdm import tqdm
 
-from pipeline.config import load_params
+from pipeline.config import Params, load_params
 from pipeline.evaluation.pictures import comparison_picture, legend
 from pipeline.evaluation.scoring import describe, frame_rows, overall_score, summarise
 from pipeline.imaging.frames import read_frame
@@ -25,11 +36,58 @@ from pipeline.imaging.png import write_png_atomically
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.files.tables import read_table
 from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS_FILE, OVERLAYS_DIR, PER_FRAME_FILE,
-                             PER_FRAME_RAW_FILE, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE)
+                             PER_FRAME_RAW_FILE, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE, fold_checkpoint,
+                             fold_reports_dir)
 from pipeline.files.atomic import staged_folder, write_csv_atomically, write_json_atomically
+from pipeline.stages.fold import fold_entry, fold_option
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.predict import predict_probabilities
 from pipeline.training.checkpoint import load_checkpoint
+
+
+@dataclass(frozen=True)
+class EvaluationRun:
+    """Which checkpoint scores which frames, and where the reports go.
+
+    Attributes:
+        subset: ``test`` (the deployed model) or ``val`` (a fold's out-of-fold patients);
+            the key of the summary in the metrics file.
+        frame_ids: the frames to score, in the split's order.
+        patients: their patients.
+        checkpoint: the checkpoint to load; its stage is ``train_stage``.
+        metrics_file, per_frame_file, per_frame_raw_file: the reports.
+        overlays_dir: the comparison pictures' folder, or None for none.
+        train_stage: the stage that writes ``checkpoint`` (for the missing-file message).
+    """
+
+    subset: str
+    frame_ids: list[str]
+    patients: list[str]
+    checkpoint: Path
+    metrics_file: Path
+    per_frame_file: Path
+    per_frame_raw_file: Path
+    overlays_dir: Path | None
+    train_stage: str = "train"
+
+
+def evaluation_run(split: dict[str, Any], fold: int | None) -> EvaluationRun:
+    """The deployed model on the test patients (``fold`` None), or fold ``fold``'s model on its validation patients.
+
+    Raises:
+        ValueError: no test frames, or see :func:`pipeline.stages.fold.fold_entry`.
+    """
+    if fold is None:
+        if not split["frames"]["test"]:
+            raise ValueError(f"{SPLIT_FILE}: no test frames; give split.fractions a test share")
+        return EvaluationRun("test", list(split["frames"]["test"]), list(split["patients"]["test"]),
+                             CHECKPOINT_FILE, METRICS_FILE, PER_FRAME_FILE, PER_FRAME_RAW_FILE, OVERLAYS_DIR)
+    entry, reports = fold_entry(split, fold), fold_reports_dir(fold)
+    if not entry["frames"]["val"]:
+        raise ValueError(f"{SPLIT_FILE}: fold {fold} has no validation frames; re-run the split stage")
+    return EvaluationRun("val", entry["frames"]["val"], entry["patients"]["val"], fold_checkpoint(fold),
+                         reports / METRICS_FILE.name, reports / PER_FRAME_FILE.name, reports / PER_FRAME_RAW_FILE.name,
+                         None, f"train --fold {fold} (cv/dvc.yaml)")
 
 
 def spacing_of(row: pd.Series) -> tuple[float, float] | None:
@@ -38,48 +96,73 @@ def spacing_of(row: pd.Series) -> tuple[float, float] | None:
     return None if pd.isna(x) or pd.isna(y) else (float(x), float(y))
 
 
+def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, params: Params,
+                 overlays: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-frame score tables of a network on frames, at their original size.
+
+    Each frame's probabilities are mapped back onto the original frame, thresholded
+    (``inference.threshold``) and post-processed (``inference.postprocess``), then scored
+    against the original mask (:func:`pipeline.evaluation.scoring.frame_rows`).
+
+    Args:
+        model: the logits network (from the checkpoint).
+        frame_ids: the frames to score.
+        table: the processed manifest indexed by ``frame_id`` (patient, geometry, spacing).
+        params: params.yaml (``data.classes``, ``model.mean/std``, ``inference``, ``evaluate.overlays``).
+        overlays: a folder for the first ``evaluate.overlays`` comparison pictures, or None.
+
+    Returns:
+        The rows of the post-processed masks, and those of the raw masks.
+    """
+    classes, threshold, postprocess = params.data.classes, params.inference.threshold, params.inference.postprocess
+    rows, raw_rows = [], []
+    for index, frame_id in enumerate(tqdm(frame_ids, desc="evaluate", unit="frame", disable=None)):
+        row = table.loc[frame_id]
+        processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
+        probabilities = predict_probabilities(model, processed[None], params.model.mean, params.model.std)[0]
+        raw = probabilities_to_original_frame(probabilities, FrameGeometry.from_dict(row.to_dict())) > threshold
+        predicted = postprocess_masks(raw, classes, postprocess)
+        truth = unpack_masks(read_bitmask(FRAMES_DIR / MASKS / f"{frame_id}.png"), len(classes))
+        scored_raw = frame_rows(frame_id, row["patient"], raw, truth, classes, spacing_of(row))
+        raw_rows += scored_raw
+        rows += frame_rows(frame_id, row["patient"], predicted, truth, classes, spacing_of(row),
+                           reuse=list(zip(raw, scored_raw)))
+        if overlays is not None and index < params.evaluate.overlays:
+            original = read_frame(FRAMES_DIR / IMAGES / f"{frame_id}.png").gray
+            write_png_atomically(overlays / f"{frame_id}.png", comparison_picture(original, predicted, truth))
+    return pd.DataFrame(rows), pd.DataFrame(raw_rows)
+
+
+def metrics_report(run: EvaluationRun, per_frame: pd.DataFrame, per_frame_raw: pd.DataFrame,
+                   classes: tuple[str, ...], threshold: float) -> dict[str, Any]:
+    """The metrics file's content: ``<subset>`` and ``<subset>_raw`` summaries, scores, counts, threshold."""
+    report = {run.subset: summarise(per_frame, classes), f"{run.subset}_raw": summarise(per_frame_raw, classes),
+              "score": overall_score(per_frame, classes), "score_raw": overall_score(per_frame_raw, classes),
+              "frames": len(run.frame_ids), "patients": len(run.patients), "threshold": threshold}
+    return report if run.overlays_dir is None else {**report, "overlays": legend(classes)}
+
+
 def main() -> None:
-    """Scores the test frames and writes the reports."""
+    """Scores the test frames (or a fold's validation frames) and writes the reports."""
+    fold = fold_option(sys.argv[1:])
     params = load_params()
-    for path, stage in ((SPLIT_FILE, "split"), (CHECKPOINT_FILE, "train"), (PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess")):
+    require_file(SPLIT_FILE, "split")
+    run = evaluation_run(json.loads(SPLIT_FILE.read_text()), fold)
+    for path, stage in ((run.checkpoint, run.train_stage), (PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess")):
         require_file(path, stage)
     classes = params.data.classes
     params.inference.check_classes(classes)
-    split = json.loads(SPLIT_FILE.read_text())
     table = read_table(PROCESSED_DIR / PROCESSED_MANIFEST).set_index("frame_id")
-    test_ids = split["frames"]["test"]
-    if not test_ids:
-        raise ValueError(f"{SPLIT_FILE}: no test frames; give split.fractions a test share")
-    model, _ = load_checkpoint(CHECKPOINT_FILE)
-    threshold, postprocess = params.inference.threshold, params.inference.postprocess
-    rows, raw_rows = [], []
-    with staged_folder(OVERLAYS_DIR) as overlays:
-        for index, frame_id in enumerate(tqdm(test_ids, desc="evaluate", unit="frame", disable=None)):
-            row = table.loc[frame_id]
-            processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
-            probabilities = predict_probabilities(model, processed[None], params.model.mean, params.model.std)[0]
-            raw = probabilities_to_original_frame(probabilities, FrameGeometry.from_dict(row.to_dict())) > threshold
-            predicted = postprocess_masks(raw, classes, postprocess)
-            truth = unpack_masks(read_bitmask(FRAMES_DIR / MASKS / f"{frame_id}.png"), len(classes))
-            scored_raw = frame_rows(frame_id, row["patient"], raw, truth, classes, spacing_of(row))
-            raw_rows += scored_raw
-            rows += frame_rows(frame_id, row["patient"], predicted, truth, classes, spacing_of(row),
-                               reuse=list(zip(raw, scored_raw)))
-            if index < params.evaluate.overlays:
-                original = read_frame(FRAMES_DIR / IMAGES / f"{frame_id}.png").gray
-                write_png_atomically(overlays / f"{frame_id}.png", comparison_picture(original, predicted, truth))
-    per_frame, per_frame_raw = pd.DataFrame(rows), pd.DataFrame(raw_rows)
-    write_csv_atomically(PER_FRAME_FILE, per_frame)
-    write_csv_atomically(PER_FRAME_RAW_FILE, per_frame_raw)
-    summary = summarise(per_frame, classes)
-    score, score_raw = overall_score(per_frame, classes), overall_score(per_frame_raw, classes)
-    write_json_atomically(METRICS_FILE, {
-        "test": summary, "test_raw": summarise(per_frame_raw, classes), "score": score, "score_raw": score_raw,
-        "frames": len(test_ids), "patients": len(split["patients"]["test"]), "threshold": threshold,
-        "overlays": legend(classes),
-    })
-    print("evaluate: " + "; ".join(f"{name} {describe(scores)}" for name, scores in summary.items())
-          + f"; score {score:.3f} ({score_raw:.3f} without post-processing) -> {METRICS_FILE}")
+    model, _ = load_checkpoint(run.checkpoint)
+    with staged_folder(run.overlays_dir) if run.overlays_dir is not None else nullcontext() as overlays:
+        per_frame, per_frame_raw = score_frames(model, run.frame_ids, table, params, overlays)
+    write_csv_atomically(run.per_frame_file, per_frame)
+    write_csv_atomically(run.per_frame_raw_file, per_frame_raw)
+    report = metrics_report(run, per_frame, per_frame_raw, classes, params.inference.threshold)
+    write_json_atomically(run.metrics_file, report)
+    scope = "" if fold is None else f"fold {fold}: "
+    print(f"evaluate: {scope}" + "; ".join(f"{name} {describe(scores)}" for name, scores in report[run.subset].items())
+          + f"; score {report['score']:.3f} ({report['score_raw']:.3f} without post-processing) -> {run.metrics_file}")
 
 
 if __name__ == "__main__":

@@ -1,27 +1,72 @@
 """Stage ``train``: processed frames + split -> ``models/checkpoint.pt`` and ``dvclive/``.
 
 ``python -m pipeline.stages.train`` reads ``data.classes``, ``preprocess.size`` and the ``model``,
-``train`` and ``inference`` sections of params.yaml. The checkpoint holds the epoch with the
-best validation score, the evaluate stage's definition on the masks inference makes (see
-``pipeline.training.loop``).
+``train`` and ``inference`` sections of params.yaml. The checkpoint holds the model after
+``train.epochs`` epochs (``train.keep: last``, or the epoch early stopping stopped at), or the
+epoch with the best validation score (``keep: best``); see ``pipeline.training.loop``.
+``train.processes: N`` runs the stage again in N processes under torchrun
+(:func:`launched_in_processes`). A run killed before its end continues from its last complete
+epoch when the stage runs again with the same params, data and code
+(:mod:`pipeline.training.resume`, :func:`resume_spec`).
+
+``python -m pipeline.stages.train --fold K`` trains cross-validation fold K with the same
+recipe (``cv/dvc.yaml``): on the other folds' patients, validating on fold K's, into
+``models/folds/K/checkpoint.pt`` and ``dvclive/folds/K/`` (:func:`train_run`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-
-from pipeline.config import load_params
+from pipeline.config import Params, TrainParams, load_params
 from pipeline.files.tables import read_table
-from pipeline.layout import CHECKPOINT_FILE, DVCLIVE_DIR, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE
+from pipeline.layout import (CHECKPOINT_FILE, DVCLIVE_DIR, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE,
+                             fold_checkpoint, fold_dvclive_dir)
+from pipeline.stages.fold import fold_entry, fold_option
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.data import FrameDataset, load_frames
-from pipeline.training.loop import train_model
+from pipeline.training.devices import available_cpus
+from pipeline.training.distributed import SINGLE, World, check_world, launch, needs_launch, world_from_environment
+from pipeline.training.loop import EpochMetrics, kept_metrics, train_model
 from pipeline.training.model import check_input_size
+from pipeline.training.resume import ResumeSpec, code_files, fingerprint, resume_folder
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """What one run of the stage trains, and where it writes.
+
+    Attributes:
+        fold: None for the deployed model (the split's train/val subsets), K for
+            cross-validation fold K.
+        checkpoint: the checkpoint file to write.
+        live_dir: DVCLive's folder.
+    """
+
+    fold: int | None
+    checkpoint: Path
+    live_dir: Path
+
+    @property
+    def subsets(self) -> str:
+        """How the console names the frames: ``the split's train/val`` or ``fold K``."""
+        return "the split's train/val" if self.fold is None else f"fold {self.fold}"
+
+
+def train_run(fold: int | None) -> TrainRun:
+    """The deployed model's run (``fold`` None) or fold ``fold``'s, with its output paths (``pipeline.layout``)."""
+    if fold is None:
+        return TrainRun(None, CHECKPOINT_FILE, DVCLIVE_DIR)
+    return TrainRun(fold, fold_checkpoint(fold), fold_dvclive_dir(fold))
 
 
 def training_ids(split: dict[str, Any], known: set[str], fold: int | None = None) -> tuple[list[str], list[str]]:
@@ -40,15 +85,9 @@ def training_ids(split: dict[str, Any], known: set[str], fold: int | None = None
             (it is older than the processed data), or has no fold ``fold``; the message
             names the split file.
     """
-    if fold is not None:
-        folds = split.get("fold_frames") if isinstance(split, dict) else None
-        n_folds = len(folds) if isinstance(folds, list) else 0
-        if not 0 <= fold < n_folds:
-            raise ValueError(f"{SPLIT_FILE}: train.fold={fold} but the split has {n_folds} fold(s)"
-                             + (f", numbered 0 to {n_folds - 1}" if n_folds else "; re-run the split stage"))
     where, scope = ("frames", "") if fold is None else (f"fold_frames[{fold}]", f" in fold {fold}")
     try:
-        source = split["frames"] if fold is None else split["fold_frames"][fold]
+        source = split["frames"] if fold is None else fold_entry(split, fold)["frames"]
         train_ids, val_ids = list(source["train"]), list(source["val"])
     except (KeyError, TypeError) as error:
         raise ValueError(f"{SPLIT_FILE}: no {where}.train/{where}.val lists ({error}); "
@@ -68,28 +107,82 @@ def training_ids(split: dict[str, Any], known: set[str], fold: int | None = None
 
 def main() -> None:
     """Loads the frames, trains, and writes the best checkpoint and the DVCLive metrics."""
+    run = train_run(fold_option(sys.argv[1:]))
     params = load_params()
     check_input_size(params.model, params.preprocess.size)  # before any frame is read
     for path, stage in ((PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess"), (SPLIT_FILE, "split")):
         require_file(path, stage)
+    if launched_in_processes(params.train.processes):
+        return
+    world = training_world(params.train.processes)
     manifest = read_table(PROCESSED_DIR / PROCESSED_MANIFEST)
     try:
         split = json.loads(SPLIT_FILE.read_text())
     except json.JSONDecodeError as error:
         raise ValueError(f"{SPLIT_FILE}: not JSON ({error}); re-run the split stage") from error
-    train_ids, val_ids = training_ids(split, set(manifest["frame_id"]), params.train.fold)
+    train_ids, val_ids = training_ids(split, set(manifest["frame_id"]), run.fold)
     size, classes, model = params.preprocess.size, params.data.classes, params.model
     train_set = FrameDataset(*load_frames(PROCESSED_DIR, train_ids, size), len(classes), model.mean, model.std,
                              params.train.augment, params.train.seed)
     val_set = FrameDataset(*load_frames(PROCESSED_DIR, val_ids, size), len(classes), model.mean, model.std)
-    history = train_model(model, params.train, classes, train_set, val_set, CHECKPOINT_FILE, DVCLIVE_DIR,
-                          inference=params.inference)
-    best = max(history, key=lambda metrics: metrics.score)
-    subsets = "the split's train/val" if params.train.fold is None else f"fold {params.train.fold}"
-    dice = ", ".join(f"{name} {value:.3f}" for name, value in best.val_dice.items())
-    print(f"train ({subsets}): {len(train_ids)} training/{len(val_ids)} validation frames, {size}x{size}, "
-          f"{model.arch}/{model.encoder}; best val score {best.score:.3f} (Dice {dice}) at epoch {best.epoch} "
-          f"-> {CHECKPOINT_FILE}")
+    history = train_model(model, params.train, classes, train_set, val_set, run.checkpoint, run.live_dir,
+                          inference=params.inference, world=world, resume=resume_spec(params, run, train_set, val_set))
+    if world.is_main:
+        print(f"train ({run.subsets}): {len(train_ids)} training/{len(val_ids)} validation frames, {size}x{size}, "
+              f"{model.arch}/{model.encoder}; {kept_summary(history, params.train)} -> {run.checkpoint}")
+
+
+def launched_in_processes(processes: int) -> bool:
+    """Runs this stage again in ``train.processes`` processes under torchrun, when it asks for several.
+
+    Returns:
+        True when the processes ran (and succeeded): this process has nothing left to do.
+
+    Raises:
+        ChildProcessError: a process failed; their messages are above.
+    """
+    if not needs_launch(processes, os.environ):
+        return False
+    status = launch(processes, "pipeline.stages.train", sys.argv[1:], available_cpus())
+    if status:
+        raise ChildProcessError(f"training in {processes} processes failed (torchrun exit status {status}); "
+                                "see the processes' messages above")
+    return True
+
+
+def training_world(processes: int) -> World:
+    """This process's place among the training processes (one, unless torchrun started it).
+
+    Raises:
+        ParamsError: torchrun started another number of processes than ``train.processes``.
+    """
+    world = world_from_environment(os.environ) or SINGLE
+    check_world(world, processes)
+    return world
+
+
+def resume_spec(params: Params, run: TrainRun, train_set: FrameDataset, val_set: FrameDataset) -> ResumeSpec:
+    """Where this run keeps its resume state, and the fingerprint the state must match.
+
+    The fingerprint covers the params the stage reads (``data.classes``, ``preprocess.size``,
+    ``model``, ``train``, ``inference``) and the fold, the split file and the processed
+    manifest, the frames and masks loaded, and the code of every ``pipeline`` module imported.
+    """
+    settings = {"data.classes": params.data.classes, "preprocess.size": params.preprocess.size,
+                "model": dataclasses.asdict(params.model), "train": dataclasses.asdict(params.train),
+                "inference": dataclasses.asdict(params.inference), "fold": run.fold}
+    arrays = [train_set.images, train_set.masks, val_set.images, val_set.masks]
+    return ResumeSpec(resume_folder(run.checkpoint),
+                      fingerprint(settings, [SPLIT_FILE, PROCESSED_DIR / PROCESSED_MANIFEST], arrays, code_files()))
+
+
+def kept_summary(history: list[EpochMetrics], train: TrainParams) -> str:
+    """What the checkpoint holds, for the console: the kept epoch, its score, and the best one."""
+    kept, best = kept_metrics(history, train.keep), kept_metrics(history, "best")
+    dice = ", ".join(f"{name} {value:.3f}" for name, value in kept.val_dice.items())
+    stopped = f" (early stop of {train.epochs})" if len(history) < train.epochs else f" of {train.epochs}"
+    return (f"kept epoch {kept.epoch}{stopped} (keep: {train.keep}), val score {kept.score:.3f} (Dice {dice}); "
+            f"best val score {best.score:.3f} at epoch {best.epoch}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ ever needed.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TypedDict
 
@@ -36,8 +37,9 @@ class CheckpointInfo(TypedDict):
         model: the ModelParams it was trained with (``encoder_weights`` as in training).
         classes: output channel names, in order.
         size: S, the square input side in px.
-        epoch: the (1-based) epoch of the saved weights.
-        val_dice: their validation mean hard Dice.
+        epoch: the (1-based) epoch of the saved weights: the last one trained (``train.keep:
+            last``) or the best-scoring one (``keep: best``).
+        val_dice: their validation score (mean of the class Dice values, in [0, 1]).
     """
 
     model: ModelParams
@@ -47,22 +49,24 @@ class CheckpointInfo(TypedDict):
     val_dice: float
 
 
-def save_checkpoint(path: Path, model: nn.Module, model_params: ModelParams, classes: tuple[str, ...],
-                    size: int, epoch: int, val_dice: float) -> None:
+def save_checkpoint(path: Path, model: nn.Module | Mapping[str, torch.Tensor], model_params: ModelParams,
+                    classes: tuple[str, ...], size: int, epoch: int, val_dice: float) -> None:
     """Writes the checkpoint via a temporary file and rename (never half-written).
 
     Args:
         path: target file; its folder is created.
-        model: the logits network built by ``build_model(model_params, len(classes))``.
+        model: the logits network built by ``build_model(model_params, len(classes))``, or
+            its ``state_dict``.
         model_params: how it was built.
         classes: output channel names.
         size: S, the input side it was trained on.
         epoch: the epoch of these weights (1-based).
-        val_dice: their validation mean Dice.
+        val_dice: their validation score (the mean of the class Dice values, in [0, 1]).
     """
+    weights = model.state_dict() if isinstance(model, nn.Module) else model
     payload = {"model": dataclasses.asdict(model_params), "classes": list(classes), "size": int(size),
                "epoch": int(epoch), "val_dice": float(val_dice),
-               "state_dict": {name: tensor.detach().cpu() for name, tensor in model.state_dict().items()}}
+               "state_dict": {name: tensor.detach().cpu().contiguous() for name, tensor in weights.items()}}
     with atomic_file(path) as temporary:
         torch.save(payload, temporary)
 

@@ -1,19 +1,27 @@
-"""The training loop: Adam, ReduceLROnPlateau on the validation score, best checkpoint, DVCLive metrics.
+"""The training loop: Adam, ReduceLROnPlateau on the validation score, a fixed epoch budget, DVCLive metrics.
 
 Validation scores the masks as inference makes them (sigmoid > ``inference.threshold``, then
 ``inference.postprocess``) with the evaluate stage's definition
 (:mod:`pipeline.evaluation.summary`): per class, the mean Dice over the frames where truth or
-prediction holds the class. The score, mean of the class Dice, drives the scheduler and the
-best checkpoint. Per epoch DVCLive logs ``train/loss``, ``val/loss``, ``val/dice_<class>``,
-``val/score`` and ``lr`` (the learning rate used in that epoch) as one step. Mixed precision
-is used on CUDA only.
+prediction holds the class. The score, mean of the class Dice, drives the scheduler, the
+curves, optional early stopping and, with ``train.keep: best``, the epoch the checkpoint
+keeps; by default (``keep: last``) the checkpoint holds the model after the last epoch. Per
+epoch DVCLive logs ``train/loss``, ``val/loss``, ``val/dice_<class>``, ``val/score`` and
+``lr`` (the learning rate used in that epoch) as one step.
+
+After every epoch the whole state is saved (:mod:`pipeline.training.resume`), so a killed
+run continues from its last complete epoch, with the same result on the CPU. With several
+processes (:mod:`pipeline.training.distributed`) rank 0 alone writes files and prints.
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +36,12 @@ from pipeline.inference.contract import NO_POSTPROCESS
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.checkpoint import save_checkpoint
 from pipeline.training.data import FrameDataset
-from pipeline.training.losses import build_loss
-from pipeline.training.model import build_model, resolve_device
+from pipeline.training.devices import Runtime, available_cpus, resolve_runtime
+from pipeline.training.distributed import SINGLE, World, all_reduce_sum, barrier, gather_objects, process_group
+from pipeline.training.parts import TrainingParts, build_parts, parts_state, restore_parts, sync_buffers, to_device
+from pipeline.training.progress import Progress, advance, finished, improves, kept_epoch, stops_early
+from pipeline.training.resume import (ResumeSpec, discard, load_state, read_folder, restore_rng_states, rng_states,
+                                      save_state, write_folder)
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,7 @@ class EpochMetrics:
         train_loss, val_loss: mean training loss over frames.
         val: per class, the validation summary (Dice and IoU over the scored frames, frame counts).
         lr: learning rate used during the epoch.
+        step_losses: the loss of each training batch (the whole batch, over every process), in order.
     """
 
     epoch: int
@@ -48,6 +61,7 @@ class EpochMetrics:
     val_loss: float
     val: dict[str, ClassSummary]
     lr: float
+    step_losses: tuple[float, ...] = ()
 
     @property
     def val_dice(self) -> dict[str, float]:
@@ -65,32 +79,49 @@ class EpochMetrics:
         return {"train/loss": self.train_loss, "val/loss": self.val_loss, **dice, "val/score": self.score,
                 "lr": self.lr}
 
+    def as_record(self) -> dict[str, Any]:
+        """Plain values (for the resume state); :meth:`from_record` inverts it."""
+        return {"epoch": self.epoch, "train_loss": self.train_loss, "val_loss": self.val_loss, "lr": self.lr,
+                "val": {name: summary.as_dict() for name, summary in self.val.items()},
+                "step_losses": list(self.step_losses)}
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> EpochMetrics:
+        """The metrics :meth:`as_record` described."""
+        return cls(record["epoch"], record["train_loss"], record["val_loss"],
+                   {name: ClassSummary(**values) for name, values in record["val"].items()}, record["lr"],
+                   tuple(record["step_losses"]))
+
 
 def seed_everything(seed: int) -> None:
-    """Seeds Python's, NumPy's and torch's global generators (model init, shuffling)."""
+    """Seeds Python's, NumPy's and torch's global generators (model init, dropout)."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
 def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, loss_fn: nn.Module,
-               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler) -> float:
+               optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
+               autocast: torch.dtype | None = None) -> float:
     """One optimisation step on a batch.
 
     Args:
-        model: logits network, on the batch's device.
+        model: logits network, on the batch's device (or its DistributedDataParallel wrapper).
         images: (N, 1, S, S) float32 normalised images.
         targets: (N, C, S, S) float32 0/1 truth.
         loss_fn: maps (logits, targets) to a scalar; evaluated in float32.
         optimizer: updates ``model``'s parameters.
-        scaler: gradient scaler; when enabled (CUDA), the forward pass runs under autocast.
+        scaler: gradient scaler (enabled for float16 autocast).
+        autocast: the forward pass's autocast dtype, None for float32; when None and the
+            scaler is enabled, float16.
 
     Returns:
         The batch loss before the step.
     """
+    dtype = autocast if autocast is not None else (torch.float16 if scaler.is_enabled() else None)
     model.train()
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device_type=images.device.type, enabled=scaler.is_enabled()):
+    with torch.autocast(device_type=images.device.type, dtype=dtype, enabled=dtype is not None):
         logits = model(images)
     loss = loss_fn(logits.float(), targets)
     scaler.scale(loss).backward()
@@ -132,57 +163,147 @@ def inference_masks(logits: torch.Tensor, classes: tuple[str, ...], inference: I
 
 @torch.no_grad()
 def validate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: torch.device,
-             mixed_precision: bool, classes: tuple[str, ...],
-             inference: InferenceParams) -> tuple[float, dict[str, ClassSummary]]:
-    """Loss and per-class summary of ``model`` on every frame of ``loader``.
+             autocast: torch.dtype | None, classes: tuple[str, ...], inference: InferenceParams,
+             world: World = SINGLE, positions: Sequence[int] | None = None,
+             n_frames: int | None = None) -> tuple[float, dict[str, ClassSummary]]:
+    """Loss and per-class summary of ``model`` on every frame of the validation set.
 
     The masks are made as inference makes them (:func:`inference_masks`); pixels are counted
     on the device and only the (N, C, 3) counts move to the CPU, where
     :func:`pipeline.evaluation.summary.class_summary` (the evaluate stage's definition) scores them.
+    With several processes each validates its share of the frames; the per-frame counts and
+    the loss sum are added up over the processes, so every process gets the score one
+    process would get on all the frames with the same network.
 
     Args:
-        model: logits network on ``device``.
-        loader: batches of (N, 1, S, S) images and (N, C, S, S) float 0/1 targets.
+        model: logits network on ``device`` (not a DistributedDataParallel wrapper).
+        loader: batches of (N, 1, S, S) images and (N, C, S, S) float 0/1 targets: this
+            process's frames, in order.
         loss_fn: maps (logits, targets) to a scalar.
         device: where to run.
-        mixed_precision: run the forward pass under autocast.
+        autocast: the forward pass's autocast dtype, None for float32.
         classes: the C class names.
         inference: the threshold and post-processing.
+        world: the processes sharing the validation set.
+        positions: the index in the whole validation set of each frame ``loader`` yields;
+            None: ``loader`` yields the whole set, in order.
+        n_frames: frames in the whole validation set (with ``positions``).
 
     Returns:
         The mean loss over frames, and per class its :class:`ClassSummary`.
     """
     model.eval()
-    loss_sum, counts = 0.0, []
+    loss_sum, counts = 0.0, [torch.zeros((0, len(classes), 3), dtype=torch.int64)]
     for images, targets in loader:
         images, targets = images.to(device), targets.to(device)
-        with torch.autocast(device_type=device.type, enabled=mixed_precision):
+        with torch.autocast(device_type=device.type, dtype=autocast, enabled=autocast is not None):
             logits = model(images)
         loss_sum += float(loss_fn(logits.float(), targets)) * len(images)
         counts.append(pixel_counts(inference_masks(logits, classes, inference), targets > 0.5).cpu())
-    table = torch.cat(counts).numpy()  # (N, C, 3)
-    return loss_sum / len(table), {name: class_summary(*table[:, channel].T) for channel, name in enumerate(classes)}
+    table = torch.cat(counts)
+    if positions is not None:
+        table = torch.zeros((n_frames or len(positions), len(classes), 3), dtype=torch.int64).index_copy_(
+            0, torch.tensor(list(positions), dtype=torch.int64), table)
+    n_frames = len(table)
+    table = all_reduce_sum(table.to(device), world).cpu().numpy()  # (N, C, 3)
+    loss_total = float(all_reduce_sum(torch.tensor([loss_sum], dtype=torch.float64, device=device), world)[0])
+    return loss_total / n_frames, {name: class_summary(*table[:, channel].T) for channel, name in enumerate(classes)}
 
 
-def train_epoch(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, optimizer: torch.optim.Optimizer,
-                scaler: torch.amp.GradScaler, device: torch.device, description: str) -> float:
-    """One pass over ``loader`` with a progress bar; returns the mean loss over frames."""
-    loss_sum, frames = 0.0, 0
-    with tqdm(loader, desc=description, unit="batch", leave=False, disable=None) as progress:
+def train_epoch(parts: TrainingParts, description: str, world: World = SINGLE) -> tuple[float, list[float]]:
+    """One pass over this process's training batches, with a progress bar on rank 0.
+
+    Returns:
+        The mean loss over the epoch's frames and the loss of each whole batch, both over
+        every process (per-process losses weighted by their frames).
+    """
+    runtime, local = parts.runtime, []
+    with tqdm(parts.train_loader, desc=description, unit="batch", leave=False,
+              disable=None if world.is_main else True) as progress:
         for images, targets in progress:
-            loss = train_step(model, images.to(device), targets.to(device), loss_fn, optimizer, scaler)
-            loss_sum, frames = loss_sum + loss * len(images), frames + len(images)
+            loss = train_step(parts.trained, to_device(images, runtime), to_device(targets, runtime), parts.loss_fn,
+                              parts.optimizer, parts.scaler, runtime.autocast_dtype)
+            local.append((loss * len(images), len(images)))
             progress.set_postfix(loss=f"{loss:.4f}")
-    return loss_sum / max(frames, 1)
+    sums = all_reduce_sum(torch.tensor(local, dtype=torch.float64, device=runtime.device).reshape(-1, 2), world).cpu()
+    mean = float(sums[:, 0].sum() / max(float(sums[:, 1].sum()), 1.0))
+    return mean, (sums[:, 0] / sums[:, 1]).tolist()
+
+
+def _run_epoch(parts: TrainingParts, epoch: int, params: TrainParams, train_set: FrameDataset, val_size: int,
+               classes: tuple[str, ...], inference: InferenceParams, world: World) -> EpochMetrics:
+    """Trains epoch ``epoch`` (1-based), validates, and steps the scheduler."""
+    train_set.epoch = epoch
+    parts.sampler.set_epoch(epoch)
+    lr = parts.optimizer.param_groups[0]["lr"]
+    train_loss, steps = train_epoch(parts, f"epoch {epoch}/{params.epochs}", world)
+    sync_buffers(parts.model, world)
+    val_loss, summaries = validate(parts.model, parts.val_loader, parts.loss_fn, parts.runtime.device,
+                                   parts.runtime.autocast_dtype, classes, inference, world, parts.val_positions,
+                                   val_size)
+    metrics = EpochMetrics(epoch, train_loss, val_loss, summaries, lr, tuple(steps))
+    parts.scheduler.step(metrics.score)
+    return metrics
+
+
+def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: tensor.detach().to("cpu", copy=True) for name, tensor in model.state_dict().items()}
+
+
+def _start(parts: TrainingParts, resume: ResumeSpec | None,
+           world: World) -> tuple[Progress, list[EpochMetrics], dict[str, torch.Tensor] | None, dict[str, str] | None]:
+    """A fresh run, or the one ``resume``'s state continues: (progress, history, best weights, DVCLive files)."""
+    state = None
+    if resume is not None:
+        if world.is_main:  # decides, and discards a stale state, before the others read
+            state = load_state(resume)
+        barrier(world)
+        if not world.is_main:
+            state = load_state(resume)
+    if state is None:
+        return Progress(), [], None, None
+    restore_parts(parts, state)
+    restore_rng_states(state["rng"][world.rank])
+    history = [EpochMetrics.from_record(record) for record in state["history"]]
+    return Progress(**state["progress"]), history, state["best_weights"], state["live"]
+
+
+def _open_live(live_dir: Path, files: dict[str, str] | None, epochs_done: int) -> Live:
+    """DVCLive for a new run, or continuing after ``epochs_done`` epochs from their saved files."""
+    # In a DVC stage the metrics and plots are declared in dvc.yaml (dvcyaml=False) and
+    # `dvc exp run` records the experiment itself (save_dvc_exp=False).
+    if files is None:
+        return Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False)
+    write_folder(live_dir, files)
+    live = Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False, resume=True)
+    live.step = epochs_done  # DVCLive reads step 0 back as "nothing logged yet"
+    return live
+
+
+def _report(live: Live, metrics: EpochMetrics) -> None:
+    for name, value in metrics.as_metrics().items():
+        live.log_metric(name, value)
+    live.next_step()
+    dice = ", ".join(f"{name} {value:.3f}" for name, value in metrics.val_dice.items())
+    tqdm.write(f"epoch {metrics.epoch}: train loss {metrics.train_loss:.4f}, val loss {metrics.val_loss:.4f}, "
+               f"val score {metrics.score:.3f} (Dice {dice}), lr {metrics.lr:.2e}")
+
+
+def kept_metrics(history: Sequence[EpochMetrics], keep: str) -> EpochMetrics:
+    """The epoch whose model the checkpoint holds (``train.keep``: ``last`` or ``best``)."""
+    return history[kept_epoch([metrics.score for metrics in history], keep) - 1]
 
 
 def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[str, ...], train_set: FrameDataset,
                 val_set: FrameDataset, checkpoint_path: Path, live_dir: Path,
-                inference: InferenceParams = InferenceParams(postprocess=NO_POSTPROCESS)) -> list[EpochMetrics]:
-    """Trains a network from scratch and keeps the epoch with the best validation score (:attr:`EpochMetrics.score`).
+                inference: InferenceParams = InferenceParams(postprocess=NO_POSTPROCESS), *, world: World = SINGLE,
+                resume: ResumeSpec | None = None, runtime: Runtime | None = None) -> list[EpochMetrics]:
+    """Trains a network for ``params.epochs`` epochs (or until early stopping) and writes its checkpoint.
 
     Seeds everything from ``params.seed`` first, so a run is reproducible on the same
-    hardware. The last incomplete training batch is dropped (BatchNorm needs > 1 frame).
+    hardware. The checkpoint holds the model after the last epoch run (``keep: last``) or
+    the epoch with the best validation score (``keep: best``). With ``resume``, the state
+    saved after each epoch lets a killed run continue; it is deleted when the run is done.
 
     Args:
         model_params: the network to build (``model`` section).
@@ -190,54 +311,56 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
         classes: output channel names.
         train_set: augmented training frames.
         val_set: validation frames, not augmented.
-        checkpoint_path: where the best epoch's checkpoint is written.
-        live_dir: DVCLive's output folder (metrics.json and plots/metrics/...).
+        checkpoint_path: where the kept epoch's checkpoint is written (by rank 0).
+        live_dir: DVCLive's output folder (metrics.json and plots/metrics/...), rank 0's.
         inference: how validation makes masks (``inference`` section; no post-processing by default).
+        world: this process among the training processes (started by torchrun).
+        resume: where the resume state lives and what it must match; None: no resume state.
+        runtime: device, precision and loading; None: ``params`` resolved on this machine.
 
     Returns:
-        The metrics of every epoch, in order.
+        The metrics of every epoch run, in order (a resumed run's earlier epochs included).
 
     Raises:
         ValueError: an empty training or validation set.
         ParamsError: ``inference.postprocess`` names a class not in ``classes``; and see
-            ``build_model`` and ``resolve_device``.
+            ``build_model`` and ``resolve_runtime``.
         WeightsUnavailableError: see ``build_model``.
     """
     if len(train_set) == 0 or len(val_set) == 0:
         raise ValueError(f"nothing to train on: {len(train_set)} training and {len(val_set)} validation frames")
     inference.check_classes(classes)
-    seed_everything(params.seed)
-    device = resolve_device(params.device)
-    mixed_precision = device.type == "cuda"
-    model = build_model(model_params, len(classes)).to(device)
-    shuffle = torch.Generator().manual_seed(params.seed)
-    train_loader = DataLoader(train_set, batch_size=params.batch_size, shuffle=True, generator=shuffle,
-                              drop_last=len(train_set) >= params.batch_size, pin_memory=mixed_precision)
-    val_loader = DataLoader(val_set, batch_size=params.batch_size, pin_memory=mixed_precision)
-    loss_fn = build_loss(params.loss, len(classes))
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=params.plateau_factor,
-                                                           patience=params.plateau_patience)
-    scaler = torch.amp.GradScaler(device.type, enabled=mixed_precision)
-    history: list[EpochMetrics] = []
-    # In a DVC stage the metrics and plots are declared in dvc.yaml (dvcyaml=False) and
-    # `dvc exp run` records the experiment itself (save_dvc_exp=False).
-    with Live(dir=str(live_dir), dvcyaml=False, save_dvc_exp=False) as live:
-        for epoch in range(1, params.epochs + 1):
-            train_set.epoch = epoch
-            lr = optimizer.param_groups[0]["lr"]
-            train_loss = train_epoch(model, train_loader, loss_fn, optimizer, scaler, device,
-                                     f"epoch {epoch}/{params.epochs}")
-            val_loss, summaries = validate(model, val_loader, loss_fn, device, mixed_precision, classes, inference)
-            metrics = EpochMetrics(epoch, train_loss, val_loss, summaries, lr)
-            scheduler.step(metrics.score)
-            if not history or metrics.score > max(m.score for m in history):
-                save_checkpoint(checkpoint_path, model, model_params, classes, train_set.size, epoch, metrics.score)
-            history.append(metrics)
-            for name, value in metrics.as_metrics().items():
-                live.log_metric(name, value)
-            live.next_step()
-            dice = ", ".join(f"{name} {value:.3f}" for name, value in metrics.val_dice.items())
-            tqdm.write(f"epoch {epoch}: train loss {train_loss:.4f}, val loss {val_loss:.4f}, "
-                       f"val score {metrics.score:.3f} (Dice {dice}), lr {lr:.2e}")
+    runtime = runtime or resolve_runtime(params, torch.cuda.is_available(), available_cpus(), world.local_rank,
+                                         world.local_size)
+    with process_group(world, runtime.backend, runtime.device):
+        seed_everything(params.seed)
+        parts = build_parts(model_params, params, len(classes), train_set, val_set, runtime, world)
+        progress, history, best_weights, live_files = _start(parts, resume, world)
+        if history and world.is_main:
+            tqdm.write(f"resuming after epoch {progress.epoch} of {params.epochs} from {resume.path}")  # type: ignore[union-attr]
+        with _open_live(live_dir, live_files, progress.epoch) if world.is_main else contextlib.nullcontext() as live:
+            while not finished(progress, params.epochs, params.early_stopping_patience):
+                metrics = _run_epoch(parts, progress.epoch + 1, params, train_set, len(val_set), classes, inference,
+                                     world)
+                if improves(progress, metrics.score) and params.keep == "best":
+                    best_weights = _cpu_copy(parts.model)
+                progress, history = advance(progress, metrics.score), [*history, metrics]
+                if world.is_main:
+                    _report(live, metrics)
+                rng = gather_objects(rng_states(), world)
+                if resume is not None and world.is_main:
+                    save_state(resume, {**parts_state(parts), "rng": rng, "progress": progress.as_dict(),
+                                        "history": [m.as_record() for m in history], "best_weights": best_weights,
+                                        "live": read_folder(live_dir)})
+            if stops_early(progress, params.early_stopping_patience) and world.is_main:
+                tqdm.write(f"early stop after epoch {progress.epoch}: no better val score in "
+                           f"{params.early_stopping_patience} epoch(s) (best {progress.best_score:.3f} at epoch "
+                           f"{progress.best_epoch})")
+        if world.is_main:
+            kept = kept_metrics(history, params.keep)
+            weights = best_weights if params.keep == "best" else parts.model.state_dict()
+            save_checkpoint(checkpoint_path, weights, model_params, classes, train_set.size, kept.epoch, kept.score)
+            if resume is not None:
+                discard(resume)
+        barrier(world)
     return history
