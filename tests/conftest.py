@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+import yaml
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -67,6 +69,57 @@ def copy_project(root: Path) -> Path:
         target = root / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(PROJECT_ROOT / name, target)
+    return root
+
+
+DIGIT_PATIENTS = ["000", "001", "007", "010", "042", "100"]
+"""The small export's patients: P001..P006 of the synthetic sample, in order, named as a scanner names them."""
+
+
+def write_digit_named_export(root: Path) -> None:
+    """A 12-frame COCO export in ``root``: the synthetic sample (seed 3, 6 patients x 2 frames of 320x240) with each
+    image renamed to its scanner name ``<patient><frame>.jpg`` (``0071.jpg``: patient ``007``, frame 1)."""
+    from pipeline.synthetic import SampleSpec, write_sample_export
+
+    source = root.with_name("sample")
+    spec = SampleSpec(n_patients=len(DIGIT_PATIENTS), frames_per_patient=2, frame_width=320, frame_height=240)
+    write_sample_export(source, seed=3, spec=spec)
+    shutil.copytree(source, root)
+    for annotation_file in root.glob("*/_annotations.coco.json"):
+        payload = json.loads(annotation_file.read_text())
+        for image in payload["images"]:
+            patient, frame = re.match(r"P(\d{3})_F(\d{2})_png\.rf\.", image["file_name"]).groups()
+            name = f"{DIGIT_PATIENTS[int(patient) - 1]}{int(frame)}.jpg"
+            (annotation_file.parent / image["file_name"]).rename(annotation_file.parent / name)
+            image["file_name"] = name
+        annotation_file.write_text(json.dumps(payload))
+
+
+def fast_params() -> dict:
+    """The project's params.yaml shrunk to seconds (64 px, ResNet-18 from scratch, 1 epoch, 2 folds), with a
+    patient pattern for the digit names of :func:`write_digit_named_export`."""
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["data"]["patient_pattern"] = r"^(?P<patient>\d{3})"
+    params["preprocess"].update(size=64, filter={**params["preprocess"]["filter"], "method": "isotropic"})
+    params["split"].update(fractions=[0.5, 0.25, 0.25], folds=2)
+    params["model"].update(encoder="resnet18", encoder_weights=None)
+    params["train"].update(epochs=1, batch_size=4)
+    params["evaluate"]["overlays"] = 2
+    params["ood"].update(variants=["default", "probe_bottom"], patients=1, frames_per_patient=2)
+    params["cv"]["folds"] = [0, 1]
+    return params
+
+
+def small_dvc_project(root: Path, bin_dir: Path, params: dict) -> Path:
+    """A copy of the project (:func:`copy_project`) in a new git repository at ``root``: the export of
+    :func:`write_digit_named_export` in ``data/`` (``dvc add``), ``params`` as params.yaml, all in one commit.
+    Commands run with ``bin_dir`` first on PATH (:func:`run_checked`). Returns ``root``."""
+    copy_project(root)
+    write_digit_named_export(root / "data")
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for command in (["git", "init", "-q"], ["dvc", "add", "-q", "data"], ["git", "add", "-A"],
+                    ["git", "commit", "-qm", "project with a small export"]):
+        run_checked(command, root, bin_dir)
     return root
 
 

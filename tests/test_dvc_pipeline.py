@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 import shutil
 import subprocess
 import sys
@@ -24,13 +23,11 @@ import pytest
 import yaml
 
 from pipeline.inference.predictor import Segmenter
-from pipeline.synthetic import SampleSpec, write_sample_export
-from tests.conftest import PROJECT_ROOT, copy_project, run_checked, stages_run
+from tests.conftest import DIGIT_PATIENTS, fast_params, run_checked, small_dvc_project, stages_run
 
 STAGES = ["pull", "preprocess", "split", "train", "evaluate", "export", "ood"]
-PATIENTS = ["000", "001", "007", "010", "042", "100"]  # P001..P006 of the synthetic sample, in order
+PATIENTS = DIGIT_PATIENTS  # P001..P006 of the synthetic sample, in order
 FRAMES = {f"{patient}{frame}": patient for patient in PATIENTS for frame in (1, 2)}  # "0071" -> "007"
-SPEC = SampleSpec(n_patients=len(PATIENTS), frames_per_patient=2, frame_width=320, frame_height=240)
 VENV_BIN = Path(sys.executable).parent  # the venv running the tests: its dvc and python run the stages
 
 
@@ -39,45 +36,11 @@ def run(command: list[str], cwd: Path, timeout: int = 900) -> subprocess.Complet
     return run_checked(command, cwd, VENV_BIN, timeout)
 
 
-def write_digit_named_export(root: Path) -> None:
-    """The synthetic sample with each image renamed to its scanner name ``<patient><frame>.jpg`` (``0071.jpg``)."""
-    source = root.with_name("sample")
-    write_sample_export(source, seed=3, spec=SPEC)
-    shutil.copytree(source, root)
-    for annotation_file in root.glob("*/_annotations.coco.json"):
-        payload = json.loads(annotation_file.read_text())
-        for image in payload["images"]:
-            patient, frame = re.match(r"P(\d{3})_F(\d{2})_png\.rf\.", image["file_name"]).groups()
-            name = f"{PATIENTS[int(patient) - 1]}{int(frame)}.jpg"
-            (annotation_file.parent / image["file_name"]).rename(annotation_file.parent / name)
-            image["file_name"] = name
-        annotation_file.write_text(json.dumps(payload))
-
-
-def fast_params() -> dict:
-    """The project's params.yaml shrunk to seconds, with a patient pattern for digit names."""
-    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
-    params["data"]["patient_pattern"] = r"^(?P<patient>\d{3})"
-    params["preprocess"].update(size=64, filter={**params["preprocess"]["filter"], "method": "isotropic"})
-    params["split"].update(fractions=[0.5, 0.25, 0.25], folds=2)
-    params["model"].update(encoder="resnet18", encoder_weights=None)
-    params["train"].update(epochs=1, batch_size=4)
-    params["evaluate"]["overlays"] = 2
-    params["ood"].update(variants=["default", "probe_bottom"], patients=1, frames_per_patient=2)
-    return params
-
-
 @pytest.fixture(scope="module")
 def repro(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """(the project after `dvc add data`, commit and `dvc repro`, the repro's stdout)."""
     assert (VENV_BIN / "dvc").is_file(), f"{VENV_BIN}/dvc missing: run the tests with the project's venv"
-    root = copy_project(tmp_path_factory.mktemp("dvc") / "project")
-    write_digit_named_export(root / "data")
-    (root / "params.yaml").write_text(yaml.safe_dump(fast_params(), sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run(["dvc", "add", "-q", "data"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "project with a small export"], root)
+    root = small_dvc_project(tmp_path_factory.mktemp("dvc") / "project", VENV_BIN, fast_params())
     return root, run(["dvc", "repro"], root).stdout
 
 
@@ -91,6 +54,8 @@ def test_repro_runs_the_seven_stages_in_order(repro: tuple[Path, str]):
     root, output = repro
     assert stages_run(output) == STAGES
     assert list(yaml.safe_load((root / "dvc.lock").read_text())["stages"]) == STAGES
+    assert not [path for path in ("cv/dvc.lock", "models/folds", "reports/folds", "reports/cv.json")
+                if (root / path).exists()]  # cross-validation (tests/test_dvc_cv.py) runs only on request
 
 
 def test_frame_ids_and_patients_stay_text(repro: tuple[Path, str]):

@@ -72,11 +72,20 @@ def check_out_of_fold(per_fold: Mapping[int, pd.DataFrame], split_folds: Sequenc
                          f"(set cv.folds to {expected})")
     for fold, table in per_fold.items():
         pairs = set(zip(table["frame_id"].astype(str), table["class"]))
-        wanted = {(frame, name) for frame in split_folds[fold]["val"] for name in classes}
+        frames = list(split_folds[fold]["val"])
+        wanted = {(frame, name) for frame in frames for name in classes}
         if pairs != wanted or len(table) != len(wanted):
-            raise ValueError(f"fold {fold}: its table scores {len(pairs)} frame/class pair(s), its validation frames "
-                             f"and data.classes make {len(wanted)} ({len(pairs - wanted)} unexpected, "
-                             f"{len(wanted - pairs)} missing); re-run the fold's evaluation")
+            missing = sorted({frame for frame, _ in wanted - pairs})
+            unexpected = sorted({frame for frame, _ in pairs - wanted})
+            raise ValueError(f"fold {fold}: its table does not score each of its {len(frames)} validation frame(s) once "
+                             f"per class of data.classes: {_frames(missing, 'missing')}, "
+                             f"{_frames(unexpected, 'unexpected')}, {len(table) - len(pairs)} row(s) repeated; "
+                             "re-run the fold's evaluation")
+
+
+def _frames(ids: Sequence[str], what: str) -> str:
+    """``0 missing``, ``1 missing (0071)``, ``4 missing (0071, 0072, 0081, ...)``: how many frames, and the first ones."""
+    return f"{len(ids)} {what}" + (f" ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})" if ids else "")
 
 
 def distance_unit(per_frame: pd.DataFrame) -> str:

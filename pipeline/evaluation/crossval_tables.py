@@ -58,11 +58,11 @@ def markdown(report: dict[str, Any]) -> str:
 def plot_table(report: dict[str, Any]) -> pd.DataFrame:
     """Rows of the Dice bar chart (``reports/cv_dice.csv``): each fold, the pooled value and the interval's ends.
 
-    Columns ``run`` (``fold 0 (3 patients)``, ..., ``pooled``, ``pooled 95% low``,
+    Columns ``run`` (``fold 0 (3 patients)``, ``fold 1 (1 patient)``, ..., ``pooled``, ``pooled 95% low``,
     ``pooled 95% high``) and one per class (its Dice; empty when undefined).
     """
     classes, percent = report["classes"], f"{report['bootstrap']['confidence'] * 100:g}%"
-    rows = [{"run": f"fold {size['fold']} ({size['patients']} patients)",
+    rows = [{"run": f"fold {size['fold']} ({size['patients']} patient{'s' * (size['patients'] != 1)})",
              **{name: entry["per_fold"]["dice"][index] for name, entry in classes.items()}}
             for index, size in enumerate(report["fold_sizes"])]
     rows.append({"run": "pooled", **{name: entry["pooled"]["dice"] for name, entry in classes.items()}})
