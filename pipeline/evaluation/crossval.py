@@ -77,14 +77,14 @@ def check_out_of_fold(per_fold: Mapping[int, pd.DataFrame], split_folds: Sequenc
         if pairs != wanted or len(table) != len(wanted):
             missing = sorted({frame for frame, _ in wanted - pairs})
             unexpected = sorted({frame for frame, _ in pairs - wanted})
-            raise ValueError(f"fold {fold}: its table does not score each of its {len(frames)} validation frame(s) once "
-                             f"per class of data.classes: {_frames(missing, 'missing')}, "
+            raise ValueError(f"fold {fold}: its table does not score each of its {len(frames)} validation "
+                             f"frame(s) once per class of data.classes: {_frames(missing, 'missing')}, "
                              f"{_frames(unexpected, 'unexpected')}, {len(table) - len(pairs)} row(s) repeated; "
                              "re-run the fold's evaluation")
 
 
 def _frames(ids: Sequence[str], what: str) -> str:
-    """``0 missing``, ``1 missing (0071)``, ``4 missing (0071, 0072, 0081, ...)``: how many frames, and the first ones."""
+    """``0 missing``, ``1 missing (0071)``, ``4 missing (0071, 0072, 0081, ...)``: how many frames, the first ones."""
     return f"{len(ids)} {what}" + (f" ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})" if ids else "")
 
 
