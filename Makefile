@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed
 # fits about 10 minutes on 2 cores. `git checkout params.yaml` (or `dvc exp apply`)
 # returns to the product defaults (FPN/ResNet-152, 768x768, imagenet weights).
 DEMO_EXPERIMENT := demo-cpu
-DEMO_PARAMS := -S model.encoder=resnet18 -S model.encoder_weights=null \
-	-S preprocess.size=256 -S preprocess.filter.method=isotropic \
-	-S train.epochs=14 -S train.batch_size=8 -S train.lr=0.001
+DEMO_PARAMS := -S model.arch=Unet -S model.encoder=resnet18 -S model.encoder_weights=null \
+	-S preprocess.size=256 -S preprocess.filter.method=perona_malik \
+	-S train.epochs=14 -S train.batch_size=4 -S train.lr=0.001
 
 .PHONY: setup sample demo test test-fast app clean-demo
 
