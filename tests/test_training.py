@@ -33,6 +33,7 @@ from pipeline.training.checkpoint import CheckpointError, load_checkpoint, save_
 from pipeline.training.data import FrameDataset, augment, load_frames
 from pipeline.training.losses import build_loss
 from pipeline.training.loop import seed_everything, train_step
+from pipeline.training.predict import evaluation_device, predict_probabilities
 from pipeline.training.model import ProbabilityModel, WeightsUnavailableError, build_model, resolve_device
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -222,6 +223,22 @@ def test_probability_model_is_sigmoid_of_logits() -> None:
         logits, probabilities = model(images), ProbabilityModel(model)(images)
     assert probabilities.min() >= 0.0 and probabilities.max() <= 1.0
     torch.testing.assert_close(probabilities, torch.sigmoid(logits))
+
+
+@pytest.mark.parametrize("cuda_available, expected", [(True, "cuda"), (False, "cpu")])
+def test_evaluation_runs_on_the_gpu_when_there_is_one(cuda_available: bool, expected: str) -> None:
+    assert evaluation_device(cuda_available) == torch.device(expected)
+
+
+def test_predicted_probabilities_are_the_sigmoid_on_the_device_asked_for() -> None:
+    seed_everything(0)
+    model = build_model(TINY_MODEL, len(CLASSES)).eval()
+    images = np.random.default_rng(0).integers(0, 256, (3, SIZE, SIZE), dtype=np.uint8)
+    with torch.no_grad():
+        expected = torch.sigmoid(model(torch.from_numpy(network_input(images, 0.449, 0.226)))).numpy()
+    got = predict_probabilities(model, images, 0.449, 0.226, batch_size=2, device=evaluation_device())
+    assert got.shape == (3, len(CLASSES), SIZE, SIZE) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_resolve_device() -> None:

@@ -41,7 +41,7 @@ from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS
 from pipeline.files.atomic import staged_folder, write_csv_atomically, write_json_atomically
 from pipeline.stages.fold import fold_entry, fold_option
 from pipeline.stages.runner import require_file, run_stage
-from pipeline.training.predict import predict_probabilities
+from pipeline.training.predict import evaluation_device, predict_probabilities
 from pipeline.training.checkpoint import load_checkpoint
 
 
@@ -115,11 +115,12 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
         The rows of the post-processed masks, and those of the raw masks.
     """
     classes, threshold, postprocess = params.data.classes, params.inference.threshold, params.inference.postprocess
-    rows, raw_rows = [], []
+    rows, raw_rows, device = [], [], evaluation_device()
     for index, frame_id in enumerate(tqdm(frame_ids, desc="evaluate", unit="frame", disable=None)):
         row = table.loc[frame_id]
         processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
-        probabilities = predict_probabilities(model, processed[None], params.model.mean, params.model.std)[0]
+        probabilities = predict_probabilities(model, processed[None], params.model.mean, params.model.std,
+                                              device=device)[0]
         raw = probabilities_to_original_frame(probabilities, FrameGeometry.from_dict(row.to_dict())) > threshold
         predicted = postprocess_masks(raw, classes, postprocess)
         truth = unpack_masks(read_bitmask(FRAMES_DIR / MASKS / f"{frame_id}.png"), len(classes))
