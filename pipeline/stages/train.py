@@ -33,10 +33,11 @@ from pipeline.stages.fold import fold_entry, fold_option
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.data import FrameDataset, load_frames
 from pipeline.training.devices import available_cpus
-from pipeline.training.distributed import SINGLE, World, check_world, launch, needs_launch, world_from_environment
+from pipeline.training.distributed import (SINGLE, World, check_world, exit_with_parent, launch, needs_launch,
+                                           world_from_environment)
 from pipeline.training.loop import EpochMetrics, kept_metrics, train_model
 from pipeline.training.model import check_input_size
-from pipeline.training.resume import ResumeSpec, code_files, fingerprint, resume_folder
+from pipeline.training.resume import ResumeSpec, code_files, code_root, fingerprint, resume_folder
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,8 @@ def training_world(processes: int) -> World:
     """
     world = world_from_environment(os.environ) or SINGLE
     check_world(world, processes)
+    if world.distributed:
+        exit_with_parent()  # not orphaned by a kill of the stage's process group
     return world
 
 
@@ -173,7 +176,8 @@ def resume_spec(params: Params, run: TrainRun, train_set: FrameDataset, val_set:
                 "inference": dataclasses.asdict(params.inference), "fold": run.fold}
     arrays = [train_set.images, train_set.masks, val_set.images, val_set.masks]
     return ResumeSpec(resume_folder(run.checkpoint),
-                      fingerprint(settings, [SPLIT_FILE, PROCESSED_DIR / PROCESSED_MANIFEST], arrays, code_files()))
+                      fingerprint(settings, [SPLIT_FILE, PROCESSED_DIR / PROCESSED_MANIFEST], arrays, code_files(),
+                                  code_root()))
 
 
 def kept_summary(history: list[EpochMetrics], train: TrainParams) -> str:

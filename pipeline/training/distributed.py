@@ -5,13 +5,22 @@
 (:func:`launch`). Each process finds its rank in torchrun's environment variables
 (:func:`world_from_environment`), joins the process group (gloo on the CPU, nccl on CUDA) and
 trains its share of every batch under DistributedDataParallel; rank 0 alone writes files.
-A stage started by the user under torchrun itself (several machines, README "Training") is
-not relaunched: its world size must equal ``train.processes``.
+A stage started by the user under torchrun itself (several machines, README "Training:
+resume, early stopping, several processes") is not relaunched: its world size must equal
+``train.processes``.
+
+torchrun starts each process in a session of its own, so killing the stage's process group
+(``kill -9 -- -PGID``, what a batch system or a killed ``dvc repro`` does) would not reach
+them: orphaned, they would train on, write the resume state and the checkpoint, and race the
+re-run. Each process therefore asks Linux to kill it when torchrun's agent, its parent, dies
+(:func:`exit_with_parent`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -108,6 +117,30 @@ def launch(processes: int, module: str, argv: Sequence[str], cpu_count: int) -> 
     return subprocess.run(command, env=environment, check=False).returncode
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def exit_with_parent() -> bool:
+    """Makes Linux SIGKILL this process when its parent (torchrun's agent) dies; exits now if it already has.
+
+    Returns:
+        True when set; False where ``prctl`` is unavailable (not Linux): then an orphaned
+        process trains on until its collectives time out.
+    """
+    parent = os.getppid()
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent:  # the agent died before the request took effect
+        os._exit(1)
+    return True
+
+
 def check_world(world: World, processes: int) -> None:
     """Raises ParamsError unless torchrun started ``train.processes`` processes."""
     if world.size != processes:
@@ -159,6 +192,15 @@ def gather_objects(value: Any, world: World) -> list[Any]:
     gathered: list[Any] = [None] * world.size
     dist.all_gather_object(gathered, value)
     return gathered
+
+
+def broadcast_object(value: Any, world: World) -> Any:
+    """Rank 0's ``value`` (picklable), on every process: ``value`` itself with one process."""
+    if not world.distributed:
+        return value
+    holder = [value if world.is_main else None]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
 
 
 def barrier(world: World) -> None:

@@ -11,7 +11,8 @@ epoch DVCLive logs ``train/loss``, ``val/loss``, ``val/dice_<class>``, ``val/sco
 
 After every epoch the whole state is saved (:mod:`pipeline.training.resume`), so a killed
 run continues from its last complete epoch, with the same result on the CPU. With several
-processes (:mod:`pipeline.training.distributed`) rank 0 alone writes files and prints.
+processes (:mod:`pipeline.training.distributed`) rank 0 alone writes files and prints, and
+reads the resume state, which it sends to the others.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.checkpoint import save_checkpoint
 from pipeline.training.data import FrameDataset
 from pipeline.training.devices import Runtime, available_cpus, resolve_runtime
-from pipeline.training.distributed import SINGLE, World, all_reduce_sum, barrier, gather_objects, process_group
+from pipeline.training.distributed import (SINGLE, World, all_reduce_sum, barrier, broadcast_object, gather_objects,
+                                           process_group)
 from pipeline.training.parts import TrainingParts, build_parts, parts_state, restore_parts, sync_buffers, to_device
 from pipeline.training.progress import Progress, advance, finished, improves, kept_epoch, stops_early
 from pipeline.training.resume import (ResumeSpec, discard, load_state, read_folder, restore_rng_states, rng_states,
@@ -252,14 +254,24 @@ def _cpu_copy(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _start(parts: TrainingParts, resume: ResumeSpec | None,
            world: World) -> tuple[Progress, list[EpochMetrics], dict[str, torch.Tensor] | None, dict[str, str] | None]:
-    """A fresh run, or the one ``resume``'s state continues: (progress, history, best weights, DVCLive files)."""
-    state = None
-    if resume is not None:
-        if world.is_main:  # decides, and discards a stale state, before the others read
-            state = load_state(resume)
-        barrier(world)
-        if not world.is_main:
-            state = load_state(resume)
+    """A fresh run, or the one ``resume``'s state continues: (progress, history, best weights, DVCLive files).
+
+    Rank 0 alone reads (and may discard) the state, on its machine, and sends it to the
+    others: they need not share its file system (several machines), and every process
+    resumes from the same epoch or none does.
+
+    Raises:
+        ValueError: the processes were given different params, data or code (their
+            fingerprints differ), e.g. another ``artifacts/`` on another machine.
+    """
+    if resume is None:
+        return Progress(), [], None, None
+    fingerprints = gather_objects(resume.fingerprint, world)
+    if len(set(fingerprints)) > 1:
+        raise ValueError(f"the {world.size} training processes do not train the same thing: their params, data "
+                         f"or code differ (fingerprints {', '.join(f[:12] for f in fingerprints)}); give every "
+                         "machine the same project, artifacts/ and params.yaml")
+    state = broadcast_object(load_state(resume) if world.is_main else None, world)
     if state is None:
         return Progress(), [], None, None
     restore_parts(parts, state)
@@ -322,7 +334,8 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
         The metrics of every epoch run, in order (a resumed run's earlier epochs included).
 
     Raises:
-        ValueError: an empty training or validation set.
+        ValueError: an empty training or validation set, or processes given different params,
+            data or code (with ``resume``).
         ParamsError: ``inference.postprocess`` names a class not in ``classes``; and see
             ``build_model`` and ``resolve_runtime``.
         WeightsUnavailableError: see ``build_model``.

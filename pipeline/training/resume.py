@@ -3,8 +3,8 @@
 After every epoch the loop writes ``.trus-resume/<checkpoint path>/state.pt`` (e.g.
 ``.trus-resume/models-checkpoint/state.pt``). The folder is not a DVC output: DVC deletes a
 stage's outputs before running it, so a state kept among them would be gone when
-``dvc repro`` reruns the killed stage. It is ignored by git and DVC (``.gitignore``,
-``.dvcignore``) and deleted when the run completes. A state is used only when its
+``dvc repro`` reruns the killed stage. It is ignored by git (``.gitignore``), is no DVC
+dependency or output, and is deleted when the run completes. A state is used only when its
 :func:`fingerprint` equals the new run's: the params the stage reads, the split and manifest
 files, the frames themselves, the training code and the torch version. Otherwise it is
 discarded with one logged line.
@@ -63,30 +63,40 @@ def resume_folder(checkpoint: Path, root: Path = RESUME_ROOT) -> Path:
 
 
 def fingerprint(settings: Mapping[str, Any], files: Sequence[Path], arrays: Sequence[np.ndarray],
-                code: Sequence[Path]) -> str:
+                code: Sequence[Path], code_root: Path = Path(".")) -> str:
     """SHA-256 of what a training run's result depends on.
 
     Args:
         settings: the params the run reads (JSON-serialisable, or turned to text).
-        files: input files, by name and bytes (the split, the processed manifest).
+        files: input files, by name and bytes (the split, the processed manifest), relative
+            to the working directory.
         arrays: the frames and masks as loaded, by shape, dtype and bytes.
-        code: the source files of the code that trains, by name and bytes.
+        code: the source files of the code that trains, by name (relative to ``code_root``)
+            and bytes.
+        code_root: the folder ``code`` is relative to (:func:`code_root`), so the names, and
+            the fingerprint, do not depend on where the project or the working directory is.
 
     Returns:
         64 hex digits; the torch version is part of it.
     """
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update(torch.__version__.encode())
-    for path in [*files, *code]:
-        digest.update(str(path).encode() + b"\0" + hashlib.sha256(Path(path).read_bytes()).digest())
+    named = [(path, Path(path)) for path in files] + [(path, Path(code_root) / path) for path in code]
+    for name, path in named:
+        digest.update(str(name).encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
     for array in arrays:
         digest.update(f"{array.shape}{array.dtype}".encode() + hashlib.sha256(np.ascontiguousarray(array)).digest())
     return digest.hexdigest()
 
 
+def code_root(package: str = "pipeline") -> Path:
+    """The folder holding ``package`` (the project root for ``pipeline``), absolute."""
+    return Path(sys.modules[package].__file__ or ".").resolve().parent.parent
+
+
 def code_files(package: str = "pipeline") -> list[Path]:
-    """The source files of every module of ``package`` imported so far, relative to the package's parent, sorted."""
-    root = Path(sys.modules[package].__file__ or ".").resolve().parent.parent
+    """The source files of every module of ``package`` imported so far, relative to :func:`code_root`, sorted."""
+    root = code_root(package)
     files = {Path(module.__file__).resolve() for name, module in list(sys.modules.items())
              if name.split(".")[0] == package and getattr(module, "__file__", None)}
     return sorted(path.relative_to(root) for path in files)
