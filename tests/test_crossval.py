@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.config import CvParams, ParamsError, load_params
+from pipeline.config import CvParams, ParamsError, TrainParams, load_params
 from pipeline.evaluation.crossval import (bootstrap_values, check_out_of_fold, cv_report, distance_unit,
                                           percentile_interval, pool_folds, resample_patients)
 from pipeline.evaluation.crossval_tables import markdown, plot_table, with_interval
@@ -21,7 +21,7 @@ from pipeline.evaluation.scoring import summarise
 from pipeline.layout import fold_checkpoint, fold_dvclive_dir, fold_reports_dir
 from pipeline.stages.evaluate import evaluation_run
 from pipeline.stages.fold import fold_entry, fold_option
-from pipeline.stages.train import train_run
+from pipeline.stages.train import check_fold_selection, train_run
 from tests.conftest import PROJECT_ROOT
 
 CLASSES = ("gland", "lesion")
@@ -243,3 +243,18 @@ def test_bad_cv_params_are_refused(tmp_path, values: dict, message: str):
     with pytest.raises(ParamsError, match=message):
         load_params(tmp_path / "params.yaml")
     assert CvParams().folds == (0, 1, 2, 3, 4)
+
+
+@pytest.mark.parametrize("keep, patience, fold, message", [
+    ("best", None, 2, "train.keep is best, but fold 2"),
+    ("last", 3, 0, "train.early_stopping_patience is set, but fold 0"),
+    ("best", 3, None, None),  # the deployed model may choose its epoch on its validation patients
+    ("last", None, 1, None),
+])
+def test_a_fold_keeps_its_last_epoch(keep: str, patience: int | None, fold: int | None, message: str | None):
+    train = TrainParams(keep=keep, early_stopping_patience=patience)
+    if message is None:
+        check_fold_selection(train, fold)
+    else:
+        with pytest.raises(ParamsError, match=message):
+            check_fold_selection(train, fold)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import Params, TrainParams, load_params
+from pipeline.config import Params, ParamsError, TrainParams, load_params
 from pipeline.files.tables import read_table
 from pipeline.layout import (CHECKPOINT_FILE, DVCLIVE_DIR, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE,
                              fold_checkpoint, fold_dvclive_dir)
@@ -110,6 +110,7 @@ def main() -> None:
     """Loads the frames, trains, and writes the best checkpoint and the DVCLive metrics."""
     run = train_run(fold_option(sys.argv[1:]))
     params = load_params()
+    check_fold_selection(params.train, run.fold)
     check_input_size(params.model, params.preprocess.size)  # before any frame is read
     for path, stage in ((PROCESSED_DIR / PROCESSED_MANIFEST, "preprocess"), (SPLIT_FILE, "split")):
         require_file(path, stage)
@@ -131,6 +132,26 @@ def main() -> None:
     if world.is_main:
         print(f"train ({run.subsets}): {len(train_ids)} training/{len(val_ids)} validation frames, {size}x{size}, "
               f"{model.arch}/{model.encoder}; {kept_summary(history, params.train)} -> {run.checkpoint}")
+
+
+def check_fold_selection(train: TrainParams, fold: int | None) -> None:
+    """Refuses to choose a cross-validation fold's epoch on the patients the fold is scored on.
+
+    Fold K validates on the patients its out-of-fold scores come from; ``train.keep: best``
+    or early stopping would pick the epoch on them and flatter the report.
+
+    Raises:
+        ParamsError: ``fold`` is set and ``keep`` is ``best`` or early stopping is on.
+    """
+    if fold is None:
+        return
+    if train.keep == "best":
+        raise ParamsError(f"train.keep is best, but fold {fold} is scored on its validation patients: "
+                          "cross-validation keeps the last epoch (set train.keep=last)")
+    if train.early_stopping_patience is not None:
+        raise ParamsError(f"train.early_stopping_patience is set, but fold {fold} is scored on its validation "
+                          "patients: cross-validation trains the fixed epoch budget "
+                          "(set train.early_stopping_patience=null)")
 
 
 def launched_in_processes(processes: int) -> bool:
