@@ -130,8 +130,9 @@ def main() -> None:
     history = train_model(model, params.train, classes, train_set, val_set, run.checkpoint, run.live_dir,
                           inference=params.inference, world=world, resume=resume_spec(params, run, train_set, val_set))
     if world.is_main:
+        network = f"{model.arch}/{model.encoder}" if model.encoder else model.arch  # SegNet, UNetBilinear: no encoder
         print(f"train ({run.subsets}): {len(train_ids)} training/{len(val_ids)} validation frames, {size}x{size}, "
-              f"{model.arch}/{model.encoder}; {kept_summary(history, params.train)} -> {run.checkpoint}")
+              f"{network}; {kept_summary(history, params.train)} -> {run.checkpoint}")
 
 
 def check_fold_selection(train: TrainParams, fold: int | None) -> None:
