@@ -28,6 +28,7 @@ from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import PostprocessSpec, check_threshold
 from pipeline.loss_spec import LossParams
+from pipeline.training.patches import PatchParams
 
 PARAMS_FILE = Path("params.yaml")
 EXPORT_FORMATS = ("auto", "coco-segmentation", "png-mask-semantic", "yolov8")
@@ -272,6 +273,7 @@ class TrainParams:
     How the run goes (README "Training"):
 
     Attributes:
+        patch: the training window (whole frames by default), see ``pipeline.training.patches``.
         keep: ``last`` (the model after the epoch budget, or the epoch early stopping
             stopped at) or ``best`` (the epoch with the best validation score).
         early_stopping_patience: None (train every epoch), or stop after this many epochs
@@ -294,6 +296,7 @@ class TrainParams:
     seed: int = 0
     device: str = "auto"
     augment: AugmentParams = field(default_factory=AugmentParams)
+    patch: PatchParams = field(default_factory=PatchParams)
     keep: str = "last"
     early_stopping_patience: int | None = None
     processes: int = 1

@@ -125,7 +125,7 @@ def main() -> None:
     train_ids, val_ids = training_ids(split, set(manifest["frame_id"]), run.fold)
     size, classes, model = params.preprocess.size, params.data.classes, params.model
     train_set = FrameDataset(*load_frames(PROCESSED_DIR, train_ids, size), len(classes), model.mean, model.std,
-                             params.train.augment, params.train.seed)
+                             params.train.augment, params.train.seed, params.train.patch)
     val_set = FrameDataset(*load_frames(PROCESSED_DIR, val_ids, size), len(classes), model.mean, model.std)
     history = train_model(model, params.train, classes, train_set, val_set, run.checkpoint, run.live_dir,
                           inference=params.inference, world=world, resume=resume_spec(params, run, train_set, val_set))

@@ -20,6 +20,7 @@ from pipeline.imaging.preprocessing import network_input
 from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.layout import IMAGES, MASKS
 from pipeline.training.augment import augment
+from pipeline.training.patches import PatchParams, patch_origin
 
 
 def _square(pixels: np.ndarray, path: Path, size: int) -> np.ndarray:
@@ -59,11 +60,13 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     Augmentation of item i in epoch e is drawn from ``default_rng((seed, e, i))``, so it is
     reproducible for ``train.seed`` whatever the batch order or DataLoader workers.
-    Set :attr:`epoch` before each epoch to get new augmentations.
+    Set :attr:`epoch` before each epoch to get new augmentations. With a ``patch`` window
+    (training only), each item is a window of its augmented frame
+    (:mod:`pipeline.training.patches`), drawn from the same generator after the augmentation.
     """
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, n_classes: int, mean: float, std: float,
-                 augmentation: AugmentParams | None = None, seed: int = 0) -> None:
+                 augmentation: AugmentParams | None = None, seed: int = 0, patch: PatchParams | None = None) -> None:
         """Wraps frames already in memory.
 
         Args:
@@ -73,12 +76,21 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             mean, std: input normalisation (``model.mean``/``model.std``).
             augmentation: ranges for training, or None (validation: frames as they are).
             seed: augmentation seed (``train.seed``).
+            patch: the training window (``train.patch``), or None / ``size: null`` for whole frames.
+
+        Raises:
+            ValueError: shapes differ, or the window is larger than the frames.
         """
         if images.shape != masks.shape or images.ndim != 3:
             raise ValueError(f"images {images.shape} and masks {masks.shape} must both be (N, S, S)")
         self.images, self.masks = images, masks
         self.n_classes, self.mean, self.std = n_classes, mean, std
         self.augmentation, self.seed = augmentation, seed
+        self.patch_size = patch.size if patch is not None else None
+        self.patch_foreground = patch.foreground if patch is not None else 0.0
+        if self.patch_size is not None and self.patch_size > images.shape[-1]:
+            raise ValueError(f"train.patch.size {self.patch_size} px is larger than the frames "
+                             f"(preprocess.size {images.shape[-1]} px); use null for whole frames")
         self.epoch = 0
 
     @property
@@ -90,11 +102,18 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Item ``index``: (1, S, S) float32 normalised image and (C, S, S) float32 0/1 target."""
+        """Item ``index``: (1, P, P) float32 normalised image and (C, P, P) float32 0/1 target.
+
+        P is the patch size when there is one, else S.
+        """
         image, mask = self.images[index], self.masks[index]
+        rng = np.random.default_rng((self.seed, self.epoch, index))
         if self.augmentation is not None:
-            rng = np.random.default_rng((self.seed, self.epoch, index))
             image, mask = augment(image, mask, rng, self.augmentation)
+        if self.patch_size is not None:
+            top, left = patch_origin(mask, self.patch_size, self.patch_foreground, rng)
+            window = np.s_[top:top + self.patch_size, left:left + self.patch_size]
+            image, mask = image[window], mask[window]
         tensor = torch.from_numpy(network_input(image, self.mean, self.std)[0])
         target = torch.from_numpy(unpack_masks(mask, self.n_classes).astype(np.float32))
         return tensor, target
