@@ -27,6 +27,7 @@ from pipeline.augment_spec import AugmentParams
 from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import PostprocessSpec, check_threshold
+from pipeline.ingest.planes import check_plane_pattern
 from pipeline.loss_spec import LossParams
 from pipeline.training.patches import PatchParams
 
@@ -121,7 +122,10 @@ class DataParams:
         patient_pattern: regex with a ``patient`` group, applied to the original file name.
         unannotated: frames without annotations: ``keep`` (background) or ``drop``.
         frames_manifest: a ``trus frames`` manifest.csv joined by original name, which
-            supplies the patient key and pixel spacing; None when frames were not made so.
+            supplies the patient key and pixel spacing (and the plane, in a ``plane``
+            column); None when frames were not made so.
+        plane_pattern: regex with a ``plane`` group on the original file name, or None; the
+            third source of a frame's plane (``pipeline.ingest.planes``).
     """
 
     source: str = "local"
@@ -132,6 +136,7 @@ class DataParams:
     patient_pattern: str = r"^(?P<patient>[^_]+)_"
     unannotated: str = "keep"
     frames_manifest: str | None = None
+    plane_pattern: str | None = r"(?i)(?:^|[_\-. ])(?P<plane>transverse|sagittal|trans|sag|axial)(?=[_\-. ]|$)"
 
     def __post_init__(self) -> None:
         _check_choice(setting("data.source"), self.source, ("local", "roboflow"))
@@ -142,6 +147,9 @@ class DataParams:
                               "download from Roboflow (coco-segmentation, png-mask-semantic or yolov8)")
         _check_classes(self.classes)
         _check_patient_pattern(self.patient_pattern)
+        problem = check_plane_pattern(self.plane_pattern)
+        if problem:
+            raise ParamsError(f"{setting('data.plane_pattern')} {problem}")
 
 
 def _check_classes(classes: tuple[str, ...]) -> None:

@@ -258,3 +258,35 @@ def test_a_fold_keeps_its_last_epoch(keep: str, patience: int | None, fold: int 
     else:
         with pytest.raises(ParamsError, match=message):
             check_fold_selection(train, fold)
+
+
+def test_tables_with_planes_are_also_reported_per_plane():
+    per_frame = table()
+    # a1, b1, d1: transverse; a2, c1, d2: sagittal
+    per_frame["plane"] = per_frame["frame_id"].map({"a1": "transverse", "b1": "transverse", "d1": "transverse",
+                                                    "a2": "sagittal", "c1": "sagittal", "d2": "sagittal"})
+    planes = cv_report(folds(per_frame), CLASSES, resamples=300, confidence=0.95, seed=0)["by_plane"]
+    assert list(planes) == ["transverse", "sagittal"]
+    assert planes["transverse"]["frames"] == 3 and planes["sagittal"]["frames"] == 3
+    # transverse gland: 0.9, 1.0 and a missed gland (0) -> mean 0.633; sagittal: 0.8, 0.7, 0.6 -> 0.7
+    assert planes["transverse"]["gland"]["dice"] == pytest.approx((0.9 + 1.0 + 0.0) / 3)
+    assert planes["sagittal"]["gland"]["dice"] == pytest.approx(0.7)
+    # sagittal lesion: a2 missed (0), c1 0.5 -> 0.25; transverse lesion: b1 false positive only -> 0
+    assert planes["sagittal"]["lesion"]["dice"] == pytest.approx(0.25)
+    assert planes["transverse"]["lesion"]["false_positive_frames"] == 1
+    low, high = planes["sagittal"]["gland"]["dice_interval"]
+    assert 0.6 - 1e-9 <= low <= 0.7 <= high <= 0.8 + 1e-9
+
+
+def test_tables_without_planes_have_no_plane_report(report: dict):
+    assert "by_plane" not in report
+
+
+def test_the_markdown_has_a_plane_table_when_there_are_planes():
+    per_frame = table()
+    per_frame["plane"] = per_frame["frame_id"].str[1].map({"1": "transverse", "2": "sagittal"})
+    text = markdown(cv_report(folds(per_frame), CLASSES, resamples=200, confidence=0.95, seed=0))
+    lines = text.splitlines()
+    header = lines.index("| plane | frames | gland Dice | lesion Dice | score |")
+    assert lines[header + 2].startswith("| transverse | 4 | 0.650 [")
+    assert lines[header + 3].startswith("| sagittal | 2 | 0.700 [")

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.scoring import summarise
+from pipeline.evaluation.scoring import by_plane, summarise
 
 OVERLAP = ("dice", "iou")
 DISTANCES = ("hd95", "assd")
@@ -162,7 +162,8 @@ def cv_report(per_fold: Mapping[int, pd.DataFrame], classes: Sequence[str], resa
         summary of all rows), ``interval`` (``dice``, ``iou``, ``hd95``, ``assd`` as
         [low, high] or None; distances in ``distance_unit``), ``undefined_resamples`` (per
         metric, resamples where it is undefined), ``per_fold`` (per metric and count, one
-        value per fold); and ``score`` (``pooled``, ``interval``, ``per_fold``).
+        value per fold); ``score`` (``pooled``, ``interval``, ``per_fold``); and, when the
+        tables have a ``plane`` column, ``by_plane`` (:func:`plane_report`).
 
     Raises:
         ValueError: see :func:`pool_folds`.
@@ -195,4 +196,21 @@ def cv_report(per_fold: Mapping[int, pd.DataFrame], classes: Sequence[str], resa
     report["score"] = {"pooled": float(np.mean([point[name]["dice"] for name in classes])),
                        "interval": percentile_interval(drawn["score"], confidence),
                        "per_fold": [values["score"] for values in fold_values]}
+    if "plane" in pooled.columns:
+        report["by_plane"] = plane_report(pooled, classes, unit, resamples, confidence, seed)
+    return report
+
+
+def plane_report(pooled: pd.DataFrame, classes: Sequence[str], unit: str, resamples: int, confidence: float,
+                 seed: int) -> dict[str, Any]:
+    """Per plane present: the pooled summary (``by_plane``'s) with each class's Dice interval.
+
+    The interval is the same patient bootstrap as the overall one, over the patients with
+    frames of that plane.
+    """
+    report = by_plane(pooled, classes)
+    for plane, summary in report.items():
+        drawn = bootstrap_values(pooled[pooled["plane"] == plane], classes, unit, resamples, seed)
+        for name in classes:
+            summary[name] = {**summary[name], "dice_interval": percentile_interval(drawn[f"{name}/dice"], confidence)}
     return report

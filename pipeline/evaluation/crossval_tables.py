@@ -28,7 +28,9 @@ def markdown(report: dict[str, Any]) -> str:
 
     Pooled table: one row per class (Dice, IoU, HD95, ASSD with their intervals in
     brackets; frames with the class, missed, false-positive) and one for the score. Per-fold
-    table: one row per fold (patients, frames, each class's Dice, the score).
+    table: one row per fold (patients, frames, each class's Dice, the score). Per-plane table,
+    when the report has ``by_plane``: one row per plane (frames, each class's Dice with its
+    interval, the score).
     """
     unit, boot, classes = report["distance_unit"], report["bootstrap"], report["classes"]
     percent = f"{boot['confidence'] * 100:g}%"
@@ -52,7 +54,21 @@ def markdown(report: dict[str, Any]) -> str:
         dice = [_number(entry["per_fold"]["dice"][index], 3) for entry in classes.values()]
         lines.append(f"| {size['fold']} | {size['patients']} | {size['frames']} | " + " | ".join(dice)
                      + f" | {score['per_fold'][index]:.3f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _plane_lines(report)) + "\n"
+
+
+def _plane_lines(report: dict[str, Any]) -> list[str]:
+    """The per-plane table (frames, each class's pooled Dice with its interval, the score), or none without planes."""
+    planes = report.get("by_plane")
+    if not planes:
+        return []
+    classes = list(report["classes"])
+    lines = ["", "| plane | frames | " + " | ".join(f"{name} Dice" for name in classes) + " | score |",
+             "|---" * (3 + len(classes)) + "|"]
+    for plane, entry in planes.items():
+        dice = [with_interval(entry[name]["dice"], entry[name]["dice_interval"], 3) for name in classes]
+        lines.append(f"| {plane} | {entry['frames']} | " + " | ".join(dice) + f" | {entry['score']:.3f} |")
+    return lines
 
 
 def plot_table(report: dict[str, Any]) -> pd.DataFrame:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from pipeline.evaluation.metrics import score_masks, surface_distances
 from pipeline.evaluation.summary import ClassSummary, class_summary, selection_score
+from pipeline.ingest.planes import PLANES
 
 DISTANCES = ("hd95_px", "hd95_mm", "assd_px", "assd_mm")
 
@@ -114,3 +116,24 @@ def describe(scores: dict) -> str:
     return (f"Dice {fmt('dice', 3)} IoU {fmt('iou', 3)} HD95 {fmt('hd95_px', 1)} px ASSD {fmt('assd_px', 1)} px "
             f"({scores['frames_with_class']} frames with it, {scores['missed_frames']} missed, "
             f"{scores['false_positive_frames']} false positive; {scores['frames_scored']} scored)")
+
+
+UNKNOWN_PLANE = "unknown"
+
+
+def plane_column(frame_ids: pd.Series, table: pd.DataFrame) -> pd.Series:
+    """Each frame's plane from the processed manifest: ``transverse``, ``sagittal``, or ``unknown``
+    (the data did not say, or a manifest made before planes existed)."""
+    planes = table["plane"] if "plane" in table.columns else pd.Series(dtype=object)
+    return frame_ids.map(planes).astype(object).fillna(UNKNOWN_PLANE).replace("", UNKNOWN_PLANE)
+
+
+def by_plane(per_frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, Any]:
+    """Per plane present (``transverse``, ``sagittal``, ``unknown``): frames, class summaries and score."""
+    report = {}
+    for plane in (*PLANES, UNKNOWN_PLANE):
+        rows = per_frame[per_frame["plane"] == plane]
+        if len(rows):
+            report[plane] = {"frames": int(rows["frame_id"].nunique()), **summarise(rows, classes),
+                             "score": overall_score(rows, classes)}
+    return report

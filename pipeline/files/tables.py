@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 ID_COLUMNS = ("frame_id", "patient", "original_name", "export_file", "export_split", "study", "source_digest",
-              "source_kind", "modality", "class", "file", "output")
+              "source_kind", "modality", "class", "file", "output", "plane", "plane_source")
 """Columns holding identifiers or names, read as text; only an empty cell is missing."""
 
 

@@ -145,7 +145,7 @@ def read_split(coco: CocoFile, classes: Sequence[str]) -> tuple[list[ExportFrame
         per_class = shapes.get(image.id, [[] for _ in classes])
         frames.append(ExportFrame(folder / image.file_name, folder.name, parse_export_name(image.file_name),
                                   image.width, image.height, annotated=any(per_class),
-                                  shapes=tuple(tuple(objects) for objects in per_class)))
+                                  shapes=tuple(tuple(objects) for objects in per_class), tags=image.tags))
     return frames, findings + unlisted_images(coco)
 
 

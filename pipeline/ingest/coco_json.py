@@ -41,13 +41,15 @@ class MalformedJson(Exception):
 
 @dataclass(frozen=True)
 class CocoImage:
-    """``images[index]``: its id, file name (relative to the split folder) and size in px."""
+    """``images[index]``: its id, file name (relative to the split folder), size in px, and
+    Roboflow tags (``extra.user_tags``; none when absent)."""
 
     index: int
     id: int
     file_name: str
     width: int
     height: int
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -162,14 +164,27 @@ def as_rings(value: Any, where: str) -> tuple[Ring, ...]:
     return tuple(ring for ring in rings if len(ring))
 
 
+def parse_tags(image: dict, where: str) -> tuple[str, ...]:
+    """An image's Roboflow tags, ``extra.user_tags`` (a list of texts); none without ``extra`` or the key."""
+    extra = image.get("extra")
+    if extra is None:
+        return ()
+    tags = as_object(extra, f"{where}.extra").get("user_tags")
+    if tags is None:
+        return ()
+    return tuple(as_text(tag, f"{where}.extra.user_tags[{k}]") for k, tag in
+                 enumerate(as_list(tags, f"{where}.extra.user_tags")))
+
+
 def parse_image(value: Any, index: int) -> CocoImage:
-    """``images[index]``: integer id, file name, positive integer width and height."""
+    """``images[index]``: integer id, file name, positive integer width and height, tags."""
     where = f"images[{index}]"
     image = as_object(value, where)
     return CocoImage(index, as_integer(member(image, "id", where), f"{where}.id"),
                      as_text(member(image, "file_name", where), f"{where}.file_name"),
                      as_integer(member(image, "width", where), f"{where}.width", minimum=1),
-                     as_integer(member(image, "height", where), f"{where}.height", minimum=1))
+                     as_integer(member(image, "height", where), f"{where}.height", minimum=1),
+                     parse_tags(image, where))
 
 
 def parse_category(value: Any, index: int) -> CocoCategory:

@@ -14,6 +14,7 @@ from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
 
+from pipeline.ingest.planes import normalise_plane
 from pipeline.ingest.records import IngestError
 from pipeline.layout import REGION_COLUMNS
 
@@ -28,12 +29,13 @@ def _stem(name: str) -> str:
 
 def read_frames_manifest(path: Path) -> pd.DataFrame:
     """Reads a frames manifest as ``patient``, ``spacing_x_mm``, ``spacing_y_mm`` (mm) and, when
-    present, ``width``, ``height`` and the ``region_*`` box (px), indexed by name stem.
+    present, ``width``, ``height`` and the ``region_*`` box (px) and ``plane`` (``transverse``,
+    ``sagittal`` or ``""``), indexed by name stem.
 
     Raises:
         IngestError: the file is missing or not CSV, lacks a column, has an empty name or
-            patient, a non-numeric or non-positive spacing, or one stem twice; the
-            message names the file.
+            patient, a non-numeric or non-positive spacing, an unknown plane, or one stem
+            twice; the message names the file.
     """
     try:
         table = pd.read_csv(path, dtype={"original_name": str, "patient": str}, keep_default_na=False,
@@ -54,8 +56,24 @@ def read_frames_manifest(path: Path) -> pd.DataFrame:
     duplicated = table.index[table.index.duplicated()].unique().tolist()
     if duplicated:
         raise IngestError(f"{path}: the same frame name appears twice: {', '.join(duplicated[:5])}")
-    optional = [c for c in (*SIZE_COLUMNS, *REGION_COLUMNS) if c in table.columns]
+    if "plane" in table.columns:
+        table["plane"] = _checked_planes(table["plane"], path)
+    optional = [c for c in (*SIZE_COLUMNS, *REGION_COLUMNS, "plane") if c in table.columns]
     return table[["patient", *SPACING_COLUMNS, *optional]]
+
+
+def _checked_planes(values: pd.Series, path: Path) -> pd.Series:
+    """The ``plane`` column as ``transverse`` / ``sagittal`` / ``""`` (unknown).
+
+    Raises:
+        IngestError: a value that is neither empty nor a plane name (``pipeline.ingest.planes``).
+    """
+    text = values.fillna("").astype(str).str.strip()
+    planes = text.map(lambda value: normalise_plane(value) or "")
+    bad = text[(text != "") & (planes == "")].unique().tolist()
+    if bad:
+        raise IngestError(f"{path}: plane must be empty, transverse or sagittal, got {', '.join(map(repr, bad[:5]))}")
+    return planes
 
 
 def join_frames_manifest(manifest: pd.DataFrame, frames_manifest_path: Path,

@@ -24,6 +24,7 @@ from pipeline.imaging.png import write_png_atomically
 from pipeline.ingest.formats import READERS, detect_format
 from pipeline.ingest.frames_manifest import join_frames_manifest, read_frames_manifest
 from pipeline.ingest.names import is_hidden, patient_of, shown
+from pipeline.ingest.planes import resolve_plane
 from pipeline.ingest.qc import Finding, export_findings, frame_findings, pixel_digest, reader_findings
 from pipeline.ingest.records import ExportFrame, IngestError, SizeMismatchError
 from pipeline.layout import IMAGES, MANIFEST, MASKS, REGION_COLUMNS, SOURCE_INFO
@@ -63,15 +64,17 @@ def content_digest(root: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, classes: tuple[str, ...]) -> dict:
+def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, classes: tuple[str, ...],
+                 plane: tuple[str, str] = ("", "")) -> dict:
     """The manifest row of one frame.
 
     Columns: ``frame_id``, ``patient`` (``unknown:<original stem>`` when unknown),
     ``original_name``, ``export_file``, ``export_split`` (Roboflow's folder), ``width``,
     ``height`` (px), ``spacing_x_mm``, ``spacing_y_mm`` (mm per px) and ``region_x``,
     ``region_y``, ``region_width``, ``region_height`` (the DICOM ultrasound region, px), NaN
-    until a frames manifest supplies them, ``annotated``, and ``px_<class>`` (mask pixel
-    count per class).
+    until a frames manifest supplies them, ``annotated``, ``plane`` and ``plane_source``
+    (``plane``: (plane, source) from :func:`pipeline.ingest.planes.resolve_plane`, ``""``
+    when the data does not say), and ``px_<class>`` (mask pixel count per class).
     """
     row = {
         "frame_id": frame.name.frame_id,
@@ -85,6 +88,8 @@ def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, cla
         "spacing_y_mm": np.nan,
         **dict.fromkeys(REGION_COLUMNS, np.nan),
         "annotated": frame.annotated,
+        "plane": plane[0],
+        "plane_source": plane[1],
     }
     row.update({f"px_{name}": int(mask.sum()) for name, mask in zip(classes, masks)})
     return row
@@ -137,6 +142,7 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
     frames = contents.frames
     frames_table = read_frames_manifest(Path(data.frames_manifest)) if data.frames_manifest else None
     known_stems = set(frames_table.index) if frames_table is not None else set()
+    listed_planes = frames_table["plane"].to_dict() if frames_table is not None and "plane" in frames_table else {}
     (out_dir / IMAGES).mkdir()
     (out_dir / MASKS).mkdir()
     rows, findings, digests = [], reader_findings(contents.findings, qc), {}
@@ -158,7 +164,9 @@ def normalise_export(export_root: Path, out_dir: Path, data: DataParams, qc: QcP
         if image_size != (frame.width, frame.height):
             mismatched += 1
             continue
-        row = manifest_row(frame, masks, patient, data.classes)
+        plane = resolve_plane(frame.tags, listed_planes.get(PurePath(frame.name.original_name).stem),
+                              frame.name.original_name, data.plane_pattern)
+        row = manifest_row(frame, masks, patient, data.classes, plane)
         write_png_atomically(out_dir / IMAGES / f"{row['frame_id']}.png", gray)
         write_png_atomically(out_dir / MASKS / f"{row['frame_id']}.png", pack_masks(masks))
         digests[row["frame_id"]] = pixel_digest(gray)

@@ -66,6 +66,7 @@ class ExportFrame:
         shapes: polygon formats: per output channel, the objects of that class.
         mask_path: mask formats: the label mask file (pixel value = class index).
         mask_values: mask formats: per output channel, the mask values that belong to it.
+        tags: the image's Roboflow tags (COCO exports carry them; other formats do not).
     """
 
     image_path: Path
@@ -77,6 +78,7 @@ class ExportFrame:
     shapes: tuple[tuple[Shape, ...], ...] = ()
     mask_path: Path | None = None
     mask_values: tuple[tuple[int, ...], ...] = ()
+    tags: tuple[str, ...] = ()
 
     def masks(self, n_classes: int) -> np.ndarray:
         """The frame's label masks.

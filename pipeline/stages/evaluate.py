@@ -2,7 +2,7 @@
 
 ``python -m pipeline.stages.evaluate`` writes ``reports/metrics.json`` (per-class summary and
 the selection score, with ``inference.postprocess`` as ``test`` and without it as
-``test_raw``), ``reports/per_frame.csv`` (post-processed) and ``reports/per_frame_raw.csv``
+``test_raw``, and per plane as ``test_by_plane``), ``reports/per_frame.csv`` (post-processed) and ``reports/per_frame_raw.csv``
 (not), and comparison pictures of the post-processed masks in ``reports/overlays/`` (DVC
 image plots).
 
@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from pipeline.config import Params, load_params
 from pipeline.evaluation.pictures import comparison_picture, legend
-from pipeline.evaluation.scoring import describe, frame_rows, overall_score, summarise
+from pipeline.evaluation.scoring import by_plane, describe, frame_rows, overall_score, plane_column, summarise
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.masks import read_bitmask, unpack_masks
@@ -136,9 +136,11 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
 
 def metrics_report(run: EvaluationRun, per_frame: pd.DataFrame, per_frame_raw: pd.DataFrame,
                    classes: tuple[str, ...], threshold: float) -> dict[str, Any]:
-    """The metrics file's content: ``<subset>`` and ``<subset>_raw`` summaries, scores, counts, threshold."""
+    """The metrics file's content: ``<subset>`` and ``<subset>_raw`` summaries, scores, counts, threshold,
+    and ``<subset>_by_plane`` (post-processed, per plane; ``per_frame`` needs a ``plane`` column)."""
     report = {run.subset: summarise(per_frame, classes), f"{run.subset}_raw": summarise(per_frame_raw, classes),
               "score": overall_score(per_frame, classes), "score_raw": overall_score(per_frame_raw, classes),
+              f"{run.subset}_by_plane": by_plane(per_frame, classes),
               "frames": len(run.frame_ids), "patients": len(run.patients), "threshold": threshold}
     return report if run.overlays_dir is None else {**report, "overlays": legend(classes)}
 
@@ -157,6 +159,8 @@ def main() -> None:
     model, _ = load_checkpoint(run.checkpoint)
     with staged_folder(run.overlays_dir) if run.overlays_dir is not None else nullcontext() as overlays:
         per_frame, per_frame_raw = score_frames(model, run.frame_ids, table, params, overlays)
+    for rows in (per_frame, per_frame_raw):
+        rows.insert(2, "plane", plane_column(rows["frame_id"], table))
     write_csv_atomically(run.per_frame_file, per_frame)
     write_csv_atomically(run.per_frame_raw_file, per_frame_raw)
     report = metrics_report(run, per_frame, per_frame_raw, classes, params.inference.threshold)
