@@ -27,9 +27,9 @@ from pipeline.augment_spec import AugmentParams
 from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import PostprocessSpec, check_threshold
-from pipeline.ingest.planes import check_plane_pattern
+from pipeline.planes import check_plane_pattern
 from pipeline.loss_spec import LossParams
-from pipeline.training.patches import PatchParams
+from pipeline.patch_spec import PatchParams
 
 PARAMS_FILE = Path("params.yaml")
 EXPORT_FORMATS = ("auto", "coco-segmentation", "png-mask-semantic", "yolov8")
@@ -125,7 +125,7 @@ class DataParams:
             supplies the patient key and pixel spacing (and the plane, in a ``plane``
             column); None when frames were not made so.
         plane_pattern: regex with a ``plane`` group on the original file name, or None; the
-            third source of a frame's plane (``pipeline.ingest.planes``).
+            third source of a frame's plane (``pipeline.planes``).
     """
 
     source: str = "local"

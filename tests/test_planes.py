@@ -14,7 +14,7 @@ from pipeline.config import DataParams, ParamsError, QcParams
 from pipeline.ingest.coco_json import MalformedJson, parse_image
 from pipeline.ingest.frames_manifest import read_frames_manifest
 from pipeline.ingest.normalise import normalise_export
-from pipeline.ingest.planes import normalise_plane, plane_from_name, plane_from_tags, resolve_plane
+from pipeline.planes import normalise_plane, plane_from_name, plane_from_tags, resolve_plane
 from pipeline.ingest.records import IngestError
 from pipeline.evaluation.scoring import by_plane, plane_column
 from pipeline.synthetic import SampleSpec, write_sample_export

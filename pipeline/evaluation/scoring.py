@@ -16,7 +16,7 @@ import pandas as pd
 
 from pipeline.evaluation.metrics import score_masks, surface_distances
 from pipeline.evaluation.summary import ClassSummary, class_summary, selection_score
-from pipeline.ingest.planes import PLANES
+from pipeline.planes import PLANES
 
 DISTANCES = ("hd95_px", "hd95_mm", "assd_px", "assd_mm")
 

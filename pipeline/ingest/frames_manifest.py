@@ -14,7 +14,7 @@ from pathlib import Path, PurePath
 import numpy as np
 import pandas as pd
 
-from pipeline.ingest.planes import normalise_plane
+from pipeline.planes import normalise_plane
 from pipeline.ingest.records import IngestError
 from pipeline.layout import REGION_COLUMNS
 
@@ -66,7 +66,7 @@ def _checked_planes(values: pd.Series, path: Path) -> pd.Series:
     """The ``plane`` column as ``transverse`` / ``sagittal`` / ``""`` (unknown).
 
     Raises:
-        IngestError: a value that is neither empty nor a plane name (``pipeline.ingest.planes``).
+        IngestError: a value that is neither empty nor a plane name (``pipeline.planes``).
     """
     text = values.fillna("").astype(str).str.strip()
     planes = text.map(lambda value: normalise_plane(value) or "")

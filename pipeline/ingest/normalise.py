@@ -24,7 +24,7 @@ from pipeline.imaging.png import write_png_atomically
 from pipeline.ingest.formats import READERS, detect_format
 from pipeline.ingest.frames_manifest import join_frames_manifest, read_frames_manifest
 from pipeline.ingest.names import is_hidden, patient_of, shown
-from pipeline.ingest.planes import resolve_plane
+from pipeline.planes import resolve_plane
 from pipeline.ingest.qc import Finding, export_findings, frame_findings, pixel_digest, reader_findings
 from pipeline.ingest.records import ExportFrame, IngestError, SizeMismatchError
 from pipeline.layout import IMAGES, MANIFEST, MASKS, REGION_COLUMNS, SOURCE_INFO
@@ -73,7 +73,7 @@ def manifest_row(frame: ExportFrame, masks: np.ndarray, patient: str | None, cla
     ``height`` (px), ``spacing_x_mm``, ``spacing_y_mm`` (mm per px) and ``region_x``,
     ``region_y``, ``region_width``, ``region_height`` (the DICOM ultrasound region, px), NaN
     until a frames manifest supplies them, ``annotated``, ``plane`` and ``plane_source``
-    (``plane``: (plane, source) from :func:`pipeline.ingest.planes.resolve_plane`, ``""``
+    (``plane``: (plane, source) from :func:`pipeline.planes.resolve_plane`, ``""``
     when the data does not say), and ``px_<class>`` (mask pixel count per class).
     """
     row = {

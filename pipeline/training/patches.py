@@ -13,32 +13,9 @@ validation, evaluation and inference still see whole frames. A step costs about
 
 from __future__ import annotations
 
-import numbers
-from dataclasses import dataclass
-
 import numpy as np
 
-
-@dataclass(frozen=True)
-class PatchParams:
-    """``train.patch``: the training window.
-
-    Attributes:
-        size: window side in px, a multiple of 32 (the networks' stride), or None (whole frames).
-            The training data refuses one larger than the frames (``preprocess.size``).
-        foreground: probability in [0, 1] that the window is centred on a labelled pixel.
-    """
-
-    size: int | None = None
-    foreground: float = 0.5
-
-    def __post_init__(self) -> None:
-        if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int)
-                                      or self.size < 32 or self.size % 32):
-            raise ValueError(f"patch.size must be null or a multiple of 32 px >= 32, got {self.size!r}")
-        is_number = isinstance(self.foreground, numbers.Real) and not isinstance(self.foreground, bool)
-        if not is_number or not 0 <= self.foreground <= 1:
-            raise ValueError(f"patch.foreground must be a probability in [0, 1], got {self.foreground!r}")
+from pipeline.patch_spec import PatchParams
 
 
 def patch_origin(mask: np.ndarray, size: int, foreground: float, rng: np.random.Generator) -> tuple[int, int]:
@@ -68,3 +45,6 @@ def patch_origin(mask: np.ndarray, size: int, foreground: float, rng: np.random.
         top, left = int(rows[pick]) - size // 2, int(columns[pick]) - size // 2
         return min(max(top, 0), top_limit), min(max(left, 0), left_limit)
     return int(rng.integers(top_limit + 1)), int(rng.integers(left_limit + 1))
+
+
+__all__ = ["PatchParams", "patch_origin"]
