@@ -1,4 +1,4 @@
-"""The ``trus`` command: ``sample``, ``segment``, ``preprocess``, ``ingest``, ``frames``, ``upload``.
+"""The ``trus`` command: ``sample``, ``segment``, ``measure``, ``preprocess``, ``ingest``, ``frames``, ``upload``.
 
 Each command lives in its own module of :mod:`pipeline.cli`. Errors print one line naming
 the file and the problem and exit 2; ``trus --verbose COMMAND`` also prints the traceback
@@ -14,6 +14,7 @@ import typer
 
 from pipeline.cli.frames import frames
 from pipeline.cli.ingest import ingest
+from pipeline.cli.measure import measure
 from pipeline.cli.preprocess import preprocess
 from pipeline.cli.sample import sample
 from pipeline.cli.segment import segment
@@ -31,7 +32,7 @@ def options(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log e
     configure_console_logging(verbose or os.environ.get(VERBOSE_VARIABLE) == "1")
 
 
-for command in (sample, segment, preprocess, ingest, frames, upload):
+for command in (sample, segment, measure, preprocess, ingest, frames, upload):
     app.command()(command)
 
 
