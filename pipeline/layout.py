@@ -39,6 +39,7 @@ QC_REPORT = REPORTS_DIR / "qc.json"
 METRICS_FILE = REPORTS_DIR / "metrics.json"
 PER_FRAME_FILE = REPORTS_DIR / "per_frame.csv"          # scores of the post-processed masks (as shipped)
 PER_FRAME_RAW_FILE = REPORTS_DIR / "per_frame_raw.csv"  # the same without post-processing
+VOLUME_FILE = REPORTS_DIR / "volume.csv"  # the volume check, per test patient (Bland-Altman plot)
 OVERLAYS_DIR = REPORTS_DIR / "overlays"
 PREPROCESS_PLOTS_DIR = REPORTS_DIR / "preprocess"
 MODEL_FILE = Path("models/model.onnx")

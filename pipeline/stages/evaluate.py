@@ -2,7 +2,8 @@
 
 ``python -m pipeline.stages.evaluate`` writes ``reports/metrics.json`` (per-class summary and
 the selection score, with ``inference.postprocess`` as ``test`` and without it as
-``test_raw``, and per plane as ``test_by_plane``), ``reports/per_frame.csv`` (post-processed) and ``reports/per_frame_raw.csv``
+``test_raw``, per plane as ``test_by_plane``, and the volume check as ``volume``),
+``reports/volume.csv`` (the volume check per test patient, a Bland-Altman DVC plot), ``reports/per_frame.csv`` (post-processed) and ``reports/per_frame_raw.csv``
 (not), and comparison pictures of the post-processed masks in ``reports/overlays/`` (DVC
 image plots).
 
@@ -17,17 +18,20 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Collection
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from torch import nn
 from tqdm import tqdm
 
 from pipeline.config import Params, load_params
 from pipeline.evaluation.pictures import comparison_picture, legend
+from pipeline.evaluation.volume import PatientFrames, agreement, bland_altman_table, choose_frames, patient_row
 from pipeline.evaluation.scoring import by_plane, describe, frame_rows, overall_score, plane_column, summarise
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
@@ -36,13 +40,16 @@ from pipeline.imaging.png import write_png_atomically
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.files.tables import read_table
 from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS_FILE, OVERLAYS_DIR, PER_FRAME_FILE,
-                             PER_FRAME_RAW_FILE, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE, fold_checkpoint,
-                             fold_reports_dir)
+                             PER_FRAME_RAW_FILE, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE, VOLUME_FILE,
+                             fold_checkpoint, fold_reports_dir)
 from pipeline.files.atomic import staged_folder, write_csv_atomically, write_json_atomically
 from pipeline.stages.fold import fold_entry, fold_option
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.predict import evaluation_device, predict_probabilities
 from pipeline.training.checkpoint import load_checkpoint
+
+
+GLAND = "gland"  # the class the volume check measures
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,8 @@ def spacing_of(row: pd.Series) -> tuple[float, float] | None:
 
 
 def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, params: Params,
-                 overlays: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+                 overlays: Path | None = None, keep_glands: Collection[str] = ()
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
     """Per-frame score tables of a network on frames, at their original size.
 
     Each frame's probabilities are mapped back onto the original frame, thresholded
@@ -110,12 +118,15 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
         table: the processed manifest indexed by ``frame_id`` (patient, geometry, spacing).
         params: params.yaml (``data.classes``, ``model.mean/std``, ``inference``, ``evaluate.overlays``).
         overlays: a folder for the first ``evaluate.overlays`` comparison pictures, or None.
+        keep_glands: frames whose gland masks to return (the volume check's), if the
+            classes have a ``gland``.
 
     Returns:
-        The rows of the post-processed masks, and those of the raw masks.
+        The rows of the post-processed masks, those of the raw masks, and per kept frame its
+        (predicted, truth) (H, W) bool gland masks at the original size, post-processed.
     """
     classes, threshold, postprocess = params.data.classes, params.inference.threshold, params.inference.postprocess
-    rows, raw_rows, device = [], [], evaluation_device()
+    rows, raw_rows, device, glands = [], [], evaluation_device(), {}
     for index, frame_id in enumerate(tqdm(frame_ids, desc="evaluate", unit="frame", disable=None)):
         row = table.loc[frame_id]
         processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
@@ -128,10 +139,52 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
         raw_rows += scored_raw
         rows += frame_rows(frame_id, row["patient"], predicted, truth, classes, spacing_of(row),
                            reuse=list(zip(raw, scored_raw)))
+        if frame_id in keep_glands and GLAND in classes:
+            glands[frame_id] = (predicted[classes.index(GLAND)], truth[classes.index(GLAND)])
         if overlays is not None and index < params.evaluate.overlays:
             original = read_frame(FRAMES_DIR / IMAGES / f"{frame_id}.png").gray
             write_png_atomically(overlays / f"{frame_id}.png", comparison_picture(original, predicted, truth))
-    return pd.DataFrame(rows), pd.DataFrame(raw_rows)
+    return pd.DataFrame(rows), pd.DataFrame(raw_rows), glands
+
+
+def volume_check(frame_ids: list[str], table: pd.DataFrame, glands: dict[str, tuple[np.ndarray, np.ndarray]],
+                 chosen: dict[str, tuple[str, str]], not_measurable: int) -> tuple[dict, pd.DataFrame]:
+    """The volume check of :mod:`pipeline.evaluation.volume`: its summary and the Bland-Altman rows.
+
+    Args:
+        frame_ids: the scored frames (for the spacing of each).
+        table: the processed manifest indexed by ``frame_id``.
+        glands: frame -> (predicted, truth) gland masks, from :func:`score_frames`.
+        chosen: patient -> (transverse, sagittal) frame ids, from :func:`volume_frames`.
+        not_measurable: patients without a frame of one of the planes.
+    """
+    rows = []
+    for patient, (across, along) in chosen.items():
+        rows.append(patient_row(PatientFrames(
+            patient, across, along, glands[across][1], glands[across][0], glands[along][1], glands[along][0],
+            spacing_of(table.loc[across]), spacing_of(table.loc[along]))))
+    per_patient = pd.DataFrame(rows, columns=["patient", "transverse_frame", "sagittal_frame", "unit", "truth",
+                                              "model"])
+    return agreement(per_patient, not_measurable).as_dict(), bland_altman_table(per_patient)
+
+
+def volume_frames(frame_ids: list[str], table: pd.DataFrame) -> tuple[dict[str, tuple[str, str]], int]:
+    """Per patient of the frames, its transverse and sagittal frames for the volume, and how many have none.
+
+    Uses the manifest's ``plane`` and ``px_gland`` (truth gland pixels) columns; without
+    them (no gland class, or a manifest from before planes) no patient is measurable.
+    """
+    if "plane" not in table.columns or f"px_{GLAND}" not in table.columns:
+        return {}, int(table.loc[frame_ids, "patient"].nunique())
+    rows = table.loc[frame_ids]
+    chosen, missing = {}, 0
+    for patient, frames in rows.groupby("patient", sort=True):
+        pair = choose_frames(frames["plane"], frames[f"px_{GLAND}"])
+        if pair is None:
+            missing += 1
+        else:
+            chosen[str(patient)] = pair
+    return chosen, missing
 
 
 def metrics_report(run: EvaluationRun, per_frame: pd.DataFrame, per_frame_raw: pd.DataFrame,
@@ -157,13 +210,18 @@ def main() -> None:
     params.inference.check_classes(classes)
     table = read_table(PROCESSED_DIR / PROCESSED_MANIFEST).set_index("frame_id")
     model, _ = load_checkpoint(run.checkpoint)
+    chosen, not_measurable = volume_frames(run.frame_ids, table)
+    keep = {frame for pair in chosen.values() for frame in pair}
     with staged_folder(run.overlays_dir) if run.overlays_dir is not None else nullcontext() as overlays:
-        per_frame, per_frame_raw = score_frames(model, run.frame_ids, table, params, overlays)
+        per_frame, per_frame_raw, glands = score_frames(model, run.frame_ids, table, params, overlays, keep)
     for rows in (per_frame, per_frame_raw):
         rows.insert(2, "plane", plane_column(rows["frame_id"], table))
     write_csv_atomically(run.per_frame_file, per_frame)
     write_csv_atomically(run.per_frame_raw_file, per_frame_raw)
     report = metrics_report(run, per_frame, per_frame_raw, classes, params.inference.threshold)
+    report["volume"], bland_altman = volume_check(run.frame_ids, table, glands, chosen, not_measurable)
+    if fold is None:
+        write_csv_atomically(VOLUME_FILE, bland_altman)
     write_json_atomically(run.metrics_file, report)
     scope = "" if fold is None else f"fold {fold}: "
     print(f"evaluate: {scope}" + "; ".join(f"{name} {describe(scores)}" for name, scores in report[run.subset].items())
