@@ -88,7 +88,7 @@ def write_digit_named_export(root: Path) -> None:
     for annotation_file in root.glob("*/_annotations.coco.json"):
         payload = json.loads(annotation_file.read_text())
         for image in payload["images"]:
-            patient, frame = re.match(r"P(\d{3})_F(\d{2})_png\.rf\.", image["file_name"]).groups()
+            patient, frame = re.match(r"P(\d{3})_F(\d{2})_[a-z]+_png\.rf\.", image["file_name"]).groups()
             name = f"{DIGIT_PATIENTS[int(patient) - 1]}{int(frame)}.jpg"
             (annotation_file.parent / image["file_name"]).rename(annotation_file.parent / name)
             image["file_name"] = name

@@ -17,7 +17,7 @@ from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import plan_geometry, to_original_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.imaging.preprocessing import crop_box_for, preprocess_frame, preprocess_mask
-from pipeline.synthetic import VARIANT_NAMES, PhantomFrame, sample_frame
+from pipeline.synthetic import PLANES, VARIANT_NAMES, PhantomFrame, lesion_frames, patient_exam, sample_frame
 
 NO_FILTER = FilterSpec(method="none")
 # (seed, export frame size): the product's 1280x872 and two smaller exports; sized variants keep their own
@@ -37,8 +37,12 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 @functools.lru_cache(maxsize=64)
 def frame(variant: str, seed: int, size: tuple[int, int]) -> tuple[PhantomFrame, np.ndarray]:
-    """A sample frame (patient 1 + seed, with a lesion) and its grey pixels after the export's JPEG (quality 90)."""
-    phantom = sample_frame(seed, 1 + seed, 3, variant=variant, size=size, with_lesion=True)
+    """A sample frame (patient 1 + seed, with a lesion; transverse for even seeds, sagittal for odd ones) and its
+    grey pixels after the export's JPEG (quality 90)."""
+    plane = PLANES[seed % 2]
+    slices = patient_exam(seed, 1 + seed, lesion_patient=True).slices
+    index = next(f for f in lesion_frames(seed, 1 + seed) if slices[f - 1].plane == plane)
+    phantom = sample_frame(seed, 1 + seed, index, variant=variant, size=size, with_lesion=True)
     ok, data = cv2.imencode(".jpg", phantom.image, [cv2.IMWRITE_JPEG_QUALITY, 90])
     assert ok
     return phantom, cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2GRAY)
@@ -69,7 +73,13 @@ def test_fan_found_on_every_variant(variant, seed, size):
     fan = detect_fan(gray)
     assert fan.found and fan.mask.shape == gray.shape and fan.mask.dtype == bool
     assert box_iou(fan.box, phantom.fan_box) >= 0.95
-    assert mask_iou(fan.mask, phantom.fan_mask) >= 0.95
+    if phantom.frame_slice.plane == "transverse":
+        assert mask_iou(fan.mask, phantom.fan_mask) >= 0.95
+    else:  # the anechoic bladder at the fan's edge looks like the black outside: the mask loses it, and only it
+        lost = phantom.fan_mask & ~fan.mask
+        black = cv2.GaussianBlur(gray, (0, 0), 2) < 25
+        assert (lost & black).sum() >= 0.97 * lost.sum()
+        assert mask_iou(fan.mask | (lost & black), phantom.fan_mask) >= 0.95
     assert cv2.boundingRect(fan.mask.astype(np.uint8)) == fan.box
 
 
@@ -106,7 +116,7 @@ def test_no_fan_means_the_whole_frame():
 @pytest.mark.parametrize("resize", ["letterbox", "stretch"])
 @pytest.mark.parametrize("seed, size", [(0, (1280, 872)), (1, (640, 436))])
 def test_mask_round_trip(variant, resize, seed, size):
-    """Measured: gland >= 0.9955; lesion >= 0.976 when the fan is shrunk onto the grid, >= 0.9968 when enlarged."""
+    """Measured: gland >= 0.994; lesion >= 0.955 when the fan is shrunk onto the grid, >= 0.996 when enlarged."""
     phantom, gray = frame(variant, seed, size)
     geometry = preprocess_frame(gray, PreprocessSpec(size=768, resize=resize, filter=NO_FILTER)).geometry
     # a 768 grid cannot hold every edge pixel of a small lesion from a larger crop (1280x872, 1024x768 frames)

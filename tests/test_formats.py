@@ -141,9 +141,15 @@ def test_yolo_matches_coco(coco_export: Path, yolo_export: Path):
         reference = coco[frame.image_path.name]
         assert (frame.split, frame.width, frame.height, frame.annotated) == \
             (reference.split, 320, 240, reference.annotated)
-        # one rasteriser (records.rasterise_shapes): the same masks, pixel for pixel; the 6-decimal YOLO
-        # coordinates lie within 0.00016 px of COCO's 3-decimal ones on these 320 px frames
-        np.testing.assert_array_equal(frame.masks(2), reference.masks(2))
+        # one rasteriser (records.rasterise_shapes): the same masks up to ties. The 6-decimal YOLO coordinates
+        # lie within 0.00016 px of COCO's 3-decimal ones on these 320 px frames, so only a pixel whose centre an
+        # edge passes that close to may flip (one does in this export: an edge crosses row 118 at x = 229.00012)
+        differs = frame.masks(2) != reference.masks(2)
+        assert differs.sum() <= 2
+        for mask, changed in zip(reference.masks(2), differs):
+            edge = mask ^ (cv2.erode(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0)
+            grown = cv2.dilate(mask.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+            assert not (changed & ~(edge | (grown & ~mask))).any()  # on the outline, never inside or far off
     assert detect_format(yolo_export) == "yolov8"
 
 

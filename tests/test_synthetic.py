@@ -18,13 +18,17 @@ from pipeline.cli.main import app
 from pipeline.files.output_folder import MARKER
 from pipeline.imaging.polygons import rasterise_polygon
 from pipeline.ingest.coco import read_coco_export
-from pipeline.synthetic import (FLEET, VARIANT_NAMES, VARIANTS, PhantomFrame, SampleSpec, patient_variant,
-                                render_phantom, sample_frame, write_sample_export)
-from pipeline.synthetic.phantom import draw_patient, export_precision, fit_inside
+from pipeline.synthetic import (FLEET, PLANES, SAGITTAL, TRANSVERSE, VARIANT_NAMES, VARIANTS, FrameSlice, PhantomFrame,
+                                SampleSpec, lesion_frames, patient_exam, patient_variant, render_phantom, sample_frame,
+                                write_sample_export)
+from pipeline.synthetic.anatomy import MID_GLAND
+from pipeline.synthetic.ground_truth import export_precision, fit_inside
+from pipeline.synthetic.manifests import FRAMES_MANIFEST, PATIENTS_MANIFEST
+from pipeline.synthetic.phantom import draw_patient
 from pipeline.synthetic.roboflow_coco import SPLITS, plan_export, polygon_annotation, roboflow_file_name
 
 SMALL = SampleSpec(n_patients=3, frames_per_patient=2, frame_width=320, frame_height=240, empty_fraction=0.34)
-NAME = re.compile(r"^P\d{3}_F\d{2}_png\.rf\.([0-9a-f]{32}|[A-Za-z0-9]{20})\.jpg$")
+NAME = re.compile(r"^P\d{3}_F\d{2}_(transverse|sagittal)_png\.rf\.([0-9a-f]{32}|[A-Za-z0-9]{20})\.jpg$")
 PATIENT = re.compile(r"^(?P<patient>[^_]+)_")  # the project's default data.patient_pattern
 
 
@@ -52,11 +56,21 @@ def small_export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[s
     return root, write_sample_export(root, seed=5, spec=SMALL)
 
 
+MIDLINE = FrameSlice(SAGITTAL, "midline", 0.0)
+
+
+def lesion_frame(seed: int, patient: int, plane: str, frames_per_patient: int = 5) -> int:
+    """The first frame of ``plane`` that shows the patient's lesion (every lesion patient's exam records it in
+    each plane)."""
+    slices = patient_exam(seed, patient, frames_per_patient, lesion_patient=True).slices
+    return next(f for f in lesion_frames(seed, patient, frames_per_patient) if slices[f - 1].plane == plane)
+
+
 @pytest.fixture(scope="module")
 def frames() -> list[PhantomFrame]:
-    """Lesion frames of several patients at two sizes."""
-    return [render_phantom(np.random.default_rng(seed), w, h, with_lesion=True)
-            for seed in range(4) for w, h in ((320, 240), (640, 436))]
+    """Lesion frames of several patients at two sizes, mid-gland transverse and midline sagittal."""
+    return [render_phantom(np.random.default_rng(seed), w, h, with_lesion=True, frame_slice=cut)
+            for seed in range(4) for w, h in ((320, 240), (640, 436)) for cut in (MID_GLAND, MIDLINE)]
 
 
 def test_same_seed_same_bytes_other_seed_other_data(small_export, tmp_path):
@@ -73,10 +87,13 @@ def test_same_seed_same_bytes_other_seed_other_data(small_export, tmp_path):
 
 def test_export_layout_and_counts(small_export):
     root, counts = small_export
-    assert sorted(p.name for p in root.iterdir()) == [MARKER, "README.dataset.txt", "README.roboflow.txt", *sorted(SPLITS)]
+    assert sorted(p.name for p in root.iterdir()) == sorted([MARKER, "README.dataset.txt", "README.roboflow.txt",
+                                                             *SPLITS, FRAMES_MANIFEST, PATIENTS_MANIFEST])
     assert counts == {"train": 4, "valid": 1, "test": 1, "annotations": counts["annotations"]}
     for readme in ("README.dataset.txt", "README.roboflow.txt"):
-        assert "SYNTHETIC" in (root / readme).read_text()
+        text = (root / readme).read_text()
+        assert "SYNTHETIC" in text and FRAMES_MANIFEST in text and PATIENTS_MANIFEST in text
+        assert "P<patient>_F<frame>_<plane>.png" in text
     assert "trus sample --seed 5" in (root / "README.roboflow.txt").read_text()
     total = 0
     for split in SPLITS:
@@ -130,17 +147,20 @@ def test_default_plan_names_splits_and_fractions():
     assert len(plans) == 120 and len({p.file_name for p in plans}) == 120
     assert Counter(p.split for p in plans) == {"train": 84, "valid": 24, "test": 12}
     assert all(NAME.match(p.file_name) for p in plans)
-    styles = Counter(len(NAME.match(p.file_name).group(1)) for p in plans)
+    styles = Counter(len(NAME.match(p.file_name).group(2)) for p in plans)
     assert set(styles) == {20, 32} and 20 <= styles[20] <= 60
     assert sum(not p.with_gland for p in plans) == round(0.06 * 120)
-    assert sum(p.with_lesion for p in plans) == round(0.4 * sum(p.with_gland for p in plans))
+    lesion_patients = {p.patient for p in plans if p.with_lesion}
+    assert len(lesion_patients) == round(0.4 * 24)  # a lesion patient's exam records the lesion in each plane
+    assert 15 <= sum(p.with_lesion for p in plans) <= 30
     assert all(p.with_gland for p in plans if p.with_lesion)
     straddling = Counter(len({q.split for q in plans if q.patient == p}) for p in range(1, 25))
     assert straddling[1] < 24  # per-frame split: some patients land in several splits
     p7 = next(p for p in plans if (p.patient, p.frame) == (7, 3))
-    assert p7.original_name == "P007_F03.png" and p7.file_name.startswith("P007_F03_png.rf.")
+    assert p7.original_name == "P007_F03_transverse.png" and p7.file_name.startswith("P007_F03_transverse_png.rf.")
     assert PATIENT.match(p7.file_name)["patient"] == "P007"
-    assert roboflow_file_name("P007_F03.png", 0) == p7.file_name != roboflow_file_name("P007_F03.png", 1)
+    assert roboflow_file_name("P007_F03_transverse.png", 0) == p7.file_name \
+        != roboflow_file_name("P007_F03_transverse.png", 1)
 
 
 def test_empty_frames_are_listed_without_annotations(small_export):
@@ -154,9 +174,11 @@ def test_empty_frames_are_listed_without_annotations(small_export):
         for im in doc["images"]:
             plan = plans[im["file_name"]]
             assert annotated[im["id"]] == int(plan.with_gland) and lesions[im["id"]] == int(plan.with_lesion)
-    empty = render_phantom(np.random.default_rng(1), 320, 240, with_gland=False, with_lesion=False)
-    assert not empty.gland_mask.any() and not empty.lesion_mask.any()
-    assert empty.gland_polygons == [] and empty.lesion_polygons == []
+    for cut in (MID_GLAND, MIDLINE):
+        empty = render_phantom(np.random.default_rng(1), 320, 240, with_gland=False, with_lesion=False, frame_slice=cut)
+        assert not empty.gland_mask.any() and not empty.lesion_mask.any()
+        assert empty.gland_polygons == [] and empty.lesion_polygons == []
+        assert empty.frame_slice.plane == cut.plane and not empty.frame_slice.shows_gland
     with pytest.raises(ValueError):
         render_phantom(np.random.default_rng(1), 320, 240, with_gland=False, with_lesion=True)
 
@@ -179,7 +201,9 @@ def test_export_reads_back_to_the_generator_masks(tmp_path, variant):
     write_sample_export(tmp_path / "data", seed=3, spec=spec)
     frames = read_coco_export(tmp_path / "data", ["gland", "lesion"])
     plans = {p.file_name: p for p in plan_export(3, spec)}
-    assert len(frames) == 4 and sum(p.with_lesion for p in plans.values()) == 2
+    assert len(frames) == 4 and sum(p.with_lesion for p in plans.values()) >= 1
+    shown = [plans[f.image_path.name].frame_slice.plane for f in frames if plans[f.image_path.name].with_gland]
+    assert sorted(set(shown)) == sorted(PLANES)  # one transverse and one sagittal frame per patient
     for frame in frames:
         plan = plans[frame.image_path.name]
         truth = sample_frame(3, plan.patient, plan.frame, variant=variant, frames_per_patient=2,
@@ -219,9 +243,9 @@ def test_lesion_well_inside_gland_inside_fan(frames):
         gland, lesion = f.gland_mask, f.lesion_mask
         assert lesion.any() and not (lesion & ~gland).any()
         assert not (lesion & ~_grow(gland, -3)).any()  # well off the rim
-        assert 0.02 <= lesion.sum() / gland.sum() <= 0.08
+        assert 0.003 <= lesion.sum() / gland.sum() <= 0.12  # 5-13 mm across in a 15-80 mL gland
         assert not (gland & ~_grow(f.fan_mask, -3)).any()  # clear of the fan border
-        assert 0.04 <= gland.sum() / f.fan_mask.sum() <= 0.5
+        assert 0.08 <= gland.sum() / f.fan_mask.sum() <= 0.6
 
 
 def test_gland_is_hypoechoic_with_a_bright_rim(frames):
@@ -230,6 +254,8 @@ def test_gland_is_hypoechoic_with_a_bright_rim(frames):
         interior = _grow(f.gland_mask, -4) & ~f.lesion_mask
         rim = _grow(f.gland_mask, 1) & ~_grow(f.gland_mask, -1)
         around = _grow(f.gland_mask, 25) & ~_grow(f.gland_mask, 8) & f.fan_mask
+        if f.frame_slice.plane == SAGITTAL:  # the tissue caudal to the gland, clear of the (anechoic) bladder
+            around[:, : int(np.nonzero(f.gland_mask)[1].mean())] = False
         # medians: a bright calcification and its shadow must not decide it
         assert np.median(grey[interior]) < np.median(grey[around]) - 8
         assert np.median(grey[rim]) > np.median(grey[interior]) + 10
@@ -256,9 +282,10 @@ def test_black_outside_the_fan_with_burned_in_text(frames, small_export):
 def test_patient_frames_are_correlated():
     rng = np.random.default_rng(11)
     patient = draw_patient(rng, 320, 240)
-    a, b = (render_phantom(np.random.default_rng(s), 320, 240, with_lesion=False, patient=patient, sweep=0.5)
+    base = FrameSlice(TRANSVERSE, "base", 0.5)
+    a, b = (render_phantom(np.random.default_rng(s), 320, 240, with_lesion=False, patient=patient, frame_slice=base)
             for s in (1, 2))
-    other = render_phantom(np.random.default_rng(3), 320, 240, with_lesion=False, sweep=0.5)
+    other = render_phantom(np.random.default_rng(3), 320, 240, with_lesion=False, frame_slice=base)
     assert np.array_equal(a.fan_mask, b.fan_mask) and not np.array_equal(a.image, b.image)
     assert _iou(a.gland_mask, b.gland_mask) > 0.8 > _iou(a.gland_mask, other.gland_mask)
 
@@ -287,9 +314,12 @@ def test_refuses_non_empty_out_dir_and_replaces_only_its_own_output(tmp_path):
         SampleSpec(split_fractions=(0.7, 0.2, 0.2))
 
 
+@pytest.mark.parametrize("plane", PLANES)
 @pytest.mark.parametrize("variant", VARIANT_NAMES)
-def test_variants_are_deterministic_and_expose_the_true_fan(variant):
-    a, b = (sample_frame(3, 2, 1, variant=variant, size=(400, 272), with_lesion=True) for _ in range(2))
+def test_variants_are_deterministic_and_expose_the_true_fan(variant, plane):
+    index = lesion_frame(3, 2, plane)
+    a, b = (sample_frame(3, 2, index, variant=variant, size=(400, 272), with_lesion=True) for _ in range(2))
+    assert a.frame_slice.plane == plane and a.lesion_mask.any()
     assert np.array_equal(a.image, b.image) and a.fan == b.fan
     scanner = patient_variant(variant, 3, 2)
     width, height = scanner.size or (400, 272)
@@ -303,23 +333,26 @@ def test_variants_are_deterministic_and_expose_the_true_fan(variant):
     assert not (a.gland_mask & ~_grow(a.fan_mask, -3)).any() and not (a.lesion_mask & ~a.gland_mask).any()
 
 
+@pytest.mark.parametrize("plane", PLANES)
 @pytest.mark.parametrize("variant", [v for v in VARIANTS if v != "default" and VARIANTS[v].jpeg_quality is None])
-def test_variant_overlays_leave_the_fan_border_clear(variant):
-    frame = sample_frame(0, 1, 2, variant=variant, size=(640, 436), with_lesion=True)
+def test_variant_overlays_leave_the_fan_border_clear(variant, plane):
+    frame = sample_frame(0, 1, lesion_frame(0, 1, plane), variant=variant, size=(640, 436), with_lesion=True)
     ring = _grow(frame.fan_mask, 6) & ~_grow(frame.fan_mask, 1)  # 2-6 px outside the fan
     assert frame.image[ring].max() == 0
     outside = ~_grow(frame.fan_mask, 1)
     assert frame.image[outside].max() > 150  # but the margins do hold text
 
 
-def test_variant_features_are_in_the_pixels():
-    default, colour, bottom = (sample_frame(0, 1, 2, variant=v, size=(640, 436), with_lesion=True)
+@pytest.mark.parametrize("plane", PLANES)
+def test_variant_features_are_in_the_pixels(plane):
+    index = lesion_frame(0, 1, plane)
+    default, colour, bottom = (sample_frame(0, 1, index, variant=v, size=(640, 436), with_lesion=True)
                                for v in ("default", "colour", "probe_bottom"))
     saturation = lambda image: int((image.max(axis=2).astype(int) - image.min(axis=2)).max())  # noqa: E731
     assert saturation(default.image) <= 2 and saturation(colour.image) > 150  # colour text and calipers
     gland_y = lambda f: np.nonzero(f.gland_mask)[0].mean()  # noqa: E731
     assert default.fan.apex_y < gland_y(default) and bottom.fan.apex_y > gland_y(bottom)  # probe side
-    logo = sample_frame(0, 1, 2, variant="logo_calipers", size=(640, 436), with_lesion=True)
+    logo = sample_frame(0, 1, index, variant="logo_calipers", size=(640, 436), with_lesion=True)
     on_fan = _grow(logo.fan_mask, -4)
     assert (logo.image[on_fan] >= 235).sum() > (default.image[on_fan] >= 235).sum() + 50  # logo ring, calipers
 
@@ -358,5 +391,5 @@ def test_fleet_mixes_variants_per_patient():
 def test_cli_lists_every_variant():
     result = CliRunner().invoke(app, ["sample", "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
-    for name in VARIANT_NAMES:
+    for name in (*VARIANT_NAMES, "--sagittal-fraction"):
         assert name in result.output

@@ -87,9 +87,7 @@ def draw_overlays(image: np.ndarray, fan: FanGeometry, lines: dict[str, list[str
     step = int(34 * scale) + 2
     size = max(2, int(0.008 * w))
     adaptive = variant != DEFAULT
-    # the depth scale beside the fan; other scanners keep its focus marker >= 8 px clear of the fan
-    clear = max(0.02 * w, 2 * size + max(8.0, 0.01 * w)) if adaptive else 0.02 * w
-    x_scale = int(fan.apex_x + fan.r_outer * np.sin(fan.half_angle) + clear)
+    x_scale = depth_scale_x(fan, w, variant)
     keep_out = np.zeros((h, w), np.uint8)
     if adaptive:
         gap = max(3, int(0.02 * w))
@@ -130,6 +128,18 @@ def draw_overlays(image: np.ndarray, fan: FanGeometry, lines: dict[str, list[str
     if variant.logo:
         _logo_in_margin(image, layout, scale, thick, ORANGE if variant.colour else (200, 200, 200))
         _logo_in_fan(image, fan, thick)
+
+
+def depth_scale_x(fan: FanGeometry, width: int, variant: Variant = DEFAULT) -> int:
+    """x px where the depth scale's ticks start, beside the fan's right edge.
+
+    The ticks run right from there (0.012 x width long every cm, half that every half cm),
+    at the depths of :func:`_along_axis`, ``fan.px_per_cm`` px apart; other scanners than the
+    original keep the focus marker, left of the ticks, >= 8 px clear of the fan.
+    """
+    size = max(2, int(0.008 * width))
+    clear = max(0.02 * width, 2 * size + max(8.0, 0.01 * width)) if variant != DEFAULT else 0.02 * width
+    return int(fan.apex_x + fan.r_outer * np.sin(fan.half_angle) + clear)
 
 
 def _along_axis(fan: FanGeometry, depth_px: float) -> float:

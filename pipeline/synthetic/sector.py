@@ -87,3 +87,22 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """Bounding box (x, y, width, height) px of a non-empty (H, W) bool mask."""
     x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
     return int(x), int(y), int(w), int(h)
+
+
+@functools.lru_cache(maxsize=4)
+def beam_points(fan: FanGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Read-only (n_radii, n_angles) float32 frame x and y px of the beam grid's points (see :func:`beam_shape`)."""
+    n_r, n_t = beam_shape(fan)
+    r = np.linspace(0.0, fan.r_outer, n_r, dtype=np.float32)[:, None]
+    t = np.linspace(-fan.half_angle, fan.half_angle, n_t, dtype=np.float32)[None, :]
+    x = (np.float32(fan.apex_x) + r * np.sin(t)).astype(np.float32)
+    y = (np.float32(fan.apex_y) + np.float32(fan.direction) * r * np.cos(t)).astype(np.float32)
+    for array in (x, y):
+        array.setflags(write=False)
+    return x, y
+
+
+def to_beam_grid(fan: FanGeometry, image: np.ndarray) -> np.ndarray:
+    """An (H, W) float32 frame image resampled (bilinear, 0 outside the frame) onto the fan's beam grid."""
+    x, y = beam_points(fan)
+    return cv2.remap(image.astype(np.float32), x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
