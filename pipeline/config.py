@@ -246,6 +246,12 @@ class ModelParams:
     case. The project's architectures have no pretrained encoder: for them ``encoder`` does
     not apply and is stored as ``""`` (so checkpoints and the model's contract name none),
     and ``encoder_weights`` and ``weights_path`` must be null (a ParamsError says so).
+
+    ``plane_head`` adds a classifier of the frame's plane (transverse or sagittal) on the
+    encoder (``pipeline.training.plane_head``): ``auto`` (on when the training frames hold
+    labelled frames of both planes and the architecture is a segmentation_models_pytorch one;
+    the train stage resolves it and the checkpoint stores the boolean), ``true`` or ``false``.
+    The project's architectures have no such head: ``true`` is refused for them.
     """
 
     arch: str = "FPN"
@@ -254,10 +260,13 @@ class ModelParams:
     weights_path: str | None = None
     mean: float = 0.449
     std: float = 0.226
+    plane_head: bool | str = "auto"
 
     def __post_init__(self) -> None:
         if self.std <= 0:
             raise ParamsError(f"model.std must be > 0, got {self.std}")
+        if self.plane_head != "auto" and not isinstance(self.plane_head, bool):
+            raise ParamsError(f"model.plane_head must be auto, true or false, got {self.plane_head!r}")
         if str(self.arch).lower() in UNSUPPORTED_ARCHS:
             raise ParamsError(f"model.arch: {self.arch} is not supported: {UNSUPPORTED_ARCHS[str(self.arch).lower()]}")
         project = {name.lower(): name for name in PROJECT_ARCHS}.get(str(self.arch).lower())
@@ -267,6 +276,9 @@ class ModelParams:
             if getattr(self, key) is not None:
                 raise ParamsError(f"model.{key}: {project} trains from scratch (it has no pretrained encoder); "
                                   f"set model.{key}=null")
+        if self.plane_head is True:
+            raise ParamsError(f"model.plane_head: {project} has no plane classifier (only segmentation_models_pytorch "
+                              "architectures do); set model.plane_head=auto or false")
         object.__setattr__(self, "arch", project)
         object.__setattr__(self, "encoder", "")
 
@@ -282,6 +294,8 @@ class TrainParams:
 
     Attributes:
         patch: the training window (whole frames by default), see ``pipeline.training.patches``.
+        plane_weight: >= 0, the weight of the plane head's cross-entropy in the total loss
+            (``model.plane_head``; the batch's frames of a known plane only).
         keep: ``last`` (the model after the epoch budget, or the epoch early stopping
             stopped at) or ``best`` (the epoch with the best validation score).
         early_stopping_patience: None (train every epoch), or stop after this many epochs
@@ -305,6 +319,7 @@ class TrainParams:
     device: str = "auto"
     augment: AugmentParams = field(default_factory=AugmentParams)
     patch: PatchParams = field(default_factory=PatchParams)
+    plane_weight: float = 0.2
     keep: str = "last"
     early_stopping_patience: int | None = None
     processes: int = 1
@@ -316,6 +331,9 @@ class TrainParams:
         _check_choice("train.device", self.device, ("auto", "cpu", "cuda"))
         if self.epochs < 1 or self.batch_size < 1:
             raise ParamsError("train.epochs and train.batch_size must be >= 1")
+        if isinstance(self.plane_weight, bool) or not isinstance(self.plane_weight, (int, float)) \
+                or not self.plane_weight >= 0:
+            raise ParamsError(f"train.plane_weight must be a number >= 0, got {self.plane_weight!r}")
         _check_run_settings(self)
 
 

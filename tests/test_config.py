@@ -40,6 +40,9 @@ def test_params_yaml_matches_dataclass_defaults(tmp_path: Path):
         ("split", "fractions", [0.5, 0.5, 0.5], "split.fractions"),
         ("inference", "threshold", 1.5, "inference.threshold"),
         ("data", "patient_pattern", "^(.*)_", "(?P<patient>"),
+        ("model", "plane_head", "yes", "model.plane_head must be auto, true or false"),
+        ("train", "plane_weight", -0.1, "train.plane_weight must be a number >= 0"),
+        ("train", "plane_weight", None, "train.plane_weight must be a number >= 0"),
     ],
 )
 def test_bad_values_are_rejected_with_file_and_key(tmp_path: Path, section, key, value, message):

@@ -72,8 +72,8 @@ def test_the_dataset_returns_windows_of_image_and_target_together():
     masks = np.stack([_frame_with_lesion()] * 3)
     whole = FrameDataset(images, masks, 2, 0.0, 1.0, seed=5)
     windows = FrameDataset(images, masks, 2, 0.0, 1.0, seed=5, patch=PatchParams(size=32, foreground=1.0))
-    full_image, full_target = whole[1]
-    patch_image, patch_target = windows[1]
+    full_image, full_target, _ = whole[1]
+    patch_image, patch_target, _ = windows[1]
     assert tuple(full_image.shape) == (1, 128, 128) and tuple(patch_target.shape) == (2, 32, 32)
     top, left = patch_origin(masks[1], 32, 1.0, np.random.default_rng((5, 0, 1)))
     assert np.array_equal(patch_image.numpy(), full_image.numpy()[:, top:top + 32, left:left + 32])

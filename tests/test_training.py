@@ -155,7 +155,7 @@ def test_loss_decreases_on_an_easy_problem() -> None:
     seed_everything(0)
     model = build_model(TINY_MODEL, len(CLASSES))
     dataset = FrameDataset(*map(np.stack, zip(*(disk_frame(i) for i in range(4)))), len(CLASSES), 0.449, 0.226)
-    images, targets = map(torch.stack, zip(*(dataset[i] for i in range(len(dataset)))))
+    images, targets, _ = map(torch.stack, zip(*(dataset[i] for i in range(len(dataset)))))
     loss_fn = build_loss(LossParams(), len(CLASSES))  # the default: Dice + BCE
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -196,8 +196,8 @@ def test_augmentation_is_reproducible_per_seed() -> None:
 def test_dataset_items_and_loading(tmp_path: Path) -> None:
     write_project(tmp_path, n_frames=2)
     images, masks = load_frames(tmp_path / PROCESSED_DIR, ["p0_f0", "p0_f1"], SIZE)
-    image, target = FrameDataset(images, masks, len(CLASSES), 0.449, 0.226)[1]
-    assert image.dtype == target.dtype == torch.float32
+    image, target, plane = FrameDataset(images, masks, len(CLASSES), 0.449, 0.226)[1]
+    assert image.dtype == target.dtype == torch.float32 and plane.dtype == torch.int64 and int(plane) == -1
     assert image.shape == (1, SIZE, SIZE) and target.shape == (len(CLASSES), SIZE, SIZE)
     np.testing.assert_array_equal(image.numpy(), network_input(images[1], 0.449, 0.226)[0])
     np.testing.assert_array_equal(target.numpy(), unpack_masks(masks[1], len(CLASSES)))

@@ -18,7 +18,8 @@ from pipeline.evaluation.summary import ClassSummary
 from pipeline.inference.contract import NO_POSTPROCESS, PostprocessSpec
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.data import FrameDataset
-from pipeline.training.loop import EpochMetrics, inference_masks, pixel_counts, train_model, validate
+from pipeline.training.loop import EpochMetrics, train_model
+from pipeline.training.validation import inference_masks, pixel_counts, validate
 
 CLASSES = ("gland", "lesion")
 POSTPROCESS = PostprocessSpec("gland", largest_component=True, fill_holes=True, inside_organ=("lesion",))
@@ -70,14 +71,16 @@ class FixedLogits(nn.Module):
         return self.logits[images[:, 0, 0, 0].long()]
 
 
-def frames() -> tuple[FixedLogits, list[tuple[torch.Tensor, torch.Tensor]], np.ndarray]:
-    """The model, two batches of two frames (images carry the frame index), and the (4, 2, 8, 8) truth."""
+def frames() -> tuple[FixedLogits, list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], np.ndarray]:
+    """The model, two batches of two frames (images carry the frame index; planes unknown), and the (4, 2, 8, 8)
+    truth."""
     truth = np.array([[gland, lesion] for gland, lesion, _, _ in FRAMES])
     predicted = np.array([[gland, lesion] for _, _, gland, lesion in FRAMES])
     logits = torch.from_numpy(np.where(predicted, 3.0, -3.0).astype(np.float32))
     images = torch.arange(4, dtype=torch.float32).reshape(4, 1, 1, 1).expand(4, 1, 8, 8)
     targets = torch.from_numpy(truth.astype(np.float32))
-    return FixedLogits(logits), [(images[:2], targets[:2]), (images[2:], targets[2:])], truth
+    planes = torch.full((4,), -1, dtype=torch.int64)
+    return FixedLogits(logits), [(images[:2], targets[:2], planes[:2]), (images[2:], targets[2:], planes[2:])], truth
 
 
 def evaluate_stage_summary(postprocess: PostprocessSpec) -> tuple[dict, float]:
@@ -93,7 +96,10 @@ def evaluate_stage_summary(postprocess: PostprocessSpec) -> tuple[dict, float]:
 
 def run_validation(inference: InferenceParams) -> tuple[float, dict[str, ClassSummary]]:
     model, loader, _ = frames()
-    return validate(model, loader, nn.BCEWithLogitsLoss(), torch.device("cpu"), None, CLASSES, inference)
+    loss, summaries, plane_accuracy = validate(model, loader, nn.BCEWithLogitsLoss(), torch.device("cpu"), None,
+                                               CLASSES, inference)
+    assert plane_accuracy is None  # no plane head
+    return loss, summaries
 
 
 def test_validation_scores_what_the_evaluate_stage_reports():
@@ -107,7 +113,7 @@ def test_validation_scores_what_the_evaluate_stage_reports():
     assert metrics.score == score == pytest.approx(0.5)
     model, loader, _ = frames()
     all_logits = model.logits
-    all_targets = torch.cat([targets for _, targets in loader])
+    all_targets = torch.cat([targets for _, targets, _ in loader])
     assert loss == pytest.approx(float(nn.BCEWithLogitsLoss()(all_logits, all_targets)))
 
 

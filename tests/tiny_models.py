@@ -9,38 +9,54 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
-from pipeline.inference.contract import CONTRACT_KEY, INPUT_NAME, OUTPUT_NAME, ModelContract
+from pipeline.inference.contract import CONTRACT_KEY, INPUT_NAME, OUTPUT_NAME, PLANE_OUTPUT_NAME, ModelContract
+from pipeline.planes import PLANES
 
 TINY_SPEC = PreprocessSpec(crop="none", size=32, resize="letterbox", interpolation="area",
                            filter=FilterSpec(method="none"))
 
 
-def tiny_contract(spec: PreprocessSpec = TINY_SPEC, classes: tuple[str, ...] = ("gland", "lesion")) -> ModelContract:
+def tiny_contract(spec: PreprocessSpec = TINY_SPEC, classes: tuple[str, ...] = ("gland", "lesion"),
+                  plane_classes: tuple[str, ...] | None = None) -> ModelContract:
     """A contract with identity normalisation (mean 0, std 1), so inputs are gray / 255."""
     return ModelContract(classes=classes, preprocess=spec, mean=0.0, std=1.0, threshold=0.5,
                          arch="tiny-threshold", encoder="none",
                          metrics={"gland": {"dice": 0.5}}, dataset_version="test", code_version="test",
-                         note="test model")
+                         note="test model", plane_classes=plane_classes)
 
 
 def write_threshold_model(path: Path, contract: ModelContract | None = None, level: float = 0.5,
-                          gain: float = 40.0, with_contract: bool = True) -> Path:
+                          gain: float = 40.0, with_contract: bool = True, plane: bool = False) -> Path:
     """Writes an ONNX model whose channel 0 is 'brighter than level', channel 1 'darker than level'.
 
     Output: (N, 2, S, S) = sigmoid(gain * (x - level)), sigmoid(-gain * (x - level)) for
     input x = gray / 255 (the tiny contract's normalisation). So on a frame with a
     bright square on black, channel 0 is the square and channel 1 the background.
+
+    With ``plane``, a second output ``plane`` (N, 2) = softmax(gain * (m - level) * [1, -1])
+    for the frame's mean m of x: a frame brighter than ``level`` on average is transverse,
+    a darker one sagittal; the contract (``tiny_contract(plane_classes=PLANES)`` by default)
+    names the plane classes.
     """
-    contract = contract or tiny_contract()
+    contract = contract or tiny_contract(plane_classes=PLANES if plane else None)
     weight = numpy_helper.from_array(np.array([gain, -gain], np.float32).reshape(2, 1, 1, 1), "w")
     bias = numpy_helper.from_array(np.array([-gain * level, gain * level], np.float32), "b")
+    nodes = [helper.make_node("Conv", [INPUT_NAME, "w", "b"], ["logits"]),
+             helper.make_node("Sigmoid", ["logits"], [OUTPUT_NAME])]
+    outputs = [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 2, contract.size, contract.size])]
+    initialisers = [weight, bias]
+    if plane:
+        initialisers += [numpy_helper.from_array(np.array([[gain, -gain]], np.float32), "plane_w"),
+                         numpy_helper.from_array(np.array([-gain * level, gain * level], np.float32), "plane_b")]
+        nodes += [helper.make_node("GlobalAveragePool", [INPUT_NAME], ["mean"]),
+                  helper.make_node("Flatten", ["mean"], ["mean_flat"]),
+                  helper.make_node("Gemm", ["mean_flat", "plane_w", "plane_b"], ["plane_logits"]),
+                  helper.make_node("Softmax", ["plane_logits"], [PLANE_OUTPUT_NAME], axis=1)]
+        outputs.append(helper.make_tensor_value_info(PLANE_OUTPUT_NAME, TensorProto.FLOAT, ["N", 2]))
     graph = helper.make_graph(
-        [helper.make_node("Conv", [INPUT_NAME, "w", "b"], ["logits"]),
-         helper.make_node("Sigmoid", ["logits"], [OUTPUT_NAME])],
-        "tiny_threshold",
+        nodes, "tiny_threshold",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, contract.size, contract.size])],
-        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 2, contract.size, contract.size])],
-        [weight, bias],
+        outputs, initialisers,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 9

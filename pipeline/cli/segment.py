@@ -1,4 +1,9 @@
-"""``trus segment``: segment frame files with an exported model; a mask, an overlay and areas per frame."""
+"""``trus segment``: segment frame files with an exported model; a mask, an overlay and areas per frame.
+
+``areas.csv`` has one row per frame and class; with a model that classifies the plane (its
+contract's ``plane_classes``), each row also carries the frame's predicted ``plane`` and its
+probability ``plane_probability`` (both empty for a model without a plane output).
+"""
 
 from __future__ import annotations
 
@@ -25,7 +30,8 @@ if TYPE_CHECKING:
     from pipeline.inference.predictor import Segmenter
 
 AREAS_FILE = "areas.csv"
-AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2")
+AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2", "plane",
+                "plane_probability")
 
 
 @dataclass(frozen=True)
@@ -37,11 +43,14 @@ class SegmentResult:
 
 
 def areas_csv(rows: list[dict]) -> str:
-    """The area rows as CSV text (mm² empty when the spacing is unknown)."""
+    """The area rows as CSV text (mm² empty when the spacing is unknown, the plane columns without a plane output)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=AREA_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({**row, "area_mm2": "" if row["area_mm2"] is None else f"{row['area_mm2']:.3f}"} for row in rows)
+    writer.writerows({**row, "area_mm2": "" if row["area_mm2"] is None else f"{row['area_mm2']:.3f}",
+                      "plane": row.get("plane") or "",
+                      "plane_probability": "" if row.get("plane_probability") is None
+                      else f"{row['plane_probability']:.4f}"} for row in rows)
     return buffer.getvalue()
 
 
@@ -70,12 +79,15 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
             continue
         for index, frame in enumerate(frames):
             name = stem if len(frames) == 1 else f"{stem}_f{index:03d}"
-            masks = segmenter.segment(frame.gray, frame.region_box).masks(threshold)
+            segmentation = segmenter.segment(frame.gray, frame.region_box)
+            masks = segmentation.masks(threshold)
             write_mask_and_overlay(out_dir, name, masks, draw_overlay(frame.gray, masks))
+            plane = segmentation.plane
+            probability = None if plane is None else segmentation.plane_probabilities[plane]  # type: ignore[index]
             for area in class_areas(masks, segmenter.classes, frame.spacing_mm):
                 rows.append({"file": str(path), "frame": index, "output": name, "width": frame.gray.shape[1],
                              "height": frame.gray.shape[0], "class": area.name, "area_px": area.pixels,
-                             "area_mm2": area.mm2})
+                             "area_mm2": area.mm2, "plane": plane, "plane_probability": probability})
     write_text_atomically(out_dir / AREAS_FILE, areas_csv(rows))
     return SegmentResult(rows, failures)
 
@@ -88,7 +100,8 @@ def segment(
                                                     help="Probability threshold (default: the model's).")] = None,
     force: Force = False,
 ) -> None:
-    """Segment frames: a mask PNG and an overlay PNG per frame at its own size, and areas.csv."""
+    """Segment frames: a mask PNG and an overlay PNG per frame at its own size, and areas.csv (with the
+    predicted plane when the model classifies it)."""
     from pipeline.inference.predictor import Segmenter  # ONNX Runtime is loaded by this command only
 
     with one_line_errors():

@@ -137,3 +137,23 @@ def by_plane(per_frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, Any]:
             report[plane] = {"frames": int(rows["frame_id"].nunique()), **summarise(rows, classes),
                              "score": overall_score(rows, classes)}
     return report
+
+
+def plane_accuracy(predicted: pd.Series | None, truth: pd.Series) -> dict[str, float | int | None]:
+    """The plane output's accuracy on the frames of a known plane (the metrics file's keys).
+
+    Args:
+        predicted: per frame id, the model's most probable plane (a ``PLANES`` name), or None
+            for a model without a plane output.
+        truth: per frame id, the data's plane (:func:`plane_column`: a ``PLANES`` name or ``unknown``).
+
+    Returns:
+        ``plane_accuracy``: the share in [0, 1] of the known frames whose plane the model
+        names (None without a plane output or known frames), and ``plane_frames``: those
+        frames (None without a plane output).
+    """
+    if predicted is None:
+        return {"plane_accuracy": None, "plane_frames": None}
+    known = truth[truth.isin(PLANES)]
+    right = int((predicted.reindex(known.index) == known).sum())
+    return {"plane_accuracy": right / len(known) if len(known) else None, "plane_frames": len(known)}

@@ -2,8 +2,12 @@
 
 It holds everything the app needs to reproduce training input exactly and to read the
 output: class names, the full preprocessing spec, normalisation, threshold, the
-post-processing of the masks, and where the model came from (test metrics, dataset and
-code versions).
+post-processing of the masks, the plane classes of a model that also classifies the frame's
+plane, and where the model came from (test metrics, dataset and code versions).
+
+The format is versioned (:data:`CONTRACT_VERSION`); keys added later are optional, so older
+contracts still load: one without ``postprocess`` loads with post-processing off, one without
+``plane_classes`` as a model without a plane output.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ CONTRACT_KEY = "trus_contract"
 CONTRACT_VERSION = 1
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
+PLANE_OUTPUT_NAME = "plane"
 THRESHOLD_RANGE = (0.01, 0.99)
 """Allowed probability thresholds, inclusive: params.yaml (``inference.threshold``), ``trus segment
 --threshold``, the app's slider and a model's contract all use this one range."""
@@ -116,7 +121,8 @@ class ModelContract:
     Input ``image``: (N, 1, size, size) float32, ``(gray / 255 - mean) / std`` of the
     preprocessed frame. Output ``probabilities``: (N, C, size, size) float32 sigmoid
     probabilities in [0, 1], one channel per class (classes may overlap: a lesion lies
-    inside the gland).
+    inside the gland). With :attr:`plane_classes`, a second output ``plane``: (N, K) float32
+    softmax probabilities of the frame's plane, one column per plane class (rows sum to 1).
 
     Attributes:
         classes: output channel names, in order.
@@ -130,6 +136,8 @@ class ModelContract:
         dataset_version: hash of the annotation snapshot (data.dvc) it was trained on.
         code_version: git commit of the code that trained it.
         note: free text shown to users, e.g. that the training data was synthetic.
+        plane_classes: the plane output's column names, in order (``("transverse",
+            "sagittal")``), or None: the model has no plane output.
     """
 
     classes: tuple[str, ...]
@@ -144,6 +152,7 @@ class ModelContract:
     dataset_version: str = "unknown"
     code_version: str = "unknown"
     note: str = ""
+    plane_classes: tuple[str, ...] | None = None
 
     @property
     def size(self) -> int:
@@ -159,6 +168,8 @@ class ModelContract:
             "encoder": self.encoder, "metrics": self.metrics, "dataset_version": self.dataset_version,
             "code_version": self.code_version, "note": self.note,
             "input": INPUT_NAME, "output": OUTPUT_NAME,
+            "plane_classes": None if self.plane_classes is None else list(self.plane_classes),
+            "plane_output": None if self.plane_classes is None else PLANE_OUTPUT_NAME,
         }
         return json.dumps(payload, sort_keys=True)
 
@@ -167,7 +178,8 @@ class ModelContract:
         """Parses :meth:`to_json` output.
 
         A contract without ``postprocess`` (written before it existed) loads with
-        post-processing off, as that model was evaluated.
+        post-processing off, as that model was evaluated; one without ``plane_classes`` has
+        no plane output.
 
         Raises:
             ContractError: not JSON, wrong version, missing/invalid fields, or a
@@ -193,8 +205,23 @@ class ModelContract:
                 encoder=str(payload.get("encoder", "")), metrics=dict(payload.get("metrics", {})),
                 dataset_version=str(payload.get("dataset_version", "unknown")),
                 code_version=str(payload.get("code_version", "unknown")), note=str(payload.get("note", "")),
+                plane_classes=_plane_classes(payload.get("plane_classes")),
             )
         except ContractError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ContractError(f"malformed model contract ({error})") from error
+
+
+def _plane_classes(stored: Any) -> tuple[str, ...] | None:
+    """The contract's ``plane_classes``: None (absent or null), or at least 2 distinct names.
+
+    Raises:
+        ContractError: anything else.
+    """
+    if stored is None:
+        return None
+    if not isinstance(stored, list) or len(stored) < 2 or len(set(map(str, stored))) != len(stored) \
+            or not all(isinstance(name, str) and name for name in stored):
+        raise ContractError(f"the model's plane_classes must be a list of at least 2 distinct names, got {stored!r}")
+    return tuple(stored)

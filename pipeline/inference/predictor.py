@@ -1,4 +1,8 @@
-"""ONNX Runtime predictor: original frame in, per-class probabilities at the frame's size out."""
+"""ONNX Runtime predictor: original frame in, per-class probabilities at the frame's size out.
+
+A model whose contract names ``plane_classes`` also gives the frame's plane probabilities
+(its ``plane`` output, :class:`Segmentation.plane_probabilities`).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import onnxruntime as ort
 
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.preprocessing import network_input, preprocess_frame
-from pipeline.inference.contract import CONTRACT_KEY, NO_POSTPROCESS, ContractError, ModelContract, PostprocessSpec
+from pipeline.inference.contract import (CONTRACT_KEY, NO_POSTPROCESS, PLANE_OUTPUT_NAME, ContractError, ModelContract,
+                                        PostprocessSpec)
 from pipeline.inference.postprocess import postprocess_masks
 
 
@@ -27,12 +32,22 @@ class Segmentation:
         geometry: how the frame was cropped and resized for the network.
         classes: the C class names.
         postprocess: the model's post-processing (its contract's), applied by :meth:`masks`.
+        plane_probabilities: plane name -> probability in [0, 1] (they sum to 1), in the order
+            of the contract's ``plane_classes``; None for a model without a plane output.
     """
 
     probabilities: np.ndarray
     geometry: FrameGeometry
     classes: tuple[str, ...]
     postprocess: PostprocessSpec = NO_POSTPROCESS
+    plane_probabilities: dict[str, float] | None = None
+
+    @property
+    def plane(self) -> str | None:
+        """The most probable plane (the first on a tie), or None without a plane output."""
+        if self.plane_probabilities is None:
+            return None
+        return max(self.plane_probabilities, key=self.plane_probabilities.__getitem__)
 
     def masks(self, threshold: float) -> np.ndarray:
         """The frame's masks as the model was validated and evaluated.
@@ -78,6 +93,12 @@ class Segmenter:
         except ContractError as error:
             raise ModelLoadError(f"{self.path}: {error}") from error
         self._input_name = self._session.get_inputs()[0].name
+        self._output_names = [self._session.get_outputs()[0].name]
+        if self.contract.plane_classes is not None:
+            if PLANE_OUTPUT_NAME not in {output.name for output in self._session.get_outputs()}:
+                raise ModelLoadError(f"{self.path}: the contract names plane classes but the model has no "
+                                     f"'{PLANE_OUTPUT_NAME}' output")
+            self._output_names.append(PLANE_OUTPUT_NAME)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -93,8 +114,21 @@ class Segmenter:
         Returns:
             (N, C, size, size) float32 probabilities in [0, 1].
         """
+        return self.run_processed(images)[0]
+
+    def run_processed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Runs the network on already preprocessed frames: both outputs.
+
+        Args:
+            images: (N, size, size) or (size, size) uint8 from ``preprocess_frame``.
+
+        Returns:
+            (N, C, size, size) float32 probabilities in [0, 1], and (N, K) float32 plane
+            probabilities (columns: the contract's ``plane_classes``), None without a plane output.
+        """
         tensor = network_input(images, self.contract.mean, self.contract.std)
-        return self._session.run(None, {self._input_name: tensor})[0]
+        outputs = self._session.run(self._output_names, {self._input_name: tensor})
+        return outputs[0], outputs[1] if len(outputs) > 1 else None
 
     def segment(self, gray: np.ndarray, region_box: tuple[int, int, int, int] | None = None) -> Segmentation:
         """Segments one frame.
@@ -105,9 +139,11 @@ class Segmenter:
                 ``crop: dicom`` models; None for frames without one.
 
         Returns:
-            Probabilities mapped back onto the original (H, W) frame.
+            Probabilities mapped back onto the original (H, W) frame, and the plane
+            probabilities when the model has a plane output.
         """
         processed = preprocess_frame(gray, self.contract.preprocess, region_box=region_box)
-        probabilities = self.predict_processed(processed.image)[0]  # (C, S, S)
-        return Segmentation(probabilities_to_original_frame(probabilities, processed.geometry), processed.geometry,
-                            self.classes, self.contract.postprocess)
+        probabilities, planes = self.run_processed(processed.image)  # (1, C, S, S), (1, K) or None
+        plane = None if planes is None else dict(zip(self.contract.plane_classes or (), map(float, planes[0])))
+        return Segmentation(probabilities_to_original_frame(probabilities[0], processed.geometry), processed.geometry,
+                            self.classes, self.contract.postprocess, plane)

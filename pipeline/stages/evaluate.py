@@ -2,7 +2,9 @@
 
 ``python -m pipeline.stages.evaluate`` writes ``reports/metrics.json`` (per-class summary and
 the selection score, with ``inference.postprocess`` as ``test`` and without it as
-``test_raw``, per plane as ``test_by_plane``, and the volume check as ``volume``),
+``test_raw``, per plane as ``test_by_plane``, the plane head's accuracy on the frames of a
+known plane as ``plane_accuracy`` and ``plane_frames`` (null without a head), and the volume
+check as ``volume``),
 ``reports/volume.csv`` (the volume check per test patient, a Bland-Altman DVC plot), ``reports/per_frame.csv`` (post-processed) and ``reports/per_frame_raw.csv``
 (not), and comparison pictures of the post-processed masks in ``reports/overlays/`` (DVC
 image plots).
@@ -32,7 +34,8 @@ from tqdm import tqdm
 from pipeline.config import Params, load_params
 from pipeline.evaluation.pictures import comparison_picture, legend
 from pipeline.evaluation.volume import PatientFrames, agreement, bland_altman_table, choose_frames, patient_row
-from pipeline.evaluation.scoring import by_plane, describe, frame_rows, overall_score, plane_column, summarise
+from pipeline.evaluation.scoring import (by_plane, describe, frame_rows, overall_score, plane_accuracy, plane_column,
+                                         summarise)
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.masks import read_bitmask, unpack_masks
@@ -45,7 +48,8 @@ from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS
 from pipeline.files.atomic import staged_folder, write_csv_atomically, write_json_atomically
 from pipeline.stages.fold import fold_entry, fold_option
 from pipeline.stages.runner import require_file, run_stage
-from pipeline.training.predict import evaluation_device, predict_probabilities
+from pipeline.planes import PLANES
+from pipeline.training.predict import evaluation_device, predict_outputs
 from pipeline.training.checkpoint import load_checkpoint
 
 
@@ -105,7 +109,7 @@ def spacing_of(row: pd.Series) -> tuple[float, float] | None:
 
 def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, params: Params,
                  overlays: Path | None = None, keep_glands: Collection[str] = ()
-                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]]]:
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]], pd.Series | None]:
     """Per-frame score tables of a network on frames, at their original size.
 
     Each frame's probabilities are mapped back onto the original frame, thresholded
@@ -113,7 +117,7 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
     against the original mask (:func:`pipeline.evaluation.scoring.frame_rows`).
 
     Args:
-        model: the logits network (from the checkpoint).
+        model: the logits network (from the checkpoint), with or without a plane head.
         frame_ids: the frames to score.
         table: the processed manifest indexed by ``frame_id`` (patient, geometry, spacing).
         params: params.yaml (``data.classes``, ``model.mean/std``, ``inference``, ``evaluate.overlays``).
@@ -122,16 +126,20 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
             classes have a ``gland``.
 
     Returns:
-        The rows of the post-processed masks, those of the raw masks, and per kept frame its
-        (predicted, truth) (H, W) bool gland masks at the original size, post-processed.
+        The rows of the post-processed masks, those of the raw masks, per kept frame its
+        (predicted, truth) (H, W) bool gland masks at the original size, post-processed, and
+        per frame id the plane head's most probable plane (None without a head).
     """
     classes, threshold, postprocess = params.data.classes, params.inference.threshold, params.inference.postprocess
-    rows, raw_rows, device, glands = [], [], evaluation_device(), {}
+    rows, raw_rows, device, glands, planes = [], [], evaluation_device(), {}, {}
     for index, frame_id in enumerate(tqdm(frame_ids, desc="evaluate", unit="frame", disable=None)):
         row = table.loc[frame_id]
         processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
-        probabilities = predict_probabilities(model, processed[None], params.model.mean, params.model.std,
-                                              device=device)[0]
+        probabilities, plane = predict_outputs(model, processed[None], params.model.mean, params.model.std,
+                                               device=device)
+        probabilities = probabilities[0]
+        if plane is not None:
+            planes[frame_id] = PLANES[int(plane[0].argmax())]
         raw = probabilities_to_original_frame(probabilities, FrameGeometry.from_dict(row.to_dict())) > threshold
         predicted = postprocess_masks(raw, classes, postprocess)
         truth = unpack_masks(read_bitmask(FRAMES_DIR / MASKS / f"{frame_id}.png"), len(classes))
@@ -144,7 +152,7 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
         if overlays is not None and index < params.evaluate.overlays:
             original = read_frame(FRAMES_DIR / IMAGES / f"{frame_id}.png").gray
             write_png_atomically(overlays / f"{frame_id}.png", comparison_picture(original, predicted, truth))
-    return pd.DataFrame(rows), pd.DataFrame(raw_rows), glands
+    return pd.DataFrame(rows), pd.DataFrame(raw_rows), glands, pd.Series(planes, dtype=object) if planes else None
 
 
 def volume_check(frame_ids: list[str], table: pd.DataFrame, glands: dict[str, tuple[np.ndarray, np.ndarray]],
@@ -213,19 +221,23 @@ def main() -> None:
     chosen, not_measurable = volume_frames(run.frame_ids, table)
     keep = {frame for pair in chosen.values() for frame in pair}
     with staged_folder(run.overlays_dir) if run.overlays_dir is not None else nullcontext() as overlays:
-        per_frame, per_frame_raw, glands = score_frames(model, run.frame_ids, table, params, overlays, keep)
+        per_frame, per_frame_raw, glands, planes = score_frames(model, run.frame_ids, table, params, overlays, keep)
     for rows in (per_frame, per_frame_raw):
         rows.insert(2, "plane", plane_column(rows["frame_id"], table))
     write_csv_atomically(run.per_frame_file, per_frame)
     write_csv_atomically(run.per_frame_raw_file, per_frame_raw)
     report = metrics_report(run, per_frame, per_frame_raw, classes, params.inference.threshold)
+    report.update(plane_accuracy(planes, plane_column(pd.Series(run.frame_ids, index=run.frame_ids), table)))
     report["volume"], bland_altman = volume_check(run.frame_ids, table, glands, chosen, not_measurable)
     if fold is None:
         write_csv_atomically(VOLUME_FILE, bland_altman)
     write_json_atomically(run.metrics_file, report)
     scope = "" if fold is None else f"fold {fold}: "
     print(f"evaluate: {scope}" + "; ".join(f"{name} {describe(scores)}" for name, scores in report[run.subset].items())
-          + f"; score {report['score']:.3f} ({report['score_raw']:.3f} without post-processing) -> {run.metrics_file}")
+          + f"; score {report['score']:.3f} ({report['score_raw']:.3f} without post-processing)"
+          + ("" if report["plane_accuracy"] is None else
+             f"; plane accuracy {report['plane_accuracy']:.3f} on {report['plane_frames']} frames")
+          + f" -> {run.metrics_file}")
 
 
 if __name__ == "__main__":

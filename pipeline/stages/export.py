@@ -1,9 +1,10 @@
 """Stage ``export``: the trained checkpoint -> ``models/model.onnx`` with its whole contract.
 
 ``python -m pipeline.stages.export`` reads ``data.classes`` and the ``preprocess``, ``model``,
-``inference`` and ``export`` sections of params.yaml. ONNX Runtime must agree with PyTorch on
-the first test frames within ``export.parity_atol``, or nothing is written (see
-:mod:`pipeline.training.onnx_export`).
+``inference`` and ``export`` sections of params.yaml. A checkpoint with a plane head (its
+resolved ``model.plane_head``) gives the model a ``plane`` output and the contract its
+``plane_classes``. ONNX Runtime must agree with PyTorch on the first test frames within
+``export.parity_atol``, or nothing is written (see :mod:`pipeline.training.onnx_export`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,15 @@ def main() -> None:
     for path, stage in ((CHECKPOINT_FILE, "train"), (METRICS_FILE, "evaluate"), (SPLIT_FILE, "split"),
                         (FRAMES_DIR / SOURCE_INFO, "pull")):
         require_file(path, stage)
-    model, _ = load_checkpoint(CHECKPOINT_FILE)
+    model, info = load_checkpoint(CHECKPOINT_FILE)
     contract = build_contract(params, json.loads(METRICS_FILE.read_text()),
-                              json.loads((FRAMES_DIR / SOURCE_INFO).read_text()))
+                              json.loads((FRAMES_DIR / SOURCE_INFO).read_text()), info["model"].plane_head is True)
     test_ids = json.loads(SPLIT_FILE.read_text())["frames"]["test"][:PARITY_FRAMES]
     images = np.stack([read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray for frame_id in test_ids])
     error = export_checked(model, contract, params.export.opset, images, params.export.parity_atol, MODEL_FILE)
     size_mb = MODEL_FILE.stat().st_size / 1e6
-    print(f"export: {MODEL_FILE} ({size_mb:.1f} MB, opset {params.export.opset}); "
+    outputs = "probabilities and plane" if contract.plane_classes else "probabilities"
+    print(f"export: {MODEL_FILE} ({size_mb:.1f} MB, opset {params.export.opset}, outputs: {outputs}); "
           f"max |ORT - PyTorch| = {error:.1e} on {len(images)} test frames")
 
 

@@ -1,7 +1,9 @@
 """Stage ``train``: processed frames + split -> ``models/checkpoint.pt`` and ``dvclive/``.
 
 ``python -m pipeline.stages.train`` reads ``data.classes``, ``preprocess.size`` and the ``model``,
-``train`` and ``inference`` sections of params.yaml. The checkpoint holds the model after
+``train`` and ``inference`` sections of params.yaml, and each frame's plane from the processed
+manifest's ``plane`` column (for the plane head, ``model.plane_head``: ``auto`` is resolved
+here, see :func:`frame_planes`). The checkpoint holds the model after
 ``train.epochs`` epochs (``train.keep: last``, or the epoch early stopping stopped at), or the
 epoch with the best validation score (``keep: best``); see ``pipeline.training.loop``.
 ``train.processes: N`` runs the stage again in N processes under torchrun
@@ -25,6 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from pipeline.config import Params, ParamsError, TrainParams, load_params
 from pipeline.files.tables import read_table
 from pipeline.layout import (CHECKPOINT_FILE, DVCLIVE_DIR, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE,
@@ -37,6 +42,7 @@ from pipeline.training.distributed import (SINGLE, World, check_world, exit_with
                                            world_from_environment)
 from pipeline.training.loop import EpochMetrics, kept_metrics, train_model
 from pipeline.training.model import check_input_size
+from pipeline.training.plane_head import plane_labels, resolve_plane_head
 from pipeline.training.resume import ResumeSpec, code_files, code_root, fingerprint, resume_folder
 
 log = logging.getLogger(__name__)
@@ -123,16 +129,30 @@ def main() -> None:
     except json.JSONDecodeError as error:
         raise ValueError(f"{SPLIT_FILE}: not JSON ({error}); re-run the split stage") from error
     train_ids, val_ids = training_ids(split, set(manifest["frame_id"]), run.fold)
+    train_planes, val_planes = frame_planes(manifest, train_ids), frame_planes(manifest, val_ids)
     size, classes, model = params.preprocess.size, params.data.classes, params.model
+    model = resolve_plane_head(model, train_planes)  # before any frame is read: `true` without labels stops here
     train_set = FrameDataset(*load_frames(PROCESSED_DIR, train_ids, size), len(classes), model.mean, model.std,
-                             params.train.augment, params.train.seed, params.train.patch)
-    val_set = FrameDataset(*load_frames(PROCESSED_DIR, val_ids, size), len(classes), model.mean, model.std)
+                             params.train.augment, params.train.seed, params.train.patch, train_planes)
+    val_set = FrameDataset(*load_frames(PROCESSED_DIR, val_ids, size), len(classes), model.mean, model.std,
+                           planes=val_planes)
     history = train_model(model, params.train, classes, train_set, val_set, run.checkpoint, run.live_dir,
                           inference=params.inference, world=world, resume=resume_spec(params, run, train_set, val_set))
     if world.is_main:
         network = f"{model.arch}/{model.encoder}" if model.encoder else model.arch  # SegNet, UNetBilinear: no encoder
+        network += " with the plane head" if model.plane_head else ""
         print(f"train ({run.subsets}): {len(train_ids)} training/{len(val_ids)} validation frames, {size}x{size}, "
               f"{network}; {kept_summary(history, params.train)} -> {run.checkpoint}")
+
+
+def frame_planes(manifest: pd.DataFrame, frame_ids: list[str]) -> np.ndarray:
+    """(N,) int64 plane labels of ``frame_ids`` from the processed manifest's ``plane`` column.
+
+    0 transverse, 1 sagittal, -1 unknown (an empty cell, or a manifest from before planes).
+    """
+    if "plane" not in manifest.columns:
+        return plane_labels([None] * len(frame_ids))
+    return plane_labels(manifest.set_index("frame_id")["plane"].loc[frame_ids])
 
 
 def check_fold_selection(train: TrainParams, fold: int | None) -> None:

@@ -1,11 +1,12 @@
 """The training checkpoint ``models/checkpoint.pt``: weights plus what is needed to rebuild the network.
 
 File content (``torch.save`` of a dict, readable with ``weights_only=True``): ``model``
-(the ``ModelParams`` as a dict), ``classes``, ``size``, ``epoch``, ``val_dice`` and
-``state_dict``. Loading rebuilds the network through the same factory as training
-(:func:`pipeline.training.model.build_model`: any segmentation_models_pytorch architecture,
-or the project's SegNet and UNetBilinear) with ``encoder_weights=None``, so no download is
-ever needed.
+(the ``ModelParams`` as a dict, ``plane_head`` resolved to a boolean by the train stage; a
+checkpoint from before the plane head has no such key and no head), ``classes``, ``size``,
+``epoch``, ``val_dice`` and ``state_dict``. Loading rebuilds the network through the same
+factory as training (:func:`pipeline.training.model.build_model`: any
+segmentation_models_pytorch architecture, or the project's SegNet and UNetBilinear) with
+``encoder_weights=None``, so no download is ever needed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class CheckpointInfo(TypedDict):
     """What a checkpoint says about its network.
 
     Keys:
-        model: the ModelParams it was trained with (``encoder_weights`` as in training).
+        model: the ModelParams it was trained with (``encoder_weights`` as in training,
+            ``plane_head`` true or false).
         classes: output channel names, in order.
         size: S, the square input side in px.
         epoch: the (1-based) epoch of the saved weights: the last one trained (``train.keep:
@@ -57,7 +59,7 @@ def save_checkpoint(path: Path, model: nn.Module | Mapping[str, torch.Tensor], m
         path: target file; its folder is created.
         model: the logits network built by ``build_model(model_params, len(classes))``, or
             its ``state_dict``.
-        model_params: how it was built.
+        model_params: how it was built (``plane_head`` resolved: true or false).
         classes: output channel names.
         size: S, the input side it was trained on.
         epoch: the epoch of these weights (1-based).
@@ -78,7 +80,8 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, CheckpointInfo]:
         path: a file written by :func:`save_checkpoint`.
 
     Returns:
-        The logits network ((N, 1, S, S) normalised images -> (N, C, S, S) logits) and its info.
+        The logits network ((N, 1, S, S) normalised images -> (N, C, S, S) logits, and (N, 2)
+        plane logits with a plane head) and its info.
 
     Raises:
         CheckpointError: missing, corrupt, or not a checkpoint of this code's networks.
@@ -88,7 +91,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, CheckpointInfo]:
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
     try:
-        model_params = build(ModelParams, payload["model"], "model")
+        model_params = build(ModelParams, {"plane_head": False, **payload["model"]}, "model")
         info = CheckpointInfo(model=model_params, classes=tuple(payload["classes"]), size=int(payload["size"]),
                               epoch=int(payload["epoch"]), val_dice=float(payload["val_dice"]))
         network = build_model(dataclasses.replace(model_params, encoder_weights=None, weights_path=None),

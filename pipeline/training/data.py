@@ -1,8 +1,9 @@
 """Training data: processed frames and bitmasks in memory, augmented, as torch tensors.
 
 Images are the preprocess stage's (S, S) uint8 frames; masks are (S, S) uint8 bitmasks
-(bit c = class c, see ``pipeline.imaging.masks``). The augmentation itself is
-:mod:`pipeline.training.augment`.
+(bit c = class c, see ``pipeline.imaging.masks``); each frame has a plane label (0 transverse,
+1 sagittal, -1 unknown: :func:`pipeline.training.plane_head.plane_labels`). The augmentation
+itself is :mod:`pipeline.training.augment`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.layout import IMAGES, MASKS
 from pipeline.training.augment import augment
 from pipeline.training.patches import PatchParams, patch_origin
+from pipeline.training.plane_head import UNKNOWN_LABEL
 
 
 def _square(pixels: np.ndarray, path: Path, size: int) -> np.ndarray:
@@ -55,18 +57,20 @@ def load_frames(processed_dir: Path, frame_ids: Sequence[str], size: int) -> tup
     return images, masks
 
 
-class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
-    """In-memory frames as ``(image, target)`` tensors, optionally augmented.
+class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
+    """In-memory frames as ``(image, target, plane)`` tensors, optionally augmented.
 
     Augmentation of item i in epoch e is drawn from ``default_rng((seed, e, i))``, so it is
     reproducible for ``train.seed`` whatever the batch order or DataLoader workers.
     Set :attr:`epoch` before each epoch to get new augmentations. With a ``patch`` window
     (training only), each item is a window of its augmented frame
-    (:mod:`pipeline.training.patches`), drawn from the same generator after the augmentation.
+    (:mod:`pipeline.training.patches`), drawn from the same generator after the augmentation;
+    the window keeps its frame's plane label.
     """
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, n_classes: int, mean: float, std: float,
-                 augmentation: AugmentParams | None = None, seed: int = 0, patch: PatchParams | None = None) -> None:
+                 augmentation: AugmentParams | None = None, seed: int = 0, patch: PatchParams | None = None,
+                 planes: np.ndarray | None = None) -> None:
         """Wraps frames already in memory.
 
         Args:
@@ -77,13 +81,18 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             augmentation: ranges for training, or None (validation: frames as they are).
             seed: augmentation seed (``train.seed``).
             patch: the training window (``train.patch``), or None / ``size: null`` for whole frames.
+            planes: (N,) int64 plane labels (0 transverse, 1 sagittal, -1 unknown), or None
+                (all unknown).
 
         Raises:
             ValueError: shapes differ, or the window is larger than the frames.
         """
         if images.shape != masks.shape or images.ndim != 3:
             raise ValueError(f"images {images.shape} and masks {masks.shape} must both be (N, S, S)")
-        self.images, self.masks = images, masks
+        planes = np.full(len(images), UNKNOWN_LABEL, np.int64) if planes is None else np.asarray(planes, np.int64)
+        if planes.shape != (len(images),):
+            raise ValueError(f"planes {planes.shape} must be ({len(images)},), one label per frame")
+        self.images, self.masks, self.planes = images, masks, planes
         self.n_classes, self.mean, self.std = n_classes, mean, std
         self.augmentation, self.seed = augmentation, seed
         self.patch_size = patch.size if patch is not None else None
@@ -101,8 +110,9 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Item ``index``: (1, P, P) float32 normalised image and (C, P, P) float32 0/1 target.
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Item ``index``: (1, P, P) float32 normalised image, (C, P, P) float32 0/1 target and
+        the frame's () int64 plane label (batched: (N,)).
 
         P is the patch size when there is one, else S.
         """
@@ -116,4 +126,4 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             image, mask = image[window], mask[window]
         tensor = torch.from_numpy(network_input(image, self.mean, self.std)[0])
         target = torch.from_numpy(unpack_masks(mask, self.n_classes).astype(np.float32))
-        return tensor, target
+        return tensor, target, torch.tensor(self.planes[index], dtype=torch.int64)

@@ -1,13 +1,16 @@
 """The training loop: Adam, ReduceLROnPlateau on the validation score, a fixed epoch budget, DVCLive metrics.
 
-Validation scores the masks as inference makes them (sigmoid > ``inference.threshold``, then
-``inference.postprocess``) with the evaluate stage's definition
-(:mod:`pipeline.evaluation.summary`): per class, the mean Dice over the frames where truth or
-prediction holds the class. The score, mean of the class Dice, drives the scheduler, the
-curves, optional early stopping and, with ``train.keep: best``, the epoch the checkpoint
-keeps; by default (``keep: last``) the checkpoint holds the model after the last epoch. Per
+Validation (:mod:`pipeline.training.validation`) scores the masks as inference makes them
+(sigmoid > ``inference.threshold``, then ``inference.postprocess``) with the evaluate stage's
+definition (:mod:`pipeline.evaluation.summary`): per class, the mean Dice over the frames
+where truth or prediction holds the class. The score, mean of the class Dice, drives the
+scheduler, the curves, optional early stopping and, with ``train.keep: best``, the epoch the
+checkpoint keeps; by default (``keep: last``) the checkpoint holds the model after the last epoch. Per
 epoch DVCLive logs ``train/loss``, ``val/loss``, ``val/dice_<class>``, ``val/score`` and
-``lr`` (the learning rate used in that epoch) as one step.
+``lr`` (the learning rate used in that epoch) as one step, and with a plane head
+(``model.plane_head``, :mod:`pipeline.training.plane_head`) ``val/plane_accuracy`` on the
+validation frames of a known plane, which is not part of the score. The losses include the
+plane term, ``train.plane_weight`` x its cross-entropy.
 
 After every epoch the whole state is saved (:mod:`pipeline.training.resume`), so a killed
 run continues from its last complete epoch, with the same result on the CPU. With several
@@ -28,22 +31,22 @@ import numpy as np
 import torch
 from dvclive import Live
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from pipeline.config import InferenceParams, ModelParams, TrainParams
-from pipeline.evaluation.summary import ClassSummary, class_summary, selection_score
+from pipeline.evaluation.summary import ClassSummary, selection_score
 from pipeline.inference.contract import NO_POSTPROCESS
-from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.checkpoint import save_checkpoint
 from pipeline.training.data import FrameDataset
 from pipeline.training.devices import Runtime, available_cpus, resolve_runtime
 from pipeline.training.distributed import (SINGLE, World, all_reduce_sum, barrier, broadcast_object, gather_objects,
                                            process_group)
 from pipeline.training.parts import TrainingParts, build_parts, parts_state, restore_parts, sync_buffers, to_device
+from pipeline.training.plane_head import resolve_plane_head, total_loss
 from pipeline.training.progress import Progress, advance, finished, improves, kept_epoch, stops_early
 from pipeline.training.resume import (ResumeSpec, discard, load_state, read_folder, restore_rng_states, rng_states,
                                       save_state, write_folder)
+from pipeline.training.validation import validate
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,8 @@ class EpochMetrics:
         val: per class, the validation summary (Dice and IoU over the scored frames, frame counts).
         lr: learning rate used during the epoch.
         step_losses: the loss of each training batch (the whole batch, over every process), in order.
+        plane_accuracy: the plane head's accuracy in [0, 1] on the validation frames of a known
+            plane; None without a head or such frames.
     """
 
     epoch: int
@@ -64,6 +69,7 @@ class EpochMetrics:
     val: dict[str, ClassSummary]
     lr: float
     step_losses: tuple[float, ...] = ()
+    plane_accuracy: float | None = None
 
     @property
     def val_dice(self) -> dict[str, float]:
@@ -78,21 +84,22 @@ class EpochMetrics:
     def as_metrics(self) -> dict[str, float]:
         """DVCLive metric names -> values."""
         dice = {f"val/dice_{name}": value for name, value in self.val_dice.items()}
-        return {"train/loss": self.train_loss, "val/loss": self.val_loss, **dice, "val/score": self.score,
+        plane = {} if self.plane_accuracy is None else {"val/plane_accuracy": self.plane_accuracy}
+        return {"train/loss": self.train_loss, "val/loss": self.val_loss, **dice, "val/score": self.score, **plane,
                 "lr": self.lr}
 
     def as_record(self) -> dict[str, Any]:
         """Plain values (for the resume state); :meth:`from_record` inverts it."""
         return {"epoch": self.epoch, "train_loss": self.train_loss, "val_loss": self.val_loss, "lr": self.lr,
                 "val": {name: summary.as_dict() for name, summary in self.val.items()},
-                "step_losses": list(self.step_losses)}
+                "step_losses": list(self.step_losses), "plane_accuracy": self.plane_accuracy}
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> EpochMetrics:
         """The metrics :meth:`as_record` described."""
         return cls(record["epoch"], record["train_loss"], record["val_loss"],
                    {name: ClassSummary(**values) for name, values in record["val"].items()}, record["lr"],
-                   tuple(record["step_losses"]))
+                   tuple(record["step_losses"]), record.get("plane_accuracy"))
 
 
 def seed_everything(seed: int) -> None:
@@ -104,7 +111,8 @@ def seed_everything(seed: int) -> None:
 
 def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, loss_fn: nn.Module,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-               autocast: torch.dtype | None = None) -> float:
+               autocast: torch.dtype | None = None, planes: torch.Tensor | None = None,
+               plane_weight: float = 0.0) -> float:
     """One optimisation step on a batch.
 
     Args:
@@ -116,100 +124,22 @@ def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, lo
         scaler: gradient scaler (enabled for float16 autocast).
         autocast: the forward pass's autocast dtype, None for float32; when None and the
             scaler is enabled, float16.
+        planes: (N,) int64 plane labels (-1 unknown) for a network with a plane head, or None.
+        plane_weight: the plane term's weight (``train.plane_weight``).
 
     Returns:
-        The batch loss before the step.
+        The batch loss before the step (:func:`pipeline.training.plane_head.total_loss`).
     """
     dtype = autocast if autocast is not None else (torch.float16 if scaler.is_enabled() else None)
     model.train()
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type=images.device.type, dtype=dtype, enabled=dtype is not None):
-        logits = model(images)
-    loss = loss_fn(logits.float(), targets)
+        output = model(images)
+    loss = total_loss(output, targets, planes, loss_fn, plane_weight)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
     scaler.update()
     return float(loss.item())
-
-
-def pixel_counts(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
-    """Per frame and class, the truth, predicted and intersection pixel counts, on the masks' device.
-
-    Args:
-        predicted, truth: (N, C, S, S) bool masks.
-
-    Returns:
-        (N, C, 3) int64: truth pixels, predicted pixels, pixels in both.
-    """
-    return torch.stack([truth.sum(dim=(2, 3)), predicted.sum(dim=(2, 3)), (predicted & truth).sum(dim=(2, 3))], dim=-1)
-
-
-def inference_masks(logits: torch.Tensor, classes: tuple[str, ...], inference: InferenceParams) -> torch.Tensor:
-    """The masks inference would make from logits: sigmoid > threshold, then the post-processing.
-
-    Args:
-        logits: (N, C, S, S) logits.
-        classes: the C class names.
-        inference: ``threshold`` and ``postprocess``; post-processing runs on the CPU
-            (:func:`pipeline.inference.postprocess.postprocess_masks`), frame by frame.
-
-    Returns:
-        (N, C, S, S) bool on the logits' device.
-    """
-    predicted = torch.sigmoid(logits.float()) > inference.threshold
-    if not inference.postprocess.active:
-        return predicted
-    cleaned = [postprocess_masks(frame, classes, inference.postprocess) for frame in predicted.cpu().numpy()]
-    return torch.from_numpy(np.stack(cleaned)).to(predicted.device)
-
-
-@torch.no_grad()
-def validate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: torch.device,
-             autocast: torch.dtype | None, classes: tuple[str, ...], inference: InferenceParams,
-             world: World = SINGLE, positions: Sequence[int] | None = None,
-             n_frames: int | None = None) -> tuple[float, dict[str, ClassSummary]]:
-    """Loss and per-class summary of ``model`` on every frame of the validation set.
-
-    The masks are made as inference makes them (:func:`inference_masks`); pixels are counted
-    on the device and only the (N, C, 3) counts move to the CPU, where
-    :func:`pipeline.evaluation.summary.class_summary` (the evaluate stage's definition) scores them.
-    With several processes each validates its share of the frames; the per-frame counts and
-    the loss sum are added up over the processes, so every process gets the score one
-    process would get on all the frames with the same network.
-
-    Args:
-        model: logits network on ``device`` (not a DistributedDataParallel wrapper).
-        loader: batches of (N, 1, S, S) images and (N, C, S, S) float 0/1 targets: this
-            process's frames, in order.
-        loss_fn: maps (logits, targets) to a scalar.
-        device: where to run.
-        autocast: the forward pass's autocast dtype, None for float32.
-        classes: the C class names.
-        inference: the threshold and post-processing.
-        world: the processes sharing the validation set.
-        positions: the index in the whole validation set of each frame ``loader`` yields;
-            None: ``loader`` yields the whole set, in order.
-        n_frames: frames in the whole validation set (with ``positions``).
-
-    Returns:
-        The mean loss over frames, and per class its :class:`ClassSummary`.
-    """
-    model.eval()
-    loss_sum, counts = 0.0, [torch.zeros((0, len(classes), 3), dtype=torch.int64)]
-    for images, targets in loader:
-        images, targets = images.to(device), targets.to(device)
-        with torch.autocast(device_type=device.type, dtype=autocast, enabled=autocast is not None):
-            logits = model(images)
-        loss_sum += float(loss_fn(logits.float(), targets)) * len(images)
-        counts.append(pixel_counts(inference_masks(logits, classes, inference), targets > 0.5).cpu())
-    table = torch.cat(counts)
-    if positions is not None:
-        table = torch.zeros((n_frames or len(positions), len(classes), 3), dtype=torch.int64).index_copy_(
-            0, torch.tensor(list(positions), dtype=torch.int64), table)
-    n_frames = len(table)
-    table = all_reduce_sum(table.to(device), world).cpu().numpy()  # (N, C, 3)
-    loss_total = float(all_reduce_sum(torch.tensor([loss_sum], dtype=torch.float64, device=device), world)[0])
-    return loss_total / n_frames, {name: class_summary(*table[:, channel].T) for channel, name in enumerate(classes)}
 
 
 def train_epoch(parts: TrainingParts, description: str, world: World = SINGLE) -> tuple[float, list[float]]:
@@ -222,9 +152,10 @@ def train_epoch(parts: TrainingParts, description: str, world: World = SINGLE) -
     runtime, local = parts.runtime, []
     with tqdm(parts.train_loader, desc=description, unit="batch", leave=False,
               disable=None if world.is_main else True) as progress:
-        for images, targets in progress:
+        for images, targets, planes in progress:
             loss = train_step(parts.trained, to_device(images, runtime), to_device(targets, runtime), parts.loss_fn,
-                              parts.optimizer, parts.scaler, runtime.autocast_dtype)
+                              parts.optimizer, parts.scaler, runtime.autocast_dtype,
+                              planes.to(runtime.device, non_blocking=runtime.non_blocking), parts.plane_weight)
             local.append((loss * len(images), len(images)))
             progress.set_postfix(loss=f"{loss:.4f}")
     sums = all_reduce_sum(torch.tensor(local, dtype=torch.float64, device=runtime.device).reshape(-1, 2), world).cpu()
@@ -240,10 +171,10 @@ def _run_epoch(parts: TrainingParts, epoch: int, params: TrainParams, train_set:
     lr = parts.optimizer.param_groups[0]["lr"]
     train_loss, steps = train_epoch(parts, f"epoch {epoch}/{params.epochs}", world)
     sync_buffers(parts.model, world)
-    val_loss, summaries = validate(parts.model, parts.val_loader, parts.loss_fn, parts.runtime.device,
-                                   parts.runtime.autocast_dtype, classes, inference, world, parts.val_positions,
-                                   val_size)
-    metrics = EpochMetrics(epoch, train_loss, val_loss, summaries, lr, tuple(steps))
+    val_loss, summaries, plane_accuracy = validate(parts.model, parts.val_loader, parts.loss_fn, parts.runtime.device,
+                                                   parts.runtime.autocast_dtype, classes, inference, world,
+                                                   parts.val_positions, val_size, parts.plane_weight)
+    metrics = EpochMetrics(epoch, train_loss, val_loss, summaries, lr, tuple(steps), plane_accuracy)
     parts.scheduler.step(metrics.score)
     return metrics
 
@@ -297,8 +228,9 @@ def _report(live: Live, metrics: EpochMetrics) -> None:
         live.log_metric(name, value)
     live.next_step()
     dice = ", ".join(f"{name} {value:.3f}" for name, value in metrics.val_dice.items())
+    plane = "" if metrics.plane_accuracy is None else f", plane accuracy {metrics.plane_accuracy:.3f}"
     tqdm.write(f"epoch {metrics.epoch}: train loss {metrics.train_loss:.4f}, val loss {metrics.val_loss:.4f}, "
-               f"val score {metrics.score:.3f} (Dice {dice}), lr {metrics.lr:.2e}")
+               f"val score {metrics.score:.3f} (Dice {dice}){plane}, lr {metrics.lr:.2e}")
 
 
 def kept_metrics(history: Sequence[EpochMetrics], keep: str) -> EpochMetrics:
@@ -318,7 +250,8 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
     saved after each epoch lets a killed run continue; it is deleted when the run is done.
 
     Args:
-        model_params: the network to build (``model`` section).
+        model_params: the network to build (``model`` section); ``plane_head: auto`` is resolved
+            on ``train_set``'s plane labels and the checkpoint stores the boolean.
         params: the ``train`` section.
         classes: output channel names.
         train_set: augmented training frames.
@@ -336,13 +269,15 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
     Raises:
         ValueError: an empty training or validation set, or processes given different params,
             data or code (with ``resume``).
-        ParamsError: ``inference.postprocess`` names a class not in ``classes``; and see
-            ``build_model`` and ``resolve_runtime``.
+        ParamsError: ``inference.postprocess`` names a class not in ``classes``, ``model.plane_head``
+            is true without a training frame of a known plane; and see ``build_model`` and
+            ``resolve_runtime``.
         WeightsUnavailableError: see ``build_model``.
     """
     if len(train_set) == 0 or len(val_set) == 0:
         raise ValueError(f"nothing to train on: {len(train_set)} training and {len(val_set)} validation frames")
     inference.check_classes(classes)
+    model_params = resolve_plane_head(model_params, train_set.planes)
     runtime = runtime or resolve_runtime(params, torch.cuda.is_available(), available_cpus(), world.local_rank,
                                          world.local_size)
     with process_group(world, runtime.backend, runtime.device):

@@ -3,7 +3,9 @@
 ``model.arch`` names any segmentation_models_pytorch architecture (``smp.create_model``) or
 one of the project's own (:mod:`pipeline.training.architectures`: SegNet, UNetBilinear).
 The network maps (N, 1, S, S) normalised grey images (``network_input``) to (N, C, S, S)
-LOGITS, one channel per class of ``data.classes``; :class:`ProbabilityModel` adds the sigmoid.
+LOGITS, one channel per class of ``data.classes``, and, with ``model.plane_head: true``, also
+to (N, 2) plane logits (:mod:`pipeline.training.plane_head`); :class:`ProbabilityModel` adds
+the sigmoid (and the plane's softmax).
 :func:`check_input_size` says up front whether an architecture trains and exports at S.
 """
 
@@ -19,6 +21,8 @@ from torch import nn
 from pipeline.config import ModelParams, ParamsError
 from pipeline.training.architectures import PROJECT_ARCHITECTURES
 from pipeline.training.files import LOAD_ERRORS, first_line, load_torch_file
+from pipeline.planes import PLANES
+from pipeline.training.plane_head import HEAD_DROPOUT, split_output
 
 IN_CHANNELS = 1
 PRETRAINED_IN_CHANNELS = 3  # encoder weights files are RGB; smp folds them to grey
@@ -60,12 +64,14 @@ def check_input_size(model: ModelParams, size: int) -> None:
 
 
 def _create(model: ModelParams, n_classes: int, encoder_weights: str | None, in_channels: int) -> nn.Module:
-    """The project architecture, or ``smp.create_model``, with unknown names as :class:`ParamsError`."""
+    """The project architecture, or ``smp.create_model`` (with its classification head as the plane head
+    when ``model.plane_head`` is true), with unknown names as :class:`ParamsError`."""
     if model.arch in PROJECT_ARCHITECTURES:  # ModelParams made the name canonical and the weights null
         return PROJECT_ARCHITECTURES[model.arch](in_channels=in_channels, classes=n_classes)
+    head = {"aux_params": {"classes": len(PLANES), "dropout": HEAD_DROPOUT}} if model.plane_head is True else {}
     try:
         return smp.create_model(model.arch, encoder_name=model.encoder, encoder_weights=encoder_weights,
-                                in_channels=in_channels, classes=n_classes)
+                                in_channels=in_channels, classes=n_classes, **head)
     except KeyError as error:  # smp's message lists the valid names
         raise ParamsError(f"model: {error.args[0]} (or the project's {', '.join(PROJECT_ARCHITECTURES)})") from error
 
@@ -101,12 +107,14 @@ def build_model(model: ModelParams, n_classes: int) -> nn.Module:
     weights, and :class:`~pipeline.config.ModelParams` has already refused weights for them.
 
     Args:
-        model: architecture, encoder and encoder weights.
+        model: architecture, encoder, encoder weights and plane head (only ``true`` builds
+            one: ``auto`` is resolved by the train stage first, see
+            :func:`pipeline.training.plane_head.resolve_plane_head`).
         n_classes: C, the number of output channels.
 
     Returns:
         A module mapping (N, 1, S, S) float32 normalised images to (N, C, S, S) logits,
-        S divisible by 32.
+        S divisible by 32; with the plane head, to ((N, C, S, S), (N, 2)) logits.
 
     Raises:
         ParamsError: unknown architecture, encoder or weights name.
@@ -124,16 +132,20 @@ def build_model(model: ModelParams, n_classes: int) -> nn.Module:
 
 
 class ProbabilityModel(nn.Module):
-    """A logits network followed by a sigmoid (the exported ONNX graph)."""
+    """A logits network followed by a sigmoid, and a softmax of its plane logits (the exported ONNX graph)."""
 
     def __init__(self, model: nn.Module) -> None:
-        """Wraps ``model``, which returns (N, C, S, S) logits."""
+        """Wraps ``model``, which returns (N, C, S, S) logits, or those and (N, 2) plane logits."""
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """(N, 1, S, S) normalised images -> (N, C, S, S) probabilities in [0, 1]."""
-        return torch.sigmoid(self.model(images))
+    def forward(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """(N, 1, S, S) normalised images -> (N, C, S, S) probabilities in [0, 1]; with a plane head,
+        also (N, 2) plane probabilities (rows sum to 1, in the order of ``PLANES``)."""
+        logits, plane_logits = split_output(self.model(images))
+        if plane_logits is None:
+            return torch.sigmoid(logits)
+        return torch.sigmoid(logits), torch.softmax(plane_logits, dim=1)
 
 
 def resolve_device(name: str) -> torch.device:

@@ -1,9 +1,11 @@
 """Exporting a trained network to ONNX with its whole contract, checked against PyTorch.
 
-The sigmoid is inside the graph (output: probabilities). The contract (classes,
-preprocessing spec, normalisation, threshold and post-processing, test metrics, dataset
-and code versions) is stored in the ONNX metadata (:mod:`pipeline.inference.contract`).
-ONNX Runtime must agree with PyTorch on given frames, or nothing is written.
+The sigmoid is inside the graph (output: probabilities). A network with a plane head
+(:mod:`pipeline.training.plane_head`) has a second output, ``plane``: the softmax of its plane
+logits, (N, 2) in the order of ``PLANES``. The contract (classes, preprocessing spec,
+normalisation, threshold and post-processing, plane classes, test metrics, dataset and code
+versions) is stored in the ONNX metadata (:mod:`pipeline.inference.contract`). ONNX Runtime
+must agree with PyTorch on given frames, on both outputs, or nothing is written.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import torch
 
 from pipeline.config import Params
 from pipeline.files.atomic import atomic_file
-from pipeline.inference.contract import CONTRACT_KEY, INPUT_NAME, OUTPUT_NAME, ModelContract
+from pipeline.inference.contract import CONTRACT_KEY, INPUT_NAME, OUTPUT_NAME, PLANE_OUTPUT_NAME, ModelContract
 from pipeline.inference.predictor import Segmenter
+from pipeline.planes import PLANES
 from pipeline.training.model import ProbabilityModel
-from pipeline.training.predict import predict_probabilities
+from pipeline.training.predict import predict_outputs
 
 CODE_PATHS = ("pipeline", "app")
 
@@ -47,7 +50,7 @@ def code_version() -> str:
     return f"{commit}+modified" if modified else commit
 
 
-def build_contract(params: Params, metrics: dict, source: dict) -> ModelContract:
+def build_contract(params: Params, metrics: dict, source: dict, plane_head: bool = False) -> ModelContract:
     """The contract stored in the model, from params, test metrics and the export's provenance.
 
     Args:
@@ -55,6 +58,8 @@ def build_contract(params: Params, metrics: dict, source: dict) -> ModelContract
         metrics: the evaluate stage's ``reports/metrics.json`` (its ``test`` summary, of the
             post-processed masks, is kept).
         source: the pull stage's ``source.json`` (dataset version digest and COCO ``info``).
+        plane_head: whether the network has a plane head (the checkpoint's resolved
+            ``model.plane_head``): the contract then names the plane classes, ``PLANES``.
 
     Raises:
         ParamsError: ``inference.postprocess`` names a class not in ``data.classes``.
@@ -65,18 +70,31 @@ def build_contract(params: Params, metrics: dict, source: dict) -> ModelContract
         threshold=params.inference.threshold, postprocess=params.inference.postprocess, arch=params.model.arch,
         encoder=params.model.encoder, metrics=metrics.get("test", {}),
         dataset_version=str(source.get("dataset_version", "unknown")), code_version=code_version(),
-        note=str(source.get("info", {}).get("description", "")),
+        note=str(source.get("info", {}).get("description", "")), plane_classes=PLANES if plane_head else None,
     )
 
 
 def export_onnx(model: torch.nn.Module, size: int, opset: int, path: Path, contract: ModelContract) -> None:
-    """Writes ``model`` + sigmoid as ONNX (dynamic batch, (N, 1, size, size) input) with the contract in its metadata."""
+    """Writes ``model`` + sigmoid (and the plane softmax) as ONNX with the contract in its metadata.
+
+    Input (N, 1, size, size), dynamic batch; outputs ``probabilities`` (N, C, size, size) and,
+    when the contract names plane classes, ``plane`` (N, 2).
+
+    Raises:
+        ValueError: the contract's ``plane_classes`` and the network's plane head disagree.
+    """
     wrapped = ProbabilityModel(model).eval()
     dummy = torch.zeros(1, 1, size, size)
+    with torch.no_grad():
+        has_head = isinstance(wrapped(dummy), tuple)
+    if has_head != (contract.plane_classes is not None):
+        raise ValueError(f"the network {'has' if has_head else 'has no'} plane head but the contract's plane_classes "
+                         f"are {contract.plane_classes}")
+    outputs = [OUTPUT_NAME, PLANE_OUTPUT_NAME] if has_head else [OUTPUT_NAME]
     with warnings.catch_warnings():  # the TorchScript exporter is chosen on purpose (no onnxscript needed)
         warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(wrapped, (dummy,), str(path), input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        torch.onnx.export(wrapped, (dummy,), str(path), input_names=[INPUT_NAME], output_names=outputs,
+                          dynamic_axes={name: {0: "batch"} for name in (INPUT_NAME, *outputs)},
                           opset_version=opset, dynamo=False)
     graph = onnx.load(str(path))
     onnx.helper.set_model_props(graph, {CONTRACT_KEY: contract.to_json()})
@@ -85,10 +103,16 @@ def export_onnx(model: torch.nn.Module, size: int, opset: int, path: Path, contr
 
 
 def parity_error(model: torch.nn.Module, path: Path, images: np.ndarray, mean: float, std: float) -> float:
-    """Max |ONNX Runtime - PyTorch| probability over ``images`` ((N, S, S) uint8 processed frames)."""
-    reference = predict_probabilities(model, images, mean, std)
-    exported = Segmenter(path).predict_processed(images)
-    return float(np.abs(reference - exported).max())
+    """Max |ONNX Runtime - PyTorch| probability over ``images`` ((N, S, S) uint8 processed frames), over
+    both outputs (the mask probabilities and, with a plane head, the plane probabilities)."""
+    reference, reference_planes = predict_outputs(model, images, mean, std)
+    exported, exported_planes = Segmenter(path).run_processed(images)
+    error = float(np.abs(reference - exported).max())
+    if reference_planes is not None or exported_planes is not None:
+        if reference_planes is None or exported_planes is None:
+            return float("inf")
+        error = max(error, float(np.abs(reference_planes - exported_planes).max()))
+    return error
 
 
 def export_checked(model: torch.nn.Module, contract: ModelContract, opset: int, images: np.ndarray,
@@ -100,7 +124,7 @@ def export_checked(model: torch.nn.Module, contract: ModelContract, opset: int, 
         contract: its contract (size, normalisation...).
         opset: the ONNX opset.
         images: (N, S, S) uint8 processed frames for the parity check, N >= 1.
-        atol: the largest |ORT - PyTorch| probability difference allowed.
+        atol: the largest |ORT - PyTorch| probability difference allowed (either output).
         path: the model file; written atomically, and left as it was on any failure.
 
     Returns:

@@ -33,7 +33,7 @@ class TrainingParts:
     Attributes:
         model: the network (logits), on the runtime's device: checkpoints and validation.
         trained: what the training steps call: ``model`` itself, or its DistributedDataParallel wrapper.
-        loss_fn: (logits, targets) -> scalar.
+        loss_fn: (logits, targets) -> scalar, the segmentation loss.
         optimizer: Adam on ``model``'s parameters.
         scheduler: ReduceLROnPlateau on the validation score (mode max).
         scaler: gradient scaler, enabled for float16 autocast only.
@@ -42,6 +42,7 @@ class TrainingParts:
         val_loader: this process's validation frames, in order.
         val_positions: their indices in the validation set.
         runtime: device, precision, layout and loading settings.
+        plane_weight: the plane head's loss weight (``train.plane_weight``; no effect without a head).
     """
 
     model: nn.Module
@@ -55,6 +56,7 @@ class TrainingParts:
     val_loader: DataLoader
     val_positions: list[int]
     runtime: Runtime
+    plane_weight: float = 0.0
 
 
 def memory_format(runtime: Runtime) -> torch.memory_format:
@@ -113,7 +115,7 @@ def build_parts(model_params: ModelParams, params: TrainParams, n_classes: int, 
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.scales_gradients)
     sampler, train_loader, val_loader, positions = build_loaders(train_set, val_set, params, runtime, world)
     return TrainingParts(model, trained, build_loss(params.loss, n_classes), optimizer, scheduler, scaler, sampler,
-                         train_loader, val_loader, positions, runtime)
+                         train_loader, val_loader, positions, runtime, params.plane_weight)
 
 
 def parts_state(parts: TrainingParts) -> dict[str, Any]:
