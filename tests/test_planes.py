@@ -17,7 +17,7 @@ from pipeline.ingest.normalise import normalise_export
 from pipeline.planes import normalise_plane, plane_from_name, plane_from_tags, resolve_plane
 from pipeline.ingest.records import IngestError
 from pipeline.evaluation.scoring import by_plane, plane_column
-from pipeline.synthetic import SampleSpec, write_sample_export
+from pipeline.synthetic import SampleSpec, plane_in_name, write_sample_export
 
 DEFAULT_PATTERN = DataParams().plane_pattern
 
@@ -120,27 +120,32 @@ def test_an_unknown_plane_in_the_frames_manifest_names_the_file(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def tagged_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small sample export whose first train image is tagged ``sagittal`` in Roboflow's way."""
+    """A small sample export whose first transverse train image is tagged ``sagittal`` in Roboflow's way."""
     root = tmp_path_factory.mktemp("tagged") / "export"
-    write_sample_export(root, seed=3, spec=SampleSpec(n_patients=2, frames_per_patient=2, frame_width=320,
+    write_sample_export(root, seed=3, spec=SampleSpec(n_patients=2, frames_per_patient=3, frame_width=320,
                                                      frame_height=240))
     coco_file = root / "train" / "_annotations.coco.json"
     coco = json.loads(coco_file.read_text())
-    coco["images"][0]["extra"] = {"name": "x", "user_tags": ["sagittal", "checked"]}
+    first = next(image for image in coco["images"] if "_transverse_" in image["file_name"])
+    first["extra"] = {"name": "x", "user_tags": ["sagittal", "checked"]}
     coco_file.write_text(json.dumps(coco))
     return root
 
 
 def test_pull_writes_each_frame_s_plane_and_its_source(tagged_export: Path, tmp_path: Path):
-    tagged = json.loads((tagged_export / "train" / "_annotations.coco.json").read_text())["images"][0]["file_name"]
+    images = json.loads((tagged_export / "train" / "_annotations.coco.json").read_text())["images"]
+    tagged = next(image["file_name"] for image in images if image.get("extra"))
     out = tmp_path / "frames"
     out.mkdir()
     manifest = normalise_export(tagged_export, out, DataParams(), QcParams(), progress=False).manifest
     row = manifest.set_index("export_file").loc[tagged]
-    assert (row["plane"], row["plane_source"]) == ("sagittal", "roboflow_tag")
+    # the tag wins over the file name, which says transverse
+    assert "_transverse_" in tagged and (row["plane"], row["plane_source"]) == ("sagittal", "roboflow_tag")
     others = manifest[manifest["export_file"] != tagged]
-    # the sample's names say no plane, and there is no frames manifest
-    assert set(others["plane"]) == {""} and set(others["plane_source"]) == {""}
+    # the sample's names carry the plane (P001_F02_sagittal.png), and there is no frames manifest
+    assert set(others["plane_source"]) == {"file_name"}
+    assert others["plane"].tolist() == [plane_in_name(name) for name in others["original_name"]]
+    assert set(others["plane"]) == {"transverse", "sagittal"}
     assert {"plane", "plane_source"} <= set(pd.read_csv(out / "manifest.csv").columns)
 
 
