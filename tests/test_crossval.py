@@ -279,7 +279,28 @@ def test_tables_with_planes_are_also_reported_per_plane():
 
 
 def test_tables_without_planes_have_no_plane_report(report: dict):
-    assert "by_plane" not in report
+    assert "by_plane" not in report and "plane_accuracy" not in report
+
+
+@pytest.mark.parametrize(("predicted", "expected"), [
+    # fold 0 (a1 a2 b1): 2 of 3 right; fold 1 (c1 d1 d2): d1's plane unknown, 1 of 2 right -> pooled 3 of 5
+    ({"a1": "transverse", "a2": "transverse", "b1": "transverse", "c1": "sagittal", "d1": "sagittal",
+      "d2": "transverse"}, {"pooled": 0.6, "frames": 5, "per_fold": [2 / 3, 0.5]}),
+    ({name: "" for name in ("a1", "a2", "b1", "c1", "d1", "d2")}, None),  # no plane head: no accuracy
+], ids=["with-head", "without-head"])
+def test_the_plane_heads_accuracy_is_pooled_and_per_fold(predicted: dict, expected: dict | None):
+    per_frame = table()
+    per_frame["plane"] = per_frame["frame_id"].map({"a1": "transverse", "a2": "sagittal", "b1": "transverse",
+                                                    "c1": "sagittal", "d1": "unknown", "d2": "sagittal"})
+    per_frame["predicted_plane"] = per_frame["frame_id"].map(predicted)
+    report = cv_report(folds(per_frame), CLASSES, resamples=50, confidence=0.95, seed=0)
+    if expected is None:
+        assert "plane_accuracy" not in report and "Plane head" not in markdown(report)
+        return
+    accuracy = report["plane_accuracy"]
+    assert accuracy["frames"] == expected["frames"] and accuracy["pooled"] == pytest.approx(expected["pooled"])
+    assert accuracy["per_fold"] == pytest.approx(expected["per_fold"])
+    assert "Plane head: accuracy 0.600 on the 5 frames of a known plane (per fold: 0.67, 0.50)." in markdown(report)
 
 
 def test_the_markdown_has_a_plane_table_when_there_are_planes():

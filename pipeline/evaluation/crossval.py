@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.scoring import by_plane, summarise
+from pipeline.evaluation.scoring import by_plane, frame_plane_accuracy, summarise
 
 OVERLAP = ("dice", "iou")
 DISTANCES = ("hd95", "assd")
@@ -163,7 +163,9 @@ def cv_report(per_fold: Mapping[int, pd.DataFrame], classes: Sequence[str], resa
         [low, high] or None; distances in ``distance_unit``), ``undefined_resamples`` (per
         metric, resamples where it is undefined), ``per_fold`` (per metric and count, one
         value per fold); ``score`` (``pooled``, ``interval``, ``per_fold``); and, when the
-        tables have a ``plane`` column, ``by_plane`` (:func:`plane_report`).
+        tables have a ``plane`` column, ``by_plane`` (:func:`plane_report`) and, when they
+        also name the plane head's ``predicted_plane``, ``plane_accuracy`` (``pooled`` over the
+        frames of a known plane, their number as ``frames``, and ``per_fold``).
 
     Raises:
         ValueError: see :func:`pool_folds`.
@@ -198,6 +200,11 @@ def cv_report(per_fold: Mapping[int, pd.DataFrame], classes: Sequence[str], resa
                        "per_fold": [values["score"] for values in fold_values]}
     if "plane" in pooled.columns:
         report["by_plane"] = plane_report(pooled, classes, unit, resamples, confidence, seed)
+        pooled_planes = frame_plane_accuracy(pooled)
+        if pooled_planes["plane_accuracy"] is not None:
+            report["plane_accuracy"] = {"pooled": pooled_planes["plane_accuracy"], "frames": pooled_planes["plane_frames"],
+                                        "per_fold": [frame_plane_accuracy(per_fold[fold])["plane_accuracy"]
+                                                     for fold in folds]}
     return report
 
 

@@ -30,7 +30,7 @@ def markdown(report: dict[str, Any]) -> str:
     brackets; frames with the class, missed, false-positive) and one for the score. Per-fold
     table: one row per fold (patients, frames, each class's Dice, the score). Per-plane table,
     when the report has ``by_plane``: one row per plane (frames, each class's Dice with its
-    interval, the score).
+    interval, the score), then the plane head's pooled and per-fold accuracy when it has ``plane_accuracy``.
     """
     unit, boot, classes = report["distance_unit"], report["bootstrap"], report["classes"]
     percent = f"{boot['confidence'] * 100:g}%"
@@ -68,6 +68,11 @@ def _plane_lines(report: dict[str, Any]) -> list[str]:
     for plane, entry in planes.items():
         dice = [with_interval(entry[name]["dice"], entry[name]["dice_interval"], 3) for name in classes]
         lines.append(f"| {plane} | {entry['frames']} | " + " | ".join(dice) + f" | {entry['score']:.3f} |")
+    accuracy = report.get("plane_accuracy")
+    if accuracy is not None:
+        per_fold = ", ".join(_number(value, 2) for value in accuracy["per_fold"])
+        lines += ["", f"Plane head: accuracy {accuracy['pooled']:.3f} on the {accuracy['frames']} frames of a known "
+                      f"plane (per fold: {per_fold})."]
     return lines
 
 

@@ -128,6 +128,29 @@ def plane_column(frame_ids: pd.Series, table: pd.DataFrame) -> pd.Series:
     return frame_ids.map(planes).astype(object).fillna(UNKNOWN_PLANE).replace("", UNKNOWN_PLANE)
 
 
+def predicted_plane_column(frame_ids: pd.Series, predicted: pd.Series | None) -> pd.Series:
+    """Each frame's plane as the model's plane head names it (a ``PLANES`` name), or ``""``
+    for every frame of a model without one.
+
+    Args:
+        frame_ids: the rows' frame ids.
+        predicted: per frame id, the head's most probable plane, or None without a head.
+    """
+    if predicted is None:
+        return pd.Series("", index=frame_ids.index, dtype=object)
+    return frame_ids.map(predicted).astype(object).fillna("")
+
+
+def frame_plane_accuracy(per_frame: pd.DataFrame) -> dict[str, float | int | None]:
+    """:func:`plane_accuracy` from per-frame rows with ``frame_id``, ``plane`` and ``predicted_plane``
+    columns (one or more rows per frame); None values without a predicted plane anywhere."""
+    frames = per_frame.drop_duplicates("frame_id").set_index("frame_id")
+    predicted = frames["predicted_plane"] if "predicted_plane" in frames.columns else pd.Series(dtype=object)
+    if not predicted.isin(PLANES).any():
+        return plane_accuracy(None, frames["plane"])
+    return plane_accuracy(predicted, frames["plane"])
+
+
 def by_plane(per_frame: pd.DataFrame, classes: Sequence[str]) -> dict[str, Any]:
     """Per plane present (``transverse``, ``sagittal``, ``unknown``): frames, class summaries and score."""
     report = {}

@@ -6,7 +6,8 @@ the selection score, with ``inference.postprocess`` as ``test`` and without it a
 known plane as ``plane_accuracy`` and ``plane_frames`` (null without a head), and the volume
 check as ``volume``),
 ``reports/volume.csv`` (the volume check per test patient, a Bland-Altman DVC plot), ``reports/per_frame.csv`` (post-processed) and ``reports/per_frame_raw.csv``
-(not), and comparison pictures of the post-processed masks in ``reports/overlays/`` (DVC
+(not; both with each frame's ``plane`` from the data and ``predicted_plane`` from the plane
+head, empty without one), and comparison pictures of the post-processed masks in ``reports/overlays/`` (DVC
 image plots).
 
 ``python -m pipeline.stages.evaluate --fold K`` scores cross-validation fold K's checkpoint
@@ -35,7 +36,7 @@ from pipeline.config import Params, load_params
 from pipeline.evaluation.pictures import comparison_picture, legend
 from pipeline.evaluation.volume import PatientFrames, agreement, bland_altman_table, choose_frames, patient_row
 from pipeline.evaluation.scoring import (by_plane, describe, frame_rows, overall_score, plane_accuracy, plane_column,
-                                         summarise)
+                                         predicted_plane_column, summarise)
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.masks import read_bitmask, unpack_masks
@@ -224,6 +225,7 @@ def main() -> None:
         per_frame, per_frame_raw, glands, planes = score_frames(model, run.frame_ids, table, params, overlays, keep)
     for rows in (per_frame, per_frame_raw):
         rows.insert(2, "plane", plane_column(rows["frame_id"], table))
+        rows.insert(3, "predicted_plane", predicted_plane_column(rows["frame_id"], planes))
     write_csv_atomically(run.per_frame_file, per_frame)
     write_csv_atomically(run.per_frame_raw_file, per_frame_raw)
     report = metrics_report(run, per_frame, per_frame_raw, classes, params.inference.threshold)
