@@ -20,10 +20,14 @@ class PatchParams:
         size: window side in px, a multiple of 32 (the networks' stride), or None (whole frames).
             The training data refuses one larger than the frames (``preprocess.size``).
         foreground: probability in [0, 1] that the window is centred on a labelled pixel.
+        plane_frames: with a plane head, how many frames of each step's batch (per process,
+            the first ones) the head also sees whole, an integer >= 0; 0: the head learns
+            from the windows (:class:`pipeline.training.plane_head.WholeFramePlane`).
     """
 
     size: int | None = None
     foreground: float = 0.5
+    plane_frames: int = 0
 
     def __post_init__(self) -> None:
         if self.size is not None and (isinstance(self.size, bool) or not isinstance(self.size, int)
@@ -32,3 +36,5 @@ class PatchParams:
         is_number = isinstance(self.foreground, numbers.Real) and not isinstance(self.foreground, bool)
         if not is_number or not 0 <= self.foreground <= 1:
             raise ValueError(f"patch.foreground must be a probability in [0, 1], got {self.foreground!r}")
+        if isinstance(self.plane_frames, bool) or not isinstance(self.plane_frames, int) or self.plane_frames < 0:
+            raise ValueError(f"patch.plane_frames must be an integer >= 0, got {self.plane_frames!r}")

@@ -100,6 +100,9 @@ def test_the_dataset_refuses_a_window_larger_than_the_frames():
     ({"size": True}, "multiple of 32"),
     ({"foreground": 1.5}, "probability"),
     ({"foreground": "often"}, "probability"),
+    ({"plane_frames": -1}, "plane_frames must be an integer >= 0"),
+    ({"plane_frames": 1.5}, "plane_frames must be an integer >= 0"),
+    ({"plane_frames": True}, "plane_frames must be an integer >= 0"),
     ({"shape": 32}, "shape"),
 ])
 def test_bad_patch_params_name_the_key(patch, message):
@@ -108,7 +111,7 @@ def test_bad_patch_params_name_the_key(patch, message):
 
 
 def test_the_default_trains_on_whole_frames():
-    assert build(Params, {}, "params.yaml").train.patch == PatchParams(size=None, foreground=0.5)
+    assert build(Params, {}, "params.yaml").train.patch == PatchParams(size=None, foreground=0.5, plane_frames=0)
 
 
 def test_the_train_stage_reads_train_patch(tmp_path):

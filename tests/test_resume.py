@@ -16,7 +16,8 @@ temporary folder, killed with SIGKILL where the test says so.
   checkpoint and one DVCLive folder; killing the run's process group kills torchrun's
   processes too, and the re-run resumes to the uninterrupted 2-process result; and with
   the batch-coupled layers taken out (BatchNorm, Dropout) and a per-pixel loss, the step
-  losses of 2 processes equal those of 1 process on the same global batch.
+  losses of 2 processes equal those of 1 process on the same global batch; and a plane head
+  trained on windows (its second, whole-frame encoder pass) runs under DistributedDataParallel.
 """
 
 from __future__ import annotations
@@ -332,6 +333,22 @@ def test_two_processes_write_one_checkpoint_and_one_dvclive_folder(
     _, info = load_checkpoint(root / CHECKPOINT_FILE)
     assert info["epoch"] == 2 and info["classes"] == CLASSES
     assert [step for step, _ in dvclive_values(root)["plots/metrics/train/loss"]] == [0, 1]
+
+
+def test_two_processes_train_a_plane_head_on_windows_from_the_whole_frames(tmp_path: Path) -> None:
+    """DistributedDataParallel around :class:`WholeFramePlane`: masks from 32 px windows of the 64 px frames, the
+    plane from the whole frames' encoder features (a second, gradient-free encoder pass in every step)."""
+    root = write_project(tmp_path, epochs=1, processes=2, batch_size=4,
+                         patch={"size": 32, "foreground": 0.5, "plane_frames": 1})
+    manifest = pd.read_csv(root / PROCESSED_DIR / PROCESSED_MANIFEST, dtype=str)
+    manifest["plane"] = ["transverse", "sagittal"] * 3
+    manifest.to_csv(root / PROCESSED_DIR / PROCESSED_MANIFEST, index=False)
+    result = run(STAGE, root)
+    assert "FPN/resnet18 with the plane head" in result.stdout and len(epoch_lines(result.stdout)) == 1
+    model, info = load_checkpoint(root / CHECKPOINT_FILE)
+    assert info["model"].plane_head is True and info["epoch"] == 1
+    assert model.classification_head is not None  # what the export's `plane` output is made of
+    assert [step for step, _ in dvclive_values(root)["plots/metrics/val/plane_accuracy"]] == [0]
 
 
 def test_killing_two_processes_kills_them_all_and_the_rerun_resumes(

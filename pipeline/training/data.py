@@ -65,7 +65,9 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     Set :attr:`epoch` before each epoch to get new augmentations. With a ``patch`` window
     (training only), each item is a window of its augmented frame
     (:mod:`pipeline.training.patches`), drawn from the same generator after the augmentation;
-    the window keeps its frame's plane label.
+    the window keeps its frame's plane label. With :attr:`plane_frames` also true (a plane head
+    trained on windows), each item also carries its whole augmented frame, which the plane head
+    judges instead of the window (:class:`~pipeline.training.plane_head.WholeFramePlane`).
     """
 
     def __init__(self, images: np.ndarray, masks: np.ndarray, n_classes: int, mean: float, std: float,
@@ -101,6 +103,7 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
             raise ValueError(f"train.patch.size {self.patch_size} px is larger than the frames "
                              f"(preprocess.size {images.shape[-1]} px); use null for whole frames")
         self.epoch = 0
+        self.plane_frames = False  # the training loop sets it for a plane head trained on windows
 
     @property
     def size(self) -> int:
@@ -110,9 +113,10 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
         """Item ``index``: (1, P, P) float32 normalised image, (C, P, P) float32 0/1 target and
-        the frame's () int64 plane label (batched: (N,)).
+        the frame's () int64 plane label (batched: (N,)); with a window and :attr:`plane_frames`,
+        also the (1, S, S) float32 normalised whole augmented frame the window was cut from.
 
         P is the patch size when there is one, else S.
         """
@@ -120,10 +124,14 @@ class FrameDataset(Dataset[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]):
         rng = np.random.default_rng((self.seed, self.epoch, index))
         if self.augmentation is not None:
             image, mask = augment(image, mask, rng, self.augmentation)
+        frame = image
         if self.patch_size is not None:
             top, left = patch_origin(mask, self.patch_size, self.patch_foreground, rng)
             window = np.s_[top:top + self.patch_size, left:left + self.patch_size]
             image, mask = image[window], mask[window]
         tensor = torch.from_numpy(network_input(image, self.mean, self.std)[0])
         target = torch.from_numpy(unpack_masks(mask, self.n_classes).astype(np.float32))
-        return tensor, target, torch.tensor(self.planes[index], dtype=torch.int64)
+        plane = torch.tensor(self.planes[index], dtype=torch.int64)
+        if self.plane_frames and self.patch_size is not None:
+            return tensor, target, plane, torch.from_numpy(network_input(frame, self.mean, self.std)[0])
+        return tensor, target, plane

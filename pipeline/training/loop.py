@@ -112,7 +112,7 @@ def seed_everything(seed: int) -> None:
 def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, loss_fn: nn.Module,
                optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
                autocast: torch.dtype | None = None, planes: torch.Tensor | None = None,
-               plane_weight: float = 0.0) -> float:
+               plane_weight: float = 0.0, plane_frames: torch.Tensor | None = None) -> float:
     """One optimisation step on a batch.
 
     Args:
@@ -126,6 +126,9 @@ def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, lo
             scaler is enabled, float16.
         planes: (N,) int64 plane labels (-1 unknown) for a network with a plane head, or None.
         plane_weight: the plane term's weight (``train.plane_weight``).
+        plane_frames: (M, 1, S, S) whole frames the plane head judges when ``images`` are
+            windows, M <= N, the frames of the first M windows (their labels are ``planes[:M]``);
+            ``model`` is then a :class:`~pipeline.training.plane_head.WholeFramePlane`.
 
     Returns:
         The batch loss before the step (:func:`pipeline.training.plane_head.total_loss`).
@@ -134,7 +137,9 @@ def train_step(model: nn.Module, images: torch.Tensor, targets: torch.Tensor, lo
     model.train()
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type=images.device.type, dtype=dtype, enabled=dtype is not None):
-        output = model(images)
+        output = model(images) if plane_frames is None else model(images, plane_frames)
+    if plane_frames is not None and planes is not None:
+        planes = planes[:len(plane_frames)]
     loss = total_loss(output, targets, planes, loss_fn, plane_weight)
     scaler.scale(loss).backward()
     scaler.step(optimizer)
@@ -152,10 +157,11 @@ def train_epoch(parts: TrainingParts, description: str, world: World = SINGLE) -
     runtime, local = parts.runtime, []
     with tqdm(parts.train_loader, desc=description, unit="batch", leave=False,
               disable=None if world.is_main else True) as progress:
-        for images, targets, planes in progress:
+        for images, targets, planes, *frames in progress:
             loss = train_step(parts.trained, to_device(images, runtime), to_device(targets, runtime), parts.loss_fn,
                               parts.optimizer, parts.scaler, runtime.autocast_dtype,
-                              planes.to(runtime.device, non_blocking=runtime.non_blocking), parts.plane_weight)
+                              planes.to(runtime.device, non_blocking=runtime.non_blocking), parts.plane_weight,
+                              to_device(frames[0][:parts.plane_frames], runtime) if frames else None)
             local.append((loss * len(images), len(images)))
             progress.set_postfix(loss=f"{loss:.4f}")
     sums = all_reduce_sum(torch.tensor(local, dtype=torch.float64, device=runtime.device).reshape(-1, 2), world).cpu()
@@ -278,6 +284,8 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
         raise ValueError(f"nothing to train on: {len(train_set)} training and {len(val_set)} validation frames")
     inference.check_classes(classes)
     model_params = resolve_plane_head(model_params, train_set.planes)
+    train_set.plane_frames = (bool(model_params.plane_head) and train_set.patch_size is not None
+                              and params.patch.plane_frames > 0)
     runtime = runtime or resolve_runtime(params, torch.cuda.is_available(), available_cpus(), world.local_rank,
                                          world.local_size)
     with process_group(world, runtime.backend, runtime.device):

@@ -24,6 +24,7 @@ from pipeline.training.devices import Runtime
 from pipeline.training.distributed import World, shard
 from pipeline.training.losses import build_loss
 from pipeline.training.model import build_model
+from pipeline.training.plane_head import WholeFramePlane
 
 
 @dataclass
@@ -32,7 +33,8 @@ class TrainingParts:
 
     Attributes:
         model: the network (logits), on the runtime's device: checkpoints and validation.
-        trained: what the training steps call: ``model`` itself, or its DistributedDataParallel wrapper.
+        trained: what the training steps call: ``model`` itself or its ``WholeFramePlane``, or either in its
+            DistributedDataParallel wrapper.
         loss_fn: (logits, targets) -> scalar, the segmentation loss.
         optimizer: Adam on ``model``'s parameters.
         scheduler: ReduceLROnPlateau on the validation score (mode max).
@@ -43,6 +45,8 @@ class TrainingParts:
         val_positions: their indices in the validation set.
         runtime: device, precision, layout and loading settings.
         plane_weight: the plane head's loss weight (``train.plane_weight``; no effect without a head).
+        plane_frames: frames per step the plane head sees whole when training on windows
+            (``train.patch.plane_frames``; 0 or no windows: none).
     """
 
     model: nn.Module
@@ -57,6 +61,7 @@ class TrainingParts:
     val_positions: list[int]
     runtime: Runtime
     plane_weight: float = 0.0
+    plane_frames: int = 0
 
 
 def memory_format(runtime: Runtime) -> torch.memory_format:
@@ -69,8 +74,11 @@ def to_device(batch: torch.Tensor, runtime: Runtime) -> torch.Tensor:
     return batch.to(runtime.device, non_blocking=runtime.non_blocking, memory_format=memory_format(runtime))
 
 
-def build_network(model_params: ModelParams, n_classes: int, runtime: Runtime, world: World) -> tuple[nn.Module, nn.Module]:
-    """The network on the device, and what training calls (its DistributedDataParallel wrapper with several processes).
+def build_network(model_params: ModelParams, n_classes: int, runtime: Runtime, world: World,
+                  plane_frames: bool = False) -> tuple[nn.Module, nn.Module]:
+    """The network on the device, and what training calls: the network itself, or a
+    :class:`~pipeline.training.plane_head.WholeFramePlane` of it when ``plane_frames`` (a plane
+    head trained on windows), in a DistributedDataParallel wrapper with several processes.
 
     Raises:
         ParamsError, WeightsUnavailableError: see ``build_model``.
@@ -79,12 +87,13 @@ def build_network(model_params: ModelParams, n_classes: int, runtime: Runtime, w
     if runtime.sync_batchnorm:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model = model.to(runtime.device, memory_format=memory_format(runtime))
+    trained = WholeFramePlane(model) if plane_frames else model
     if not world.distributed:
-        return model, model
+        return model, trained
     device_ids = [runtime.device.index] if runtime.device.type == "cuda" else None
     # static_graph: the same parameters take part in every step, and some (PSPNet's unused
     # 4th encoder stage) never do, which DDP accepts only so or with find_unused_parameters.
-    return model, DistributedDataParallel(model, device_ids=device_ids, static_graph=True)
+    return model, DistributedDataParallel(trained, device_ids=device_ids, static_graph=True)
 
 
 def build_loaders(train_set: FrameDataset, val_set: FrameDataset, params: TrainParams, runtime: Runtime,
@@ -108,14 +117,15 @@ def build_loaders(train_set: FrameDataset, val_set: FrameDataset, params: TrainP
 def build_parts(model_params: ModelParams, params: TrainParams, n_classes: int, train_set: FrameDataset,
                 val_set: FrameDataset, runtime: Runtime, world: World) -> TrainingParts:
     """Every training object of one process, freshly initialised (the caller seeds first)."""
-    model, trained = build_network(model_params, n_classes, runtime, world)
+    model, trained = build_network(model_params, n_classes, runtime, world, train_set.plane_frames)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=params.plateau_factor,
                                                            patience=params.plateau_patience)
     scaler = torch.amp.GradScaler(runtime.device.type, enabled=runtime.scales_gradients)
     sampler, train_loader, val_loader, positions = build_loaders(train_set, val_set, params, runtime, world)
     return TrainingParts(model, trained, build_loss(params.loss, n_classes), optimizer, scheduler, scaler, sampler,
-                         train_loader, val_loader, positions, runtime, params.plane_weight)
+                         train_loader, val_loader, positions, runtime, params.plane_weight,
+                         params.patch.plane_frames)
 
 
 def parts_state(parts: TrainingParts) -> dict[str, Any]:
