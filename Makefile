@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 DEMO_EXPERIMENT := demo-cpu
 DEMO_PARAMS := -S model.arch=Unet -S model.encoder=resnet18 -S model.encoder_weights=null \
 	-S preprocess.size=256 -S preprocess.filter.method=perona_malik \
-	-S train.epochs=40 -S train.batch_size=4 -S train.lr=0.001 -S train.patch.size=128 \
+	-S train.epochs=40 -S train.batch_size=4 -S train.lr=0.001 -S train.patch.size=128 -S train.keep=best \
 	-S data.frames_manifest=data/trus_sample_frames.csv
 
 .PHONY: setup sample demo test test-fast app clean-demo
