@@ -36,6 +36,7 @@ EXPORT_FORMATS = ("auto", "coco-segmentation", "png-mask-semantic", "yolov8")
 QC_ACTIONS = ("ignore", "warn", "error")
 PROJECT_ARCHS = ("SegNet", "UNetBilinear")
 """The project's own architectures (``pipeline.training.architectures``), beside segmentation_models_pytorch's."""
+PLANE_CLASSIFIERS = ("frame", "encoder")  # model.plane_classifier: a CNN on the whole frame, or smp's head on the encoder
 UNSUPPORTED_ARCHS = {
     "dpt": "its ViT encoder is built for one input size, and resizing its position embedding to "
            "preprocess.size (bicubic, antialiased) does not export to ONNX at opset 18",
@@ -252,6 +253,9 @@ class ModelParams:
     labelled frames of both planes and the architecture is a segmentation_models_pytorch one;
     the train stage resolves it and the checkpoint stores the boolean), ``true`` or ``false``.
     The project's architectures have no such head: ``true`` is refused for them.
+    ``plane_classifier`` says what the head is: ``frame`` (a small CNN of its own on a
+    64 px thumbnail of the whole frame, ``pipeline.training.frame_plane``) or ``encoder``
+    (smp's classification head on the segmentation encoder's deepest features).
     """
 
     arch: str = "FPN"
@@ -261,12 +265,16 @@ class ModelParams:
     mean: float = 0.449
     std: float = 0.226
     plane_head: bool | str = "auto"
+    plane_classifier: str = "frame"
 
     def __post_init__(self) -> None:
         if self.std <= 0:
             raise ParamsError(f"model.std must be > 0, got {self.std}")
         if self.plane_head != "auto" and not isinstance(self.plane_head, bool):
             raise ParamsError(f"model.plane_head must be auto, true or false, got {self.plane_head!r}")
+        if self.plane_classifier not in PLANE_CLASSIFIERS:
+            raise ParamsError(f"model.plane_classifier must be {' or '.join(PLANE_CLASSIFIERS)}, "
+                              f"got {self.plane_classifier!r}")
         if str(self.arch).lower() in UNSUPPORTED_ARCHS:
             raise ParamsError(f"model.arch: {self.arch} is not supported: {UNSUPPORTED_ARCHS[str(self.arch).lower()]}")
         project = {name.lower(): name for name in PROJECT_ARCHS}.get(str(self.arch).lower())

@@ -7,6 +7,7 @@ Tiny on purpose: FPN/ResNet-18 from scratch at 32 px, hand-made logits, and onnx
 from __future__ import annotations
 
 import copy
+import dataclasses
 import csv
 import json
 import math
@@ -22,7 +23,7 @@ import yaml
 from torch import nn
 
 from pipeline.cli.segment import segment_files
-from pipeline.config import InferenceParams, ModelParams, ParamsError
+from pipeline.config import InferenceParams, ModelParams, ParamsError, TrainParams, build
 from pipeline.evaluation.scoring import frame_plane_accuracy, plane_accuracy, predicted_plane_column
 from pipeline.imaging.preprocessing import network_input, preprocess_frame
 from pipeline.inference.contract import (CONTRACT_KEY, OUTPUT_NAME, PLANE_OUTPUT_NAME, ContractError, ModelContract)
@@ -32,13 +33,14 @@ from pipeline.loss_spec import LossParams
 from pipeline.planes import PLANES
 from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.training.data import FrameDataset
+from pipeline.training.frame_plane import THUMBNAIL, FramePlaneClassifier, SegmenterWithFramePlane
 from pipeline.training.losses import build_loss
 from pipeline.training.loop import EpochMetrics, seed_everything, train_step
 from pipeline.training.model import ProbabilityModel, build_model
 from pipeline.training.onnx_export import build_contract, export_checked, export_onnx
 from pipeline.training.patches import PatchParams
 from pipeline.training.plane_head import (WholeFramePlane, plane_labels, plane_loss, resolve_plane_head, split_output,
-                                          total_loss)
+                                          total_loss, whole_frames_per_step)
 from pipeline.training.predict import predict_outputs, predict_probabilities
 from pipeline.training.validation import validate
 from tests.test_inference import bright_rectangle
@@ -49,13 +51,20 @@ pytestmark = pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")  # sm
 
 SIZE = 32
 CLASSES = ("gland", "lesion")
-WITH_HEAD = ModelParams(arch="FPN", encoder="resnet18", encoder_weights=None, plane_head=True)
+WITH_HEAD = ModelParams(arch="FPN", encoder="resnet18", encoder_weights=None, plane_head=True)  # the frame classifier
+ON_ENCODER = dataclasses.replace(WITH_HEAD, plane_classifier="encoder")  # smp's head on the encoder
 WITHOUT_HEAD = ModelParams(arch="FPN", encoder="resnet18", encoder_weights=None, plane_head=False)
+HEADS = pytest.mark.parametrize("with_head", [WITH_HEAD, ON_ENCODER], ids=["frame-classifier", "on-encoder"])
 
 
 def network(params: ModelParams = WITH_HEAD, seed: int = 0) -> nn.Module:
     seed_everything(seed)
     return build_model(params, len(CLASSES))
+
+
+def head_of(model: nn.Module) -> nn.Module:
+    """The plane head's own layers: the frame classifier, or smp's classification head."""
+    return model.plane_classifier if isinstance(model, SegmenterWithFramePlane) else model.classification_head
 
 
 def frames(count: int = 4) -> np.ndarray:
@@ -162,6 +171,7 @@ def test_auto_is_on_with_both_planes_and_an_smp_architecture(arch, plane_head, l
     ({"plane_head": True}, [-1, -1], "model.plane_head is true but no training frame has a known plane"),
     ({"plane_head": "yes"}, [0, 1], "model.plane_head must be auto, true or false, got 'yes'"),
     ({"arch": "SegNet", "plane_head": True}, [0, 1], "model.plane_head: SegNet has no plane classifier"),
+    ({"plane_classifier": "thumbnail"}, [0, 1], "model.plane_classifier must be frame or encoder, got 'thumbnail'"),
 ])
 def test_a_plane_head_that_cannot_be_is_refused_naming_the_key(params, labels, message) -> None:
     with pytest.raises(ParamsError, match=message):
@@ -218,12 +228,13 @@ def step(model: nn.Module, planes: torch.Tensor) -> float:
                       planes=planes, plane_weight=0.2)
 
 
+@HEADS
 @pytest.mark.parametrize(("planes", "head_changes"), [([0, 1], True), ([-1, -1], False)],
                          ids=["labelled", "unlabelled"])
-def test_a_step_trains_the_head_on_labelled_frames_only(planes, head_changes) -> None:
-    model, labels = network(), torch.tensor(planes)
+def test_a_step_trains_the_head_on_labelled_frames_only(with_head, planes, head_changes) -> None:
+    model, labels = network(with_head), torch.tensor(planes)
     reference, (images, targets) = copy.deepcopy(model), batch()
-    head = copy.deepcopy(model.classification_head.state_dict())
+    head = copy.deepcopy(head_of(model).state_dict())
     torch.manual_seed(5)  # the head's dropout draws the same mask in both forward passes
     with torch.no_grad():
         masks, plane_logits = reference.train()(images)
@@ -234,16 +245,19 @@ def test_a_step_trains_the_head_on_labelled_frames_only(planes, head_changes) ->
     assert loss == pytest.approx(float(expected), rel=1e-6)
     if not head_changes:
         assert loss == pytest.approx(float(segmentation), rel=1e-6)
-    changed = [not torch.equal(value, model.classification_head.state_dict()[name]) for name, value in head.items()]
+    # BatchNorm's running statistics move with every forward pass: the parameters say whether it learnt
+    changed = [not torch.equal(value, head_of(model).state_dict()[name]) for name, value in head.items()
+               if "running" not in name and "num_batches" not in name]
     assert any(changed) is head_changes
 
 
 
 @pytest.mark.parametrize(("whole_frames", "side"), [(2, SIZE), (1, 2 * SIZE)], ids=["every-frame", "the-first"])
 def test_on_windows_the_head_learns_from_the_whole_frames(whole_frames: int, side: int) -> None:
-    """M = ``whole_frames`` of the 2 windows' frames go whole through the encoder and the head, with gradient.
-    (One frame needs 64 px: at 32 px its deepest features are 1x1, too few for BatchNorm in training.)"""
-    model, labels = network(), torch.tensor([0, 1])
+    """smp's head on the encoder: M = ``whole_frames`` of the 2 windows' frames go whole through the encoder and
+    the head, with gradient. (One frame needs 64 px: at 32 px its deepest features are 1x1, too few for BatchNorm
+    in training.)"""
+    model, labels = network(ON_ENCODER), torch.tensor([0, 1])
     reference, (frames_batch, _) = copy.deepcopy(model), batch()
     windows, targets = frames_batch[..., 8:24, 8:24].contiguous(), (frames_batch[..., 8:24, 8:24] > 0.5).float()
     windows, targets = F.pad(windows, (8, 8, 8, 8)), F.pad(targets, (8, 8, 8, 8)).expand(-1, 2, -1, -1).contiguous()
@@ -267,6 +281,48 @@ def test_on_windows_the_head_learns_from_the_whole_frames(whole_frames: int, sid
     assert loss == pytest.approx(float(expected), rel=1e-6)  # the labels of the first M frames
     assert {name.removeprefix("network.") for name, _ in WholeFramePlane(model).named_parameters()} == {
         name for name, _ in model.named_parameters()}  # the wrapped network's, nothing of its own
+
+
+def test_on_windows_the_frame_classifier_judges_every_whole_frame_and_the_masks_the_windows() -> None:
+    model, labels = network(), torch.tensor([0, 1])
+    frames_batch, _ = batch()
+    windows = F.pad(frames_batch[..., 8:24, 8:24], (8, 8, 8, 8)).contiguous()
+    trained = WholeFramePlane(copy.deepcopy(model)).eval()  # eval: no dropout draws to keep in step
+    with torch.no_grad():
+        masks, planes = trained(windows, frames_batch)
+        model.eval()
+        torch.testing.assert_close(masks, model.segmenter(windows), rtol=0, atol=0)
+        torch.testing.assert_close(planes, model.plane_classifier(frames_batch), rtol=0, atol=0)
+    assert masks.shape == (2, 2, SIZE, SIZE) and planes.shape == (2, 2)
+    _, planes = trained.train()(windows, frames_batch)
+    plane_loss(planes, labels).backward()  # the plane's gradient reaches its classifier, not the segmentation
+    assert all(parameter.grad is not None for parameter in trained.network.plane_classifier.parameters())
+    assert all(parameter.grad is None for parameter in trained.network.segmenter.parameters())
+
+
+@pytest.mark.parametrize(("side", "thumbnail"), [(32, 32), (64, 64), (256, 64), (768, 64)])
+def test_the_frame_classifier_sees_a_thumbnail_of_at_most_64_px(side: int, thumbnail: int) -> None:
+    classifier = FramePlaneClassifier().eval()
+    seen: list[tuple[int, ...]] = []
+    classifier.features.register_forward_pre_hook(lambda _, inputs: seen.append(tuple(inputs[0].shape)))
+    frame = torch.arange(side * side, dtype=torch.float32).reshape(1, 1, side, side) / side ** 2
+    assert classifier(frame).shape == (1, len(PLANES))
+    assert seen == [(1, 1, thumbnail, thumbnail)] and thumbnail <= THUMBNAIL
+    if side > THUMBNAIL:  # box averages: the thumbnail's mean is the frame's
+        torch.testing.assert_close(F.avg_pool2d(frame, side // THUMBNAIL).mean(), frame.mean())
+
+
+@pytest.mark.parametrize(("with_head", "patch", "expected"), [
+    (WITH_HEAD, {"size": 128}, 4),  # the frame classifier: every frame of the batch
+    (WITH_HEAD, {"size": 128, "plane_frames": 1}, 4),  # plane_frames is for the head on the encoder
+    (ON_ENCODER, {"size": 128}, 0),  # the windows only
+    (ON_ENCODER, {"size": 128, "plane_frames": 1}, 1),
+    (WITH_HEAD, {}, 0),  # whole frames already
+    (WITHOUT_HEAD, {"size": 128, "plane_frames": 1}, 0),
+])
+def test_whole_frames_per_step(with_head: ModelParams, patch: dict, expected: int) -> None:
+    train = build(TrainParams, {"batch_size": 4, "patch": patch}, "train")
+    assert whole_frames_per_step(with_head, train) == expected
 
 
 class FixedOutputs(nn.Module):
@@ -306,14 +362,15 @@ def test_validation_reports_the_plane_accuracy_on_frames_of_a_known_plane() -> N
 
 # --- the checkpoint and the probabilities ---------------------------------------------------------------------------
 
-def test_checkpoint_rebuilds_the_head_and_an_old_checkpoint_has_none(tmp_path: Path) -> None:
-    model = network().eval()
-    save_checkpoint(tmp_path / "head.pt", model, WITH_HEAD, CLASSES, SIZE, epoch=1, val_dice=0.5)
+@HEADS
+def test_checkpoint_rebuilds_the_head_and_an_old_checkpoint_has_none(tmp_path: Path, with_head: ModelParams) -> None:
+    model = network(with_head).eval()
+    save_checkpoint(tmp_path / "head.pt", model, with_head, CLASSES, SIZE, epoch=1, val_dice=0.5)
     reloaded, info = load_checkpoint(tmp_path / "head.pt")
     images = torch.randn(2, 1, SIZE, SIZE)
     with torch.no_grad():
         assert all(torch.equal(a, b) for a, b in zip(model(images), reloaded(images)))
-    assert info["model"] == WITH_HEAD
+    assert info["model"] == with_head
     old = network(WITHOUT_HEAD)
     save_checkpoint(tmp_path / "old.pt", old, WITHOUT_HEAD, CLASSES, SIZE, epoch=1, val_dice=0.5)
     payload = torch.load(tmp_path / "old.pt", weights_only=True)
@@ -321,6 +378,16 @@ def test_checkpoint_rebuilds_the_head_and_an_old_checkpoint_has_none(tmp_path: P
     torch.save(payload, tmp_path / "old.pt")
     reloaded, info = load_checkpoint(tmp_path / "old.pt")
     assert info["model"].plane_head is False and isinstance(reloaded(images), torch.Tensor)
+
+
+def test_a_checkpoint_from_before_the_frame_classifier_has_the_head_on_the_encoder(tmp_path: Path) -> None:
+    save_checkpoint(tmp_path / "encoder.pt", network(ON_ENCODER).eval(), ON_ENCODER, CLASSES, SIZE, epoch=1,
+                    val_dice=0.5)
+    payload = torch.load(tmp_path / "encoder.pt", weights_only=True)
+    del payload["model"]["plane_classifier"]  # as written before the key existed
+    torch.save(payload, tmp_path / "encoder.pt")
+    reloaded, info = load_checkpoint(tmp_path / "encoder.pt")
+    assert info["model"] == ON_ENCODER and reloaded.classification_head is not None
 
 
 def test_probabilities_of_a_network_with_and_without_the_head() -> None:
@@ -339,8 +406,10 @@ def test_probabilities_of_a_network_with_and_without_the_head() -> None:
 
 # --- the export, the contract and the runtime ------------------------------------------------------------------------
 
-def test_the_export_has_a_plane_output_that_matches_torch_and_a_contract_naming_the_planes(tmp_path: Path) -> None:
-    model, images, path = network().eval(), frames(3), tmp_path / "model.onnx"
+@HEADS
+def test_the_export_has_a_plane_output_that_matches_torch_and_a_contract_naming_the_planes(
+        tmp_path: Path, with_head: ModelParams) -> None:
+    model, images, path = network(with_head).eval(), frames(3), tmp_path / "model.onnx"
     contract = tiny_contract(TINY_SPEC, plane_classes=PLANES)
     error = export_checked(model, contract, 18, images, 1e-3, path)
     graph = onnx.load(str(path))

@@ -39,6 +39,7 @@ import psutil
 import pytest
 import torch
 import yaml
+from torch import nn
 
 from pipeline.imaging.masks import pack_masks
 from pipeline.layout import CHECKPOINT_FILE, DVCLIVE_DIR, IMAGES, MASKS, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE
@@ -336,11 +337,18 @@ def test_two_processes_write_one_checkpoint_and_one_dvclive_folder(
     assert [step for step, _ in dvclive_values(root)["plots/metrics/train/loss"]] == [0, 1]
 
 
-def test_two_processes_train_a_plane_head_on_windows_from_the_whole_frames(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("classifier", "plane_frames", "head"), [("frame", 0, "plane_classifier"),
+                                                                  ("encoder", 1, "classification_head")])
+def test_two_processes_train_a_plane_head_on_windows_from_the_whole_frames(tmp_path: Path, classifier: str,
+                                                                          plane_frames: int, head: str) -> None:
     """DistributedDataParallel around :class:`WholeFramePlane`: masks from 32 px windows of the 64 px frames, the
-    plane from the whole frames' encoder features (a second, gradient-free encoder pass in every step)."""
+    plane from the whole frames (the frame classifier: all of them; smp's head on the encoder: the first of each
+    process's batch of 2, through a second encoder pass)."""
     root = write_project(tmp_path, epochs=1, processes=2, batch_size=4,
-                         patch={"size": 32, "foreground": 0.5, "plane_frames": 1})
+                         patch={"size": 32, "foreground": 0.5, "plane_frames": plane_frames})
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["model"]["plane_classifier"] = classifier
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     manifest = pd.read_csv(root / PROCESSED_DIR / PROCESSED_MANIFEST, dtype=str)
     manifest["plane"] = ["transverse", "sagittal"] * 3
     manifest.to_csv(root / PROCESSED_DIR / PROCESSED_MANIFEST, index=False)
@@ -348,7 +356,8 @@ def test_two_processes_train_a_plane_head_on_windows_from_the_whole_frames(tmp_p
     assert "FPN/resnet18 with the plane head" in result.stdout and len(epoch_lines(result.stdout)) == 1
     model, info = load_checkpoint(root / CHECKPOINT_FILE)
     assert info["model"].plane_head is True and info["epoch"] == 1
-    assert model.classification_head is not None  # what the export's `plane` output is made of
+    assert isinstance(getattr(model, head), nn.Module)  # what the export's `plane` output is made of
+    assert info["model"].plane_classifier == classifier
     assert [step for step, _ in dvclive_values(root)["plots/metrics/val/plane_accuracy"]] == [0]
 
 

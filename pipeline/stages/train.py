@@ -140,7 +140,7 @@ def main() -> None:
                           inference=params.inference, world=world, resume=resume_spec(params, run, train_set, val_set))
     if world.is_main:
         network = f"{model.arch}/{model.encoder}" if model.encoder else model.arch  # SegNet, UNetBilinear: no encoder
-        network += " with the plane head" if model.plane_head else ""
+        network += f" with the plane head (on the {model.plane_classifier})" if model.plane_head else ""
         print(f"train ({run.subsets}): {len(train_ids)} training/{len(val_ids)} validation frames, {size}x{size}, "
               f"{network}; {kept_summary(history, params.train)} -> {run.checkpoint}")
 

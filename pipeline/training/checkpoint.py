@@ -2,7 +2,8 @@
 
 File content (``torch.save`` of a dict, readable with ``weights_only=True``): ``model``
 (the ``ModelParams`` as a dict, ``plane_head`` resolved to a boolean by the train stage; a
-checkpoint from before the plane head has no such key and no head), ``classes``, ``size``,
+checkpoint from before the plane head has no such key and no head; one from before
+``plane_classifier`` has smp's head on the encoder), ``classes``, ``size``,
 ``epoch``, ``val_dice`` and ``state_dict``. Loading rebuilds the network through the same
 factory as training (:func:`pipeline.training.model.build_model`: any
 segmentation_models_pytorch architecture, or the project's SegNet and UNetBilinear) with
@@ -91,7 +92,7 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, CheckpointInfo]:
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
     try:
-        model_params = build(ModelParams, {"plane_head": False, **payload["model"]}, "model")
+        model_params = build(ModelParams, {"plane_head": False, "plane_classifier": "encoder", **payload["model"]}, "model")
         info = CheckpointInfo(model=model_params, classes=tuple(payload["classes"]), size=int(payload["size"]),
                               epoch=int(payload["epoch"]), val_dice=float(payload["val_dice"]))
         network = build_model(dataclasses.replace(model_params, encoder_weights=None, weights_path=None),

@@ -42,7 +42,7 @@ from pipeline.training.devices import Runtime, available_cpus, resolve_runtime
 from pipeline.training.distributed import (SINGLE, World, all_reduce_sum, barrier, broadcast_object, gather_objects,
                                            process_group)
 from pipeline.training.parts import TrainingParts, build_parts, parts_state, restore_parts, sync_buffers, to_device
-from pipeline.training.plane_head import resolve_plane_head, total_loss
+from pipeline.training.plane_head import resolve_plane_head, total_loss, whole_frames_per_step
 from pipeline.training.progress import Progress, advance, finished, improves, kept_epoch, stops_early
 from pipeline.training.resume import (ResumeSpec, discard, load_state, read_folder, restore_rng_states, rng_states,
                                       save_state, write_folder)
@@ -284,8 +284,7 @@ def train_model(model_params: ModelParams, params: TrainParams, classes: tuple[s
         raise ValueError(f"nothing to train on: {len(train_set)} training and {len(val_set)} validation frames")
     inference.check_classes(classes)
     model_params = resolve_plane_head(model_params, train_set.planes)
-    train_set.plane_frames = (bool(model_params.plane_head) and train_set.patch_size is not None
-                              and params.patch.plane_frames > 0)
+    train_set.plane_frames = train_set.patch_size is not None and whole_frames_per_step(model_params, params) > 0
     runtime = runtime or resolve_runtime(params, torch.cuda.is_available(), available_cpus(), world.local_rank,
                                          world.local_size)
     with process_group(world, runtime.backend, runtime.device):

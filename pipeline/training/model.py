@@ -20,6 +20,7 @@ from torch import nn
 
 from pipeline.config import ModelParams, ParamsError
 from pipeline.training.architectures import PROJECT_ARCHITECTURES
+from pipeline.training.frame_plane import FramePlaneClassifier, SegmenterWithFramePlane, segmenter_of
 from pipeline.training.files import LOAD_ERRORS, first_line, load_torch_file
 from pipeline.planes import PLANES
 from pipeline.training.plane_head import HEAD_DROPOUT, split_output
@@ -64,16 +65,24 @@ def check_input_size(model: ModelParams, size: int) -> None:
 
 
 def _create(model: ModelParams, n_classes: int, encoder_weights: str | None, in_channels: int) -> nn.Module:
-    """The project architecture, or ``smp.create_model`` (with its classification head as the plane head
-    when ``model.plane_head`` is true), with unknown names as :class:`ParamsError`."""
+    """The project architecture, or ``smp.create_model``, with unknown names as :class:`ParamsError`.
+
+    With ``model.plane_head`` true, the plane head is a
+    :class:`~pipeline.training.frame_plane.FramePlaneClassifier` beside the network
+    (``plane_classifier: frame``) or smp's classification head on its encoder (``encoder``).
+    """
     if model.arch in PROJECT_ARCHITECTURES:  # ModelParams made the name canonical and the weights null
         return PROJECT_ARCHITECTURES[model.arch](in_channels=in_channels, classes=n_classes)
-    head = {"aux_params": {"classes": len(PLANES), "dropout": HEAD_DROPOUT}} if model.plane_head is True else {}
+    on_encoder = model.plane_head is True and model.plane_classifier == "encoder"
+    head = {"aux_params": {"classes": len(PLANES), "dropout": HEAD_DROPOUT}} if on_encoder else {}
     try:
-        return smp.create_model(model.arch, encoder_name=model.encoder, encoder_weights=encoder_weights,
-                                in_channels=in_channels, classes=n_classes, **head)
+        network = smp.create_model(model.arch, encoder_name=model.encoder, encoder_weights=encoder_weights,
+                                   in_channels=in_channels, classes=n_classes, **head)
     except KeyError as error:  # smp's message lists the valid names
         raise ParamsError(f"model: {error.args[0]} (or the project's {', '.join(PROJECT_ARCHITECTURES)})") from error
+    if model.plane_head is True and not on_encoder:
+        return SegmenterWithFramePlane(network, FramePlaneClassifier(in_channels=IN_CHANNELS))
+    return network
 
 
 def _download_hint(encoder: str, error: Exception) -> str:
@@ -85,16 +94,17 @@ def _download_hint(encoder: str, error: Exception) -> str:
 def _with_local_encoder(model: ModelParams, n_classes: int, path: Path) -> nn.Module:
     """Builds the network and loads an RGB encoder state_dict from ``path``, folded to grey like smp does."""
     network = _create(model, n_classes, None, PRETRAINED_IN_CHANNELS)
-    if not hasattr(network.encoder, "set_in_channels"):
+    encoder = segmenter_of(network).encoder
+    if not hasattr(encoder, "set_in_channels"):
         raise ParamsError(f"model.weights_path is not supported for encoder '{model.encoder}' "
                           "(only segmentation_models_pytorch's own encoders, not 'tu-' ones)")
     state = load_torch_file(path, WeightsUnavailableError, "encoder weights file (model.weights_path)")
     try:
-        network.encoder.load_state_dict(state)
+        encoder.load_state_dict(state)
     except LOAD_ERRORS as error:
         raise WeightsUnavailableError(f"{path}: not a state_dict of encoder '{model.encoder}' "
                                       f"(model.weights_path): {first_line(error)}") from error
-    network.encoder.set_in_channels(IN_CHANNELS, pretrained=True)
+    encoder.set_in_channels(IN_CHANNELS, pretrained=True)
     return network
 
 

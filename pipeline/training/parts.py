@@ -24,7 +24,7 @@ from pipeline.training.devices import Runtime
 from pipeline.training.distributed import World, shard
 from pipeline.training.losses import build_loss
 from pipeline.training.model import build_model
-from pipeline.training.plane_head import WholeFramePlane
+from pipeline.training.plane_head import WholeFramePlane, whole_frames_per_step
 
 
 @dataclass
@@ -45,8 +45,8 @@ class TrainingParts:
         val_positions: their indices in the validation set.
         runtime: device, precision, layout and loading settings.
         plane_weight: the plane head's loss weight (``train.plane_weight``; no effect without a head).
-        plane_frames: frames per step the plane head sees whole when training on windows
-            (``train.patch.plane_frames``; 0 or no windows: none).
+        plane_frames: frames per step (per process) the plane head sees whole when training on windows
+            (:func:`~pipeline.training.plane_head.whole_frames_per_step`; 0: none).
     """
 
     model: nn.Module
@@ -125,7 +125,7 @@ def build_parts(model_params: ModelParams, params: TrainParams, n_classes: int, 
     sampler, train_loader, val_loader, positions = build_loaders(train_set, val_set, params, runtime, world)
     return TrainingParts(model, trained, build_loss(params.loss, n_classes), optimizer, scheduler, scaler, sampler,
                          train_loader, val_loader, positions, runtime, params.plane_weight,
-                         params.patch.plane_frames)
+                         whole_frames_per_step(model_params, params))
 
 
 def parts_state(parts: TrainingParts) -> dict[str, Any]:

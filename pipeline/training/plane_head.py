@@ -33,8 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.config import PROJECT_ARCHS, ModelParams, ParamsError
+from pipeline.config import PROJECT_ARCHS, ModelParams, ParamsError, TrainParams
 from pipeline.planes import PLANES, normalise_plane
+from pipeline.training.frame_plane import SegmenterWithFramePlane
 
 UNKNOWN_LABEL = -1
 HEAD_DROPOUT = 0.2  # smp's default for its classification head, in training only
@@ -148,5 +149,17 @@ class WholeFramePlane(nn.Module):
     def forward(self, windows: torch.Tensor, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, 1, P, P) windows and (M, 1, S, S) whole frames, normalised -> (N, C, P, P) mask
         logits of the windows and (M, 2) plane logits of the frames."""
+        if isinstance(self.network, SegmenterWithFramePlane):  # the classifier of its own: the masks need no head
+            return self.network.segmenter(windows), self.network.plane_classifier(frames)
         masks, _ = split_output(self.network(windows))
         return masks, self.network.classification_head(self.network.encoder(frames)[-1])
+
+
+def whole_frames_per_step(model: ModelParams, train: TrainParams) -> int:
+    """How many frames of each step's batch (per process) the plane head judges whole while the
+    segmentation trains on windows: all of them for the frame classifier (it is cheap),
+    ``train.patch.plane_frames`` for smp's head on the encoder (a second encoder pass), and 0
+    without a head (``plane_head`` resolved) or without windows (the frames are whole already)."""
+    if model.plane_head is not True or train.patch.size is None:
+        return 0
+    return train.batch_size if model.plane_classifier == "frame" else train.patch.plane_frames
