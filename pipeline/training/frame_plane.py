@@ -17,6 +17,8 @@ batches of 4): 20 ms a step, right on 20 of 20 test frames from epoch 2 of 40.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -44,7 +46,9 @@ class FramePlaneClassifier(nn.Module):
         self.linear = nn.Linear(CHANNELS[-1], len(PLANES))
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        box = max(1, int(frames.shape[-1]) // THUMBNAIL)  # a constant of the exported graph: its size is fixed
+        with warnings.catch_warnings():  # traced for ONNX, the box is a constant: the export's size is fixed
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            box = max(1, int(frames.shape[-1]) // THUMBNAIL)
         thumbnail = F.avg_pool2d(frames, box) if box > 1 else frames
         pooled = F.adaptive_avg_pool2d(self.features(thumbnail), 1).flatten(1)
         return self.linear(self.dropout(pooled))
