@@ -14,13 +14,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.config import OodParams, ParamsError, build
+from pipeline.config import DataParams, OodParams, ParamsError, build
 from pipeline.evaluation.metrics import score_masks
 from pipeline.evaluation.ood import (GENERATOR_CLASSES, VariantRun, check_ood_request, ood_report, plot_table,
                                      score_export)
 from pipeline.imaging.frames import read_frame
 from pipeline.inference.predictor import Segmenter
 from pipeline.ingest.coco import read_coco_export
+from pipeline.planes import PLANES
 from pipeline.synthetic import SampleSpec, write_sample_export
 from tests.conftest import PROJECT_ROOT, child_environment
 from tests.tiny_models import write_threshold_model
@@ -28,21 +29,27 @@ from tests.tiny_models import write_threshold_model
 CLASSES = ("gland", "lesion")
 
 
-def rows(frame: str, gland: tuple[int, int, int], lesion: tuple[int, int, int]) -> list[dict]:
-    """A frame's two score rows from (truth, predicted, intersection) pixel counts, Dice filled in."""
+def rows(frame: str, gland: tuple[int, int, int], lesion: tuple[int, int, int], plane: str = "transverse",
+         predicted_plane: str = "") -> list[dict]:
+    """A frame's two score rows from (truth, predicted, intersection) pixel counts, Dice filled in, with its
+    plane and the model's (``""``: a model without a plane output)."""
     out = []
     for name, (truth, predicted, both) in (("gland", gland), ("lesion", lesion)):
         dice = 2 * both / (truth + predicted) if truth + predicted else float("nan")
         out.append({"frame_id": frame, "patient": "P001", "class": name, "dice": dice, "iou": float("nan"),
                     "hd95_px": float("nan"), "hd95_mm": float("nan"), "assd_px": float("nan"),
-                    "assd_mm": float("nan"), "truth_px": truth, "predicted_px": predicted, "intersection_px": both})
+                    "assd_mm": float("nan"), "truth_px": truth, "predicted_px": predicted, "intersection_px": both,
+                    "plane": plane, "predicted_plane": predicted_plane})
     return out
 
 
-# gland Dice 0.8 and 0.6 (mean 0.7); lesion: one frame Dice 0.5, one missed (0) -> 0.25
-VARIANT_A = pd.DataFrame(rows("a1", (100, 150, 100), (10, 10, 5)) + rows("a2", (100, 100, 60), (10, 0, 0)))
-# gland Dice 1.0 on both; no lesion anywhere (nothing scored)
-VARIANT_B = pd.DataFrame(rows("b1", (50, 50, 50), (0, 0, 0)) + rows("b2", (80, 80, 80), (0, 0, 0)))
+# gland Dice 0.8 and 0.6 (mean 0.7); lesion: one frame Dice 0.5, one missed (0) -> 0.25; planes: 1 of 2 right
+VARIANT_A = pd.DataFrame(rows("a1", (100, 150, 100), (10, 10, 5), "transverse", "transverse")
+                         + rows("a2", (100, 100, 60), (10, 0, 0), "sagittal", "transverse"))
+# gland Dice 1.0 on both; no lesion anywhere (nothing scored); planes: both right, and a third frame of no known plane
+VARIANT_B = pd.DataFrame(rows("b1", (50, 50, 50), (0, 0, 0), "sagittal", "sagittal")
+                         + rows("b2", (80, 80, 80), (0, 0, 0), "transverse", "transverse")
+                         + rows("b3", (80, 80, 80), (0, 0, 0), "unknown", "sagittal"))
 TEST = {"gland": {"dice": 0.9}, "lesion": {"dice": 0.3}}
 
 
@@ -52,7 +59,10 @@ def test_report_compares_each_variant_with_the_in_distribution_test():
     assert report["seed"] == 5 and report["in_distribution"] == TEST
     assert list(report["variants"]) == ["wide", "jpeg"]
     wide, jpeg = report["variants"]["wide"], report["variants"]["jpeg"]
-    assert wide["frames"] == jpeg["frames"] == 2
+    assert (wide["frames"], jpeg["frames"]) == (2, 3)
+    assert (wide["plane_accuracy"], wide["plane_frames"]) == (0.5, 2)
+    assert (jpeg["plane_accuracy"], jpeg["plane_frames"]) == (1.0, 2)
+    assert report["worst"]["plane"] == {"variant": "wide", "plane_accuracy": 0.5}
     assert (wide["gland"]["dice"], wide["gland"]["dice_minus_test"]) == pytest.approx((0.7, -0.2))
     assert (wide["lesion"]["dice"], wide["lesion"]["dice_minus_test"]) == pytest.approx((0.25, -0.05))
     assert (wide["lesion"]["frames_with_class"], wide["lesion"]["missed_frames"]) == (2, 1)
@@ -63,6 +73,13 @@ def test_report_compares_each_variant_with_the_in_distribution_test():
     assert table["variant"].tolist() == ["test (in distribution)", "wide", "jpeg"]
     np.testing.assert_allclose(table[["gland", "lesion"]].to_numpy(float), [[0.9, 0.3], [0.7, 0.25],
                                                                              [1.0, jpeg["lesion"]["dice"]]])
+
+
+def test_a_model_without_a_plane_output_has_no_plane_accuracy():
+    without = VARIANT_A.assign(predicted_plane="")
+    report = ood_report([VariantRun("wide", without, 0.0, 0.0)], CLASSES, TEST, {})
+    assert (report["variants"]["wide"]["plane_accuracy"], report["variants"]["wide"]["plane_frames"]) == (None, None)
+    assert "plane" not in report["worst"]
 
 
 def test_a_missing_test_figure_leaves_the_difference_empty():
@@ -81,22 +98,27 @@ def test_bad_requests_are_refused_with_one_message(variants, classes, message):
     assert GENERATOR_CLASSES == ("gland", "lesion")
 
 
-def test_scoring_an_export_is_what_the_app_shows(tmp_path: Path):
-    model = Segmenter(write_threshold_model(tmp_path / "tiny.onnx"))
+@pytest.mark.parametrize("with_plane", [False, True], ids=["segmentation-only", "plane-output"])
+def test_scoring_an_export_is_what_the_app_shows(tmp_path: Path, with_plane: bool):
+    model = Segmenter(write_threshold_model(tmp_path / "tiny.onnx", plane=with_plane))
     write_sample_export(tmp_path / "export", 4, SampleSpec(n_patients=2, frames_per_patient=2, variant="probe_bottom"))
-    per_frame = score_export(model, tmp_path / "export")
+    per_frame = score_export(model, tmp_path / "export", DataParams().plane_pattern)
     frames = list(read_coco_export(tmp_path / "export", CLASSES))
     assert len(per_frame) == 2 * len(frames) == 8
     for exported in frames:
         frame = read_frame(exported.image_path)  # the app's reader and call, the contract's threshold
-        shown = model.segment(frame.gray, frame.region_box).masks(model.contract.threshold)
-        truth = exported.masks(2)
+        segmentation = model.segment(frame.gray, frame.region_box)
+        shown, truth = segmentation.masks(model.contract.threshold), exported.masks(2)
+        plane = exported.name.original_stem.split("_")[-1]  # the generator's names: P001_F02_sagittal.png
+        assert plane in PLANES
         for channel, name in enumerate(CLASSES):
             row = per_frame[(per_frame["frame_id"] == exported.name.frame_id) & (per_frame["class"] == name)].iloc[0]
             expected = score_masks(shown[channel], truth[channel])
             assert row["patient"] == exported.name.original_name[:4]
             assert (row["truth_px"], row["predicted_px"]) == (truth[channel].sum(), shown[channel].sum())
             assert row["dice"] == pytest.approx(expected.dice, nan_ok=True)
+            assert (row["plane"], row["predicted_plane"]) == (plane, segmentation.plane if with_plane else "")
+    assert set(per_frame["plane"]) == set(PLANES)  # 2 frames per patient: one of each plane
 
 
 @pytest.mark.parametrize("values, message", [
@@ -118,7 +140,7 @@ def ood_project(root: Path, variants: list[str]) -> Path:
     params["ood"] = {"variants": variants, "patients": 1, "frames_per_patient": 2, "seed": 9}
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     (root / "models").mkdir(parents=True)
-    write_threshold_model(root / "models" / "model.onnx")
+    write_threshold_model(root / "models" / "model.onnx", plane=True)
     (root / "reports").mkdir()
     (root / "reports" / "metrics.json").write_text(json.dumps({"test": TEST}))
     return root
@@ -141,7 +163,8 @@ def test_stage_writes_the_report_and_the_plot_and_leaves_no_frames(tmp_path: Pat
     assert (report["seed"], report["patients"], report["frames_per_patient"], report["threshold"]) == (9, 1, 2, 0.5)
     assert list(report["variants"]) == ["default", "wide_bottom"]
     for scores in report["variants"].values():
-        assert scores["frames"] == 2
+        assert scores["frames"] == scores["plane_frames"] == 2  # one transverse, one sagittal frame
+        assert scores["plane_accuracy"] in (0.0, 0.5, 1.0)
         assert scores["gland"]["dice_minus_test"] == pytest.approx(scores["gland"]["dice"] - 0.9, abs=1e-4)
         assert 0.0 <= scores["gland"]["dice"] <= 1.0
     table = pd.read_csv(root / "reports" / "ood_dice.csv")
@@ -149,7 +172,8 @@ def test_stage_writes_the_report_and_the_plot_and_leaves_no_frames(tmp_path: Pat
     assert table["gland"].tolist() == pytest.approx([0.9] + [report["variants"][v]["gland"]["dice"]
                                                              for v in ("default", "wide_bottom")])
     assert [name for name in os.listdir(root / "tmp") if name.startswith("trus-ood-")] == []  # frames removed
-    assert "ood: wide_bottom: gland Dice" in result.stdout
+    line = next(line for line in result.stdout.splitlines() if line.startswith("ood: wide_bottom: gland Dice"))
+    assert line.endswith(f", plane accuracy {report['variants']['wide_bottom']['plane_accuracy']:.3f} on 2 frames")
 
 
 @pytest.mark.parametrize("change, fragment", [

@@ -3,7 +3,8 @@
 ``python -m pipeline.stages.ood`` reads the ``ood`` section of params.yaml, ``models/model.onnx``
 and the in-distribution test summary in ``reports/metrics.json``. For each of ``ood.variants``
 it renders ``ood.patients`` x ``ood.frames_per_patient`` synthetic frames from ``ood.seed`` into
-a temporary folder (removed afterwards), segments them as the app does and scores them (see
+a temporary folder (removed afterwards), segments them as the app does and scores them, with the plane accuracy for a model with a plane
+output (the planes from the file names by ``data.plane_pattern``; see
 :mod:`pipeline.evaluation.ood`). It writes ``reports/ood.json`` (DVC metrics) and
 ``reports/ood_dice.csv`` (a DVC bar chart of the Dice per variant).
 """
@@ -30,9 +31,18 @@ def _class_line(name: str, scores: dict) -> str:
     return f"{name} Dice {'n/a' if dice is None else f'{dice:.3f}'}" + ("" if change is None else f" ({change:+.3f})")
 
 
+def _plane_line(scores: dict) -> str:
+    """``, plane accuracy 0.875 on 8 frames`` for a model with a plane output, else nothing."""
+    accuracy, frames = scores.get("plane_accuracy"), scores.get("plane_frames")
+    if frames is None:
+        return ""
+    return f", plane accuracy {'n/a' if accuracy is None else f'{accuracy:.3f}'} on {frames} frames"
+
+
 def main() -> None:
     """Scores the model on every variant and writes the report and the plot data."""
-    params = load_params().ood
+    all_params = load_params()
+    params, plane_pattern = all_params.ood, all_params.data.plane_pattern
     for path, stage in ((MODEL_FILE, "export"), (METRICS_FILE, "evaluate")):
         require_file(path, stage)
     segmenter = Segmenter(MODEL_FILE)
@@ -43,7 +53,7 @@ def main() -> None:
     started, runs = time.perf_counter(), []
     with tempfile.TemporaryDirectory(prefix="trus-ood-") as work_dir:
         for variant in params.variants:
-            run = run_variant(segmenter, variant, params.seed, spec, Path(work_dir))
+            run = run_variant(segmenter, variant, params.seed, spec, Path(work_dir), plane_pattern)
             runs.append(run)
             print(f"ood: {variant}: {run.per_frame['frame_id'].nunique()} frames rendered in {run.render_s:.1f} s, "
                   f"segmented and scored in {run.segment_s:.1f} s")
@@ -55,7 +65,8 @@ def main() -> None:
     print("ood: test (in distribution): " + ", ".join(_class_line(name, report["in_distribution"][name])
                                                       for name in classes))
     for variant, scores in report["variants"].items():
-        print(f"ood: {variant}: " + ", ".join(_class_line(name, scores[name]) for name in classes))
+        print(f"ood: {variant}: " + ", ".join(_class_line(name, scores[name]) for name in classes)
+              + _plane_line(scores))
     print(f"ood: {len(runs)} variants in {time.perf_counter() - started:.0f} s -> {OOD_FILE}, {OOD_PLOT_FILE}")
 
 
