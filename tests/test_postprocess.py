@@ -3,9 +3,11 @@ params, its place in the model contract, and Segmentation.masks applying it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import yaml
@@ -14,7 +16,7 @@ from pipeline.config import ParamsError, load_params
 from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import NO_POSTPROCESS, ContractError, ModelContract, PostprocessSpec
-from pipeline.inference.postprocess import fill_holes, largest_component, postprocess_masks
+from pipeline.inference.postprocess import fill_holes, largest_component, open_organ, postprocess_masks
 from pipeline.inference.predictor import Segmentation, Segmenter
 from tests.conftest import PROJECT_ROOT
 from tests.tiny_models import tiny_contract, write_threshold_model
@@ -95,6 +97,66 @@ def test_fill_holes(given, expected):
     np.testing.assert_array_equal(fill_holes(given), expected)
 
 
+def ellipse(shape: tuple[int, int], centre: tuple[int, int], axes: tuple[int, int], angle: float = 0) -> np.ndarray:
+    canvas = np.zeros(shape, np.uint8)
+    cv2.ellipse(canvas, centre, axes, angle, 0, 360, 1, -1)
+    return canvas.astype(bool)
+
+
+SHAPE = (400, 600)
+GLAND_SECTION = ellipse(SHAPE, (280, 200), (160, 80), 20)  # axis ratio 2 (curvature radius 40 px at the tips), tilted
+# equivalent diameter 226 px: at 0.15 a disk of radius 34 px, which a knob of radius 30 px cannot hold
+KNOB = ellipse(SHAPE, (500, 230), (30, 30))
+NECK = np.zeros(SHAPE, bool)
+NECK[215:245, 400:480] = True  # 30 px across: a disk of radius 11 px (0.05) goes through it, one of 34 px does not
+WITH_KNOB = GLAND_SECTION | NECK | KNOB
+
+
+def kept(result: np.ndarray, part: np.ndarray) -> float:
+    return float((result & part).sum() / part.sum())
+
+
+@pytest.mark.parametrize("fraction", [0.05, 0.1, 0.15])  # radius up to 34 px < the tips' curvature radius
+def test_opening_keeps_a_gland_section_as_it_is(fraction):
+    assert kept(open_organ(GLAND_SECTION, fraction), GLAND_SECTION) > 0.999  # what rounding to pixels costs
+    assert not (open_organ(GLAND_SECTION, fraction) & ~GLAND_SECTION).any()  # never adds a pixel
+
+
+def test_a_larger_disk_rounds_the_tips_off():
+    assert 0.95 < kept(open_organ(GLAND_SECTION, 0.25), GLAND_SECTION) < 0.99  # radius 57 px > 40 px
+
+
+def test_opening_removes_a_knob_on_a_narrow_neck_and_keeps_the_gland():
+    added = WITH_KNOB & ~GLAND_SECTION
+    result = open_organ(WITH_KNOB, 0.15)
+    assert kept(result, added) < 0.02 and kept(result, GLAND_SECTION) > 0.999
+    assert kept(open_organ(WITH_KNOB, 0.05), added) > 0.95  # the small disk goes through the neck
+
+
+def test_opening_is_alike_at_another_resolution():
+    double = cv2.resize(WITH_KNOB.astype(np.uint8), None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST).astype(bool)
+    small, large = open_organ(WITH_KNOB, 0.15), open_organ(double, 0.15)
+    assert large.sum() / (4 * small.sum()) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("given, fraction", [
+    (np.zeros((20, 20), bool), 0.15),  # empty
+    (WITH_KNOB, 0.0),  # off
+    (mask("#####", "#####"), 0.15),  # the radius rounds to 0 px
+    (ellipse(SHAPE, (300, 200), (250, 4)), 0.3),  # a sliver the disk cannot enter: kept, not deleted
+])
+def test_opening_leaves_these_masks_unchanged(given, fraction):
+    np.testing.assert_array_equal(open_organ(given, fraction), given)
+
+
+def test_an_organ_cut_by_the_frame_edge_ends_there():
+    cut = GLAND_SECTION[:, 200:]  # the left part beyond the frame: two corners at the edge, rounded
+    result = open_organ(cut, 0.15)  # radius 31 px
+    lost = cut & ~result
+    assert kept(result, cut) > 0.98 and not (result & ~cut).any()
+    assert lost[:, :62].sum() >= 0.9 * lost.sum()  # what goes is the corners' at the edge (within 2 radii)
+
+
 # A gland in two pieces, the big one with a hole, and a lesion half outside the big piece.
 GLAND = mask(
     "##......",
@@ -117,6 +179,17 @@ CLEAN_GLAND = mask(
     "...####.",
     "........",
 )
+
+
+def test_postprocess_masks_opens_the_organ_between_its_largest_component_and_its_holes():
+    gland = WITH_KNOB | ellipse(SHAPE, (350, 40), (10, 10))  # and a speck apart
+    gland[200, 280] = False  # a hole at the centre
+    lesion = ellipse(SHAPE, (500, 230), (8, 8))  # in the knob
+    result = postprocess_masks(np.stack([gland, lesion]), CLASSES, dataclasses.replace(FULL, opening=0.15))
+    np.testing.assert_array_equal(result[0], largest_component(open_organ(largest_component(gland), 0.15))
+                                  | (result[0] & ~gland))
+    assert result[0][200, 280] and kept(result[0], GLAND_SECTION) > 0.999 and not result[0][40, 350]
+    assert not result[1].any()  # the lesion went with the knob it was in
 
 
 @pytest.mark.parametrize(
@@ -160,6 +233,10 @@ def test_postprocess_masks_keeps_classes_it_does_not_name_and_refuses_others():
         ({"organ": "gland", "inside_organ": "lesion"}, "list"),
         ({"organ": "gland", "largest_component": "yes"}, "true or false"),
         ({"organ": ""}, "class name or null"),
+        ({"organ": "gland", "opening": -0.1}, r"opening must be a fraction in \[0, 0.5\)"),
+        ({"organ": "gland", "opening": 0.5}, "opening must be a fraction"),
+        ({"organ": "gland", "opening": "0.1"}, "opening must be a fraction"),
+        ({"organ": "gland", "opening": True}, "opening must be a fraction"),
     ],
 )
 def test_spec_refuses_bad_values(values, message):
@@ -168,7 +245,7 @@ def test_spec_refuses_bad_values(values, message):
 
 
 def test_spec_is_active_only_when_it_changes_masks():
-    assert PostprocessSpec() == FULL and FULL.active and only(fill_holes=True).active
+    assert PostprocessSpec() == FULL and FULL.active and only(fill_holes=True).active and only(opening=0.1).active
     assert not NO_POSTPROCESS.active and not only().active
     off = PostprocessSpec(organ=None)
     assert not off.active and off.unknown_classes(("prostate",)) == []  # organ null: off, whatever the rest says
@@ -200,7 +277,7 @@ def test_params_read_and_check_the_postprocess(tmp_path: Path):
 
 
 def test_the_project_params_post_process_the_gland_and_lesion():
-    assert load_params(PROJECT_ROOT / "params.yaml").inference.postprocess == FULL
+    assert load_params(PROJECT_ROOT / "params.yaml").inference.postprocess == dataclasses.replace(FULL, opening=0.15)
 
 
 def test_contract_round_trips_the_postprocess():
@@ -208,7 +285,15 @@ def test_contract_round_trips_the_postprocess():
     loaded = ModelContract.from_json(contract.to_json())
     assert loaded == contract and loaded.postprocess == FULL
     assert json.loads(contract.to_json())["postprocess"] == {
-        "organ": "gland", "largest_component": True, "fill_holes": True, "inside_organ": ["lesion"]}
+        "organ": "gland", "largest_component": True, "fill_holes": True, "inside_organ": ["lesion"], "opening": 0.0}
+    opened = ModelContract(**{**tiny_contract().__dict__, "postprocess": dataclasses.replace(FULL, opening=0.15)})
+    assert ModelContract.from_json(opened.to_json()).postprocess.opening == 0.15
+
+
+def test_a_contract_from_before_the_opening_loads_without_it():
+    payload = json.loads(ModelContract(**{**tiny_contract().__dict__, "postprocess": FULL}).to_json())
+    del payload["postprocess"]["opening"]
+    assert ModelContract.from_json(json.dumps(payload)).postprocess == FULL  # opening 0: the masks it was scored with
 
 
 def test_a_contract_without_postprocess_loads_with_it_off():

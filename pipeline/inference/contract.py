@@ -13,6 +13,7 @@ contracts still load: one without ``postprocess`` loads with post-processing off
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,15 +50,22 @@ class PostprocessSpec:
     """Cleaning of the thresholded masks (``inference.postprocess``); applied by
     :func:`pipeline.inference.postprocess.postprocess_masks`.
 
-    The defaults are params.yaml's (gland and lesion). :data:`NO_POSTPROCESS` does nothing:
-    a model whose contract predates post-processing loads with it, and so keeps the masks
-    it was evaluated with.
+    The defaults are params.yaml's (gland and lesion), but for ``opening``: 0 (off) here, so
+    that a contract written before the key existed keeps the masks it was evaluated with
+    (params.yaml sets 0.15). :data:`NO_POSTPROCESS` does nothing: a model whose contract
+    predates post-processing loads with it, for the same reason.
 
     Attributes:
         organ: the class that is cleaned and that ``inside_organ`` classes must lie in,
             e.g. ``gland``; None switches post-processing off (the other fields are then
             ignored, so ``-S inference.postprocess.organ=null`` is the whole experiment).
         largest_component: keep only the organ's largest 8-connected component.
+        opening: the radius of a morphological opening of the organ (an erosion, then a
+            dilation, by a disk), as a fraction in [0, 0.5) of the organ's equivalent
+            diameter (the diameter of the disk of its area); 0: off. It removes protrusions
+            joined to the organ by a neck narrower than the disk and leaves a convex outline
+            whose curvature radius exceeds it as it was (see
+            :func:`pipeline.inference.postprocess.open_organ`).
         fill_holes: fill the organ's holes (background not 4-connected to the frame border).
         inside_organ: classes whose pixels are kept only where the (cleaned) organ is,
             e.g. ``("lesion",)``.
@@ -67,6 +75,7 @@ class PostprocessSpec:
     largest_component: bool = True
     fill_holes: bool = True
     inside_organ: tuple[str, ...] = ("lesion",)
+    opening: float = 0.0
 
     def __post_init__(self) -> None:
         if self.organ is not None and (not isinstance(self.organ, str) or not self.organ):
@@ -74,6 +83,10 @@ class PostprocessSpec:
         for name in ("largest_component", "fill_holes"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"postprocess.{name} must be true or false, got {getattr(self, name)!r}")
+        number = isinstance(self.opening, numbers.Real) and not isinstance(self.opening, bool)
+        if not number or not 0 <= self.opening < 0.5:
+            raise ValueError(f"postprocess.opening must be a fraction in [0, 0.5) of the organ's diameter, "
+                             f"got {self.opening!r}")
         inside = self.inside_organ
         if not isinstance(inside, tuple) or not all(isinstance(c, str) and c for c in inside) \
                 or len(set(inside)) != len(inside):
@@ -84,7 +97,8 @@ class PostprocessSpec:
     @property
     def active(self) -> bool:
         """Whether the spec changes any mask."""
-        return self.organ is not None and (self.largest_component or self.fill_holes or bool(self.inside_organ))
+        return self.organ is not None and (self.largest_component or self.fill_holes or bool(self.inside_organ)
+                                           or self.opening > 0)
 
     def unknown_classes(self, classes: tuple[str, ...]) -> list[str]:
         """The classes the spec acts on that are not in ``classes``, in the spec's order (none when off)."""
@@ -94,7 +108,7 @@ class PostprocessSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, the form stored in the ONNX metadata."""
         return {"organ": self.organ, "largest_component": self.largest_component, "fill_holes": self.fill_holes,
-                "inside_organ": list(self.inside_organ)}
+                "inside_organ": list(self.inside_organ), "opening": float(self.opening)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PostprocessSpec:
