@@ -3,9 +3,9 @@
 ``python -m pipeline.stages.ood`` reads the ``ood`` section of params.yaml, ``models/model.onnx``
 and the in-distribution test summary in ``reports/metrics.json``. For each of ``ood.variants``
 it renders ``ood.patients`` x ``ood.frames_per_patient`` synthetic frames from ``ood.seed`` into
-a temporary folder (removed afterwards), segments them as the app does and scores them, with the plane accuracy for a model with a plane
-output (the planes from the file names by ``data.plane_pattern``; see
-:mod:`pipeline.evaluation.ood`). It writes ``reports/ood.json`` (DVC metrics) and
+a temporary folder (removed afterwards), segments them as the app does and scores them, with
+the plane accuracy for a model with a plane output (the planes from the file names by
+``data.plane_pattern``; see :mod:`pipeline.evaluation.ood`). It writes ``reports/ood.json`` (DVC metrics) and
 ``reports/ood_dice.csv`` (a DVC bar chart of the Dice per variant).
 """
 

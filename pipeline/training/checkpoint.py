@@ -92,7 +92,8 @@ def load_checkpoint(path: Path) -> tuple[nn.Module, CheckpointInfo]:
     if missing:
         raise CheckpointError(f"{path}: not a training checkpoint (missing {', '.join(missing)})")
     try:
-        model_params = build(ModelParams, {"plane_head": False, "plane_classifier": "encoder", **payload["model"]}, "model")
+        before = {"plane_head": False, "plane_classifier": "encoder"}  # keys an older checkpoint lacks
+        model_params = build(ModelParams, {**before, **payload["model"]}, "model")
         info = CheckpointInfo(model=model_params, classes=tuple(payload["classes"]), size=int(payload["size"]),
                               epoch=int(payload["epoch"]), val_dice=float(payload["val_dice"]))
         network = build_model(dataclasses.replace(model_params, encoder_weights=None, weights_path=None),

@@ -6,8 +6,9 @@ every training step, also when the segmentation trains on windows (``train.patch
 smp's head sees only the window unless ``train.patch.plane_frames`` pays for a second pass of
 the encoder (:mod:`pipeline.training.plane_head`).
 
-The classifier averages the (N, 1, S, S) input down to :data:`THUMBNAIL` px (S // 64 px
-boxes; S below 64 stays as it is), then 5 blocks of 3x3 convolution, BatchNorm, ReLU and 2x2
+The classifier averages the (N, 1, S, S) input in boxes of S // 64 px (a :data:`THUMBNAIL`
+px thumbnail when S is a multiple of 64, such as 256 and 768; below 128 px the frame as it
+is), then 5 blocks of 3x3 convolution, BatchNorm, ReLU and 2x2
 max pooling (16, 32, 64, 64, 128 channels), global average pooling, dropout and a linear
 layer to 2 logits: 135 k parameters. The whole-frame view is what a sonographer judges the
 plane by: the gland's outline across or along, the bladder at one end of a sagittal view.
