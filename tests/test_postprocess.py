@@ -22,13 +22,13 @@ from tests.conftest import PROJECT_ROOT
 from tests.tiny_models import tiny_contract, write_threshold_model
 
 CLASSES = ("gland", "lesion")
-FULL = PostprocessSpec(organ="gland", largest_component=True, fill_holes=True, inside_organ=("lesion",))
+FULL = PostprocessSpec(organ="gland", largest_component=True, fill_holes=True, inside_organ=("lesion",), opening=0.0)
 
 
 def only(**flags: object) -> PostprocessSpec:
     """The gland spec with only the given steps on."""
     return PostprocessSpec(**{"organ": "gland", "largest_component": False, "fill_holes": False, "inside_organ": (),
-                              **flags})
+                              "opening": 0.0, **flags})
 
 
 def mask(*rows: str) -> np.ndarray:
@@ -245,7 +245,8 @@ def test_spec_refuses_bad_values(values, message):
 
 
 def test_spec_is_active_only_when_it_changes_masks():
-    assert PostprocessSpec() == FULL and FULL.active and only(fill_holes=True).active and only(opening=0.1).active
+    assert PostprocessSpec() == dataclasses.replace(FULL, opening=0.15) and FULL.active
+    assert only(fill_holes=True).active and only(opening=0.1).active
     assert not NO_POSTPROCESS.active and not only().active
     off = PostprocessSpec(organ=None)
     assert not off.active and off.unknown_classes(("prostate",)) == []  # organ null: off, whatever the rest says
@@ -262,9 +263,10 @@ def write_params(tmp_path: Path, postprocess: object) -> Path:
 def test_params_read_and_check_the_postprocess(tmp_path: Path):
     spec = {"organ": "gland", "largest_component": False, "fill_holes": True, "inside_organ": ["lesion"]}
     assert load_params(write_params(tmp_path, spec)).inference.postprocess == only(fill_holes=True,
-                                                                                    inside_organ=("lesion",))
+                                                                                    inside_organ=("lesion",),
+                                                                                    opening=0.15)
     assert load_params(write_params(tmp_path, {"fill_holes": False})).inference.postprocess == only(
-        largest_component=True, inside_organ=("lesion",))  # keys left out take the defaults, params.yaml's
+        largest_component=True, inside_organ=("lesion",), opening=0.15)  # keys left out: the defaults, params.yaml's
     params = load_params(write_params(tmp_path, {**spec, "inside_organ": ["calcification"]}))  # pull does not care
     with pytest.raises(ParamsError, match=r"inference.postprocess names 'calcification', which is not in "
                                           r"data.classes \['gland', 'lesion'\]; set inference.postprocess"):
@@ -358,7 +360,7 @@ def test_the_export_puts_the_params_postprocess_in_the_contract(tmp_path: Path):
     spec = {"organ": "gland", "largest_component": True, "fill_holes": False, "inside_organ": []}
     params = load_params(write_params(tmp_path, spec))
     contract = build_contract(params, {"test": {"gland": {"dice": 0.9}}}, {"dataset_version": "abc"})
-    assert contract.postprocess == only(largest_component=True)
+    assert contract.postprocess == only(largest_component=True, opening=0.15)  # the key left out: the default
     assert ModelContract.from_json(contract.to_json()).postprocess == contract.postprocess
     with pytest.raises(ParamsError, match="'tumour'"):
         build_contract(load_params(write_params(tmp_path, {**spec, "organ": "tumour"})), {}, {})

@@ -50,10 +50,10 @@ class PostprocessSpec:
     """Cleaning of the thresholded masks (``inference.postprocess``); applied by
     :func:`pipeline.inference.postprocess.postprocess_masks`.
 
-    The defaults are params.yaml's (gland and lesion), but for ``opening``: 0 (off) here, so
-    that a contract written before the key existed keeps the masks it was evaluated with
-    (params.yaml sets 0.15). :data:`NO_POSTPROCESS` does nothing: a model whose contract
-    predates post-processing loads with it, for the same reason.
+    The defaults are params.yaml's (gland and lesion). :data:`NO_POSTPROCESS` does nothing:
+    a model whose contract predates post-processing loads with it, and so keeps the masks
+    it was evaluated with; for the same reason a contract written before ``opening`` existed
+    loads with the opening off (:meth:`from_dict`).
 
     Attributes:
         organ: the class that is cleaned and that ``inside_organ`` classes must lie in,
@@ -75,7 +75,7 @@ class PostprocessSpec:
     largest_component: bool = True
     fill_holes: bool = True
     inside_organ: tuple[str, ...] = ("lesion",)
-    opening: float = 0.0
+    opening: float = 0.15
 
     def __post_init__(self) -> None:
         if self.organ is not None and (not isinstance(self.organ, str) or not self.organ):
@@ -118,7 +118,7 @@ class PostprocessSpec:
             ValueError: unknown keys or invalid values.
             TypeError: not a mapping, or unknown keys.
         """
-        values = dict(values)
+        values = {"opening": 0.0, **values}  # written before the opening existed: the masks it was scored with
         if "inside_organ" in values:
             values["inside_organ"] = tuple(values["inside_organ"])
         return cls(**values)
