@@ -75,7 +75,8 @@ def test_trus_segment_in_the_app_install(clinic: Path):
     assert masks[1, 5, 5] and not masks[1, 60, 80]
     assert cv2.imread(str(clinic / "seg/frame_overlay.png")).shape == (120, 160, 3)
     areas = (clinic / "seg/areas.csv").read_text().splitlines()
-    assert areas[0] == "file,frame,output,width,height,class,area_px,area_mm2,plane,plane_probability"
+    assert areas[0] == ("file,frame,output,width,height,class,area_px,area_mm2,spacing_x_mm,spacing_y_mm,"
+                        "spacing_source,plane,plane_probability")
     assert len(areas) == 3
     assert all(row.split(",")[-2:] == ["", ""] for row in areas[1:])  # this model has no plane head
 

@@ -17,6 +17,7 @@ from pipeline.inference.measure import class_areas, draw_overlay
 from pipeline.imaging.masks import pack_masks, read_bitmask, unpack_masks
 from pipeline.imaging.png import write_png_atomically
 from pipeline.inference.predictor import ModelLoadError, Segmenter
+from pipeline.synthetic import render_phantom
 from tests.conftest import PROJECT_ROOT, child_environment
 from tests.tiny_models import tiny_contract, write_threshold_model
 
@@ -152,6 +153,7 @@ def test_trus_segment_writes_masks_overlays_and_areas(tmp_path: Path):
     gland = areas[areas["class"] == "gland"].set_index("output")
     assert abs(gland.loc["a", "area_px"] - 600) <= 30 and abs(gland.loc["b", "area_px"] - 900) <= 90
     assert np.isnan(gland.loc["a", "area_mm2"]) and gland.loc["examples_palette", "area_mm2"] > 0
+    assert gland["spacing_source"].to_dict() == {"a": "none", "b": "none", "examples_palette": "dicom"}
     mask = cv2.imread(str(tmp_path / "out" / "a_mask.png"), cv2.IMREAD_UNCHANGED)
     assert mask.shape == (50, 80) and mask[20, 30] & 1 and not mask[0, 0] & 1
     assert cv2.imread(str(tmp_path / "out" / "a_overlay.png")).shape == (50, 80, 3)
@@ -185,3 +187,22 @@ def test_trus_segment_errors_are_one_line(tmp_path: Path, setup, message):
     if setup == "corrupt-frame":  # the good frame is still segmented, completely
         assert (tmp_path / "out" / "ok_mask.png").is_file()
         assert not list((tmp_path / "out").glob("*.partial"))
+
+
+def test_trus_segment_takes_the_spacing_from_the_depth_scale_else_spacing_mm(tmp_path: Path):
+    """A sample frame's burned-in depth scale gives its spacing (within 0.5% of the generator's); a frame
+    without one takes --spacing-mm; the CSV says which, and the mm² follow."""
+    rendered = render_phantom(np.random.default_rng(4), 640, 436, with_lesion=False)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "scan.png"), rendered.image)
+    cv2.imwrite(str(frames / "plain.png"), bright_rectangle())
+    result = run_trus("segment", str(frames), "--model", str(write_threshold_model(tmp_path / "m.onnx")),
+                      "--out", str(tmp_path / "out"), "--spacing-mm", "0.3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    gland = pd.read_csv(tmp_path / "out" / "areas.csv").query("`class` == 'gland'").set_index("output")
+    assert gland.loc["scan", "spacing_source"] == "depth_scale"
+    assert gland.loc["scan", "spacing_y_mm"] == pytest.approx(rendered.spacing_mm, rel=0.005)
+    assert gland.loc["plain", "spacing_source"] == "manual" and gland.loc["plain", "spacing_x_mm"] == 0.3
+    for output, row in gland.iterrows():
+        assert row["area_mm2"] == pytest.approx(row["area_px"] * row["spacing_x_mm"] * row["spacing_y_mm"], rel=1e-3)

@@ -24,11 +24,11 @@ from pipeline.cli.main import app
 from pipeline.cli.measure import (
     PlaneInput,
     check_options,
-    frame_spacing,
     gland_index,
     measure_masks,
     report_text,
 )
+from pipeline.imaging.calibration import Calibration
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.gland_size import ellipsoid_volume_ml
 from tests.test_gland_size import physical_ellipse
@@ -37,7 +37,8 @@ from tests.tiny_models import tiny_contract, write_threshold_model
 FRAME_SHAPE = (240, 320)
 TRANSVERSE_AXES_PX = (100, 60)  # semi-axes: width 200 px, height 120 px
 SAGITTAL_AXES_PX = (80, 55)     # length 160 px, height 110 px, drawn at 20 degrees
-PLANE_KEYS = {"file", "spacing_mm", "spacing_source"}
+PLANE_KEYS = {"file", "spacing_mm", "spacing_source", "spacing_note"}
+RULER_GAP_PX = 40  # the drawn depth scale's ticks: 10 mm per 40 px = 0.25 mm/px
 CALIPER_KEYS = {"px", "mm", "start_xy", "end_xy"}
 REPORT_KEYS = {"transverse", "sagittal", "width_mm", "height_mm", "length_mm", "volume_ml", "volume_note", "psa"}
 
@@ -47,6 +48,15 @@ def bright_ellipse(semi_axes: tuple[int, int], angle: float = 0.0) -> np.ndarray
     gray = np.zeros(FRAME_SHAPE, np.uint8)
     cv2.ellipse(gray, (160, 120), semi_axes, angle, 0, 360, 200, thickness=-1)
     return gray
+
+
+def with_depth_scale(gray: np.ndarray) -> np.ndarray:
+    """The frame with a depth scale right of the centred ellipse: a 12 px tick every 40 px, 5 px ones halfway."""
+    ruled = gray.copy()
+    for step in range(11):
+        y = 10 + step * RULER_GAP_PX // 2
+        cv2.line(ruled, (290, y), (290 + (11 if step % 2 == 0 else 4), y), 230, 1)
+    return ruled
 
 
 def write_ultrasound_dicom(path: Path, gray: np.ndarray, spacing_mm: tuple[float, float]) -> Path:
@@ -86,6 +96,8 @@ def files(tmp_path: Path) -> dict[str, Path]:
     cv2.imwrite(str(paths["transverse"]), bright_ellipse(TRANSVERSE_AXES_PX))
     cv2.imwrite(str(paths["sagittal"]), bright_ellipse(SAGITTAL_AXES_PX, 20))
     cv2.imwrite(str(paths["black"]), np.zeros(FRAME_SHAPE, np.uint8))
+    paths["ruled"] = tmp_path / "ruled_transverse.png"
+    cv2.imwrite(str(paths["ruled"]), with_depth_scale(bright_ellipse(TRANSVERSE_AXES_PX)))
     paths["dicom"] = write_ultrasound_dicom(tmp_path / "transverse.dcm", bright_ellipse(TRANSVERSE_AXES_PX),
                                             (0.2, 0.2))
     return paths
@@ -100,7 +112,7 @@ def trus_measure(files: dict[str, Path], *options: str, transverse: str = "trans
 
 
 def plane(file: str, semi_axes_mm, angle, spacing, source="dicom") -> PlaneInput:
-    return PlaneInput(file, physical_ellipse(semi_axes_mm, angle, spacing), spacing, source)
+    return PlaneInput(file, physical_ellipse(semi_axes_mm, angle, spacing), Calibration(spacing, source, "test"))
 
 
 # ---- the measurement of given masks ---------------------------------------------------------------------------
@@ -132,7 +144,8 @@ def test_measure_masks_reports_the_three_diameters_the_volume_and_the_psa_densit
 
 
 def test_measure_masks_without_a_sagittal_spacing_reports_pixels_there_and_no_volume():
-    sagittal = PlaneInput("s.png", physical_ellipse((20.0, 14.0), 0, (0.2, 0.2)), None, "none")
+    sagittal = PlaneInput("s.png", physical_ellipse((20.0, 14.0), 0, (0.2, 0.2)),
+                          Calibration(None, "none", "no DICOM spacing, no depth scale, no manual calibration"))
     report = measure_masks(plane("t.dcm", (25.0, 15.0), 0, (0.2, 0.2)), sagittal, psa=6.0)
     assert report["length_mm"] is None and report["sagittal"]["length"]["mm"] is None
     assert report["sagittal"]["length"]["px"] == pytest.approx(200.0, abs=2.0)
@@ -143,18 +156,6 @@ def test_measure_masks_without_a_sagittal_spacing_reports_pixels_there_and_no_vo
     text = report_text(report)
     assert "px (no mm: no pixel spacing)" in text and "volume: unknown" in text and "--spacing-mm" in text
     assert "PSA density: unknown (it needs the volume)" in text
-
-
-@pytest.mark.parametrize(
-    "file_spacing, option, expected",
-    [
-        ((0.1, 0.2), 0.3, ((0.1, 0.2), "dicom")),  # the file's spacing wins
-        (None, 0.3, ((0.3, 0.3), "--spacing-mm")),
-        (None, None, (None, "none")),
-    ],
-)
-def test_spacing_order(file_spacing, option, expected):
-    assert frame_spacing(file_spacing, option) == expected
 
 
 @pytest.mark.parametrize(
@@ -169,6 +170,8 @@ def test_spacing_order(file_spacing, option, expected):
 def test_bad_options_are_named(psa, psa_threshold, spacing, message):
     with pytest.raises(ValueError, match=message):
         check_options(psa, psa_threshold, spacing)
+    with pytest.raises(ValueError, match="--tick-mm must be a finite number > 0, got 0.0"):
+        check_options(None, 0.15, None, 0.0)
 
 
 def test_a_model_without_a_gland_class_is_refused():
@@ -185,7 +188,7 @@ def test_json_with_spacing_mm_gives_mm_a_volume_and_the_psa_density(files):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert set(report) == REPORT_KEYS
-    assert report["transverse"]["spacing_source"] == report["sagittal"]["spacing_source"] == "--spacing-mm"
+    assert report["transverse"]["spacing_source"] == report["sagittal"]["spacing_source"] == "manual"
     assert report["transverse"]["spacing_mm"] == [0.25, 0.25]
     assert report["transverse"]["width"]["px"] == pytest.approx(200, abs=3)
     assert report["transverse"]["height"]["px"] == pytest.approx(120, abs=3)
@@ -200,10 +203,11 @@ def test_json_with_spacing_mm_gives_mm_a_volume_and_the_psa_density(files):
 def test_without_spacing_it_reports_pixels_only_and_succeeds(files):
     result = trus_measure(files)
     assert result.exit_code == 0, result.output
-    assert "transverse frame: " in result.stdout and "spacing: none" in result.stdout
+    assert "transverse frame: " in result.stdout
+    assert "spacing: none (no DICOM spacing, no depth scale: " in result.stdout
     assert "width  (transverse, largest extent):  " in result.stdout and "px (no mm: no pixel spacing)" in result.stdout
     assert "volume: unknown; no pixel spacing for the transverse and sagittal frames" in result.stdout
-    assert "Give --spacing-mm MM_PER_PX, or DICOM frames with an ultrasound region" in result.stdout
+    assert "Give --spacing-mm MM_PER_PX (or --tick-mm" in result.stdout
     report = json.loads(trus_measure(files, "--json").stdout)
     assert report["volume_ml"] is None and report["width_mm"] is None and report["volume_note"]
 
@@ -213,12 +217,24 @@ def test_the_dicom_spacing_comes_before_spacing_mm(files):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["transverse"]["spacing_source"] == "dicom" and report["transverse"]["spacing_mm"] == [0.2, 0.2]
-    assert report["sagittal"]["spacing_source"] == "--spacing-mm"
+    assert report["sagittal"]["spacing_source"] == "manual"
     assert report["width_mm"] == pytest.approx(200 * 0.2, abs=3 * 0.2)
     assert report["length_mm"] == pytest.approx(160 * 0.25, abs=3 * 0.25)
     text = trus_measure(files, "--spacing-mm", "0.25", transverse="dicom").stdout
     assert "spacing: 0.2 x 0.2 mm/px from the DICOM file (its ultrasound region, else PixelSpacing)" in text
-    assert "spacing: 0.25 x 0.25 mm/px from --spacing-mm" in text
+    assert "spacing: 0.25 x 0.25 mm/px from a manual calibration (--spacing-mm" in text
+
+
+@pytest.mark.parametrize("tick_options, expected_mm_per_px", [((), 0.25), (("--tick-mm", "5"), 0.125)])
+def test_the_depth_scale_comes_before_spacing_mm(files, tick_options, expected_mm_per_px):
+    result = trus_measure(files, "--spacing-mm", "0.3", "--json", *tick_options, transverse="ruled")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["transverse"]["spacing_source"] == "depth_scale"
+    assert report["transverse"]["spacing_mm"] == pytest.approx([expected_mm_per_px] * 2, rel=1e-3)
+    assert "6 ticks and 5 minor" in report["transverse"]["spacing_note"]
+    assert report["sagittal"]["spacing_source"] == "manual"  # no scale on that frame: the option
+    assert report["width_mm"] == pytest.approx(200 * expected_mm_per_px, abs=3 * expected_mm_per_px)
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ and the problem) print one line, ``error: <message>``, and exit with status 2; `
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +71,13 @@ def one_line_errors() -> Iterator[None]:
                    f"(or pip install '.[{EXTRAS[package]}]' in the project)") from None
     except (ValueError, OSError) as error:
         raise fail(str(error)) from None
+
+
+def check_spacing_options(spacing_mm: float | None, tick_mm: float) -> None:
+    """Raises ValueError naming the option unless ``--spacing-mm`` (when given) and ``--tick-mm`` are finite and > 0."""
+    for option, value in (("--spacing-mm", spacing_mm), ("--tick-mm", tick_mm)):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{option} must be a finite number > 0, got {value}")
 
 
 def expand_inputs(paths: Iterable[Path]) -> list[Path]:

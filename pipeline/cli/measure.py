@@ -2,10 +2,12 @@
 frame, the ellipsoid volume and, with a PSA value, the PSA density.
 
 The diameters and the volume come from :mod:`pipeline.inference.gland_size`. Each frame's
-pixel spacing comes, in this order, from the DICOM file (its ultrasound region, else
-PixelSpacing), from ``--spacing-mm``, else nowhere: then the diameters are in px only, the
-output says that mm and the volume need a spacing, and the command still succeeds. A
-multi-frame file is refused: a measurement is made on one chosen frame per plane.
+pixel spacing comes from the calibration chain (:func:`pipeline.imaging.calibration.calibrate`):
+the DICOM file (its ultrasound region, else PixelSpacing), else the depth scale burned into
+the frame (``--tick-mm`` between its interval ticks), else ``--spacing-mm``, else nowhere:
+then the diameters are in px only, the output says that mm and the volume need a spacing,
+and the command still succeeds. A multi-frame file is refused: a measurement is made on one
+chosen frame per plane.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from pipeline.cli.common import one_line_errors
+from pipeline.cli.common import check_spacing_options, one_line_errors
+from pipeline.imaging.calibration import SPACING_SOURCES, Calibration, calibrate
+from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import Frame, FrameReadError, read_frames
 from pipeline.inference.contract import THRESHOLD_RANGE
 from pipeline.inference.gland_size import PSA_DENSITY_THRESHOLD, Caliper, Spacing, prostate_volume
@@ -29,9 +33,6 @@ if TYPE_CHECKING:
     from pipeline.inference.predictor import Segmenter
 
 GLAND_CLASS = "gland"
-SPACING_SOURCES = {"dicom": "from the DICOM file (its ultrasound region, else PixelSpacing)",
-                   "--spacing-mm": "from --spacing-mm", "none": "none"}
-"""Where a frame's spacing came from -> how the text output says it."""
 
 
 @dataclass(frozen=True)
@@ -41,33 +42,28 @@ class PlaneInput:
     Attributes:
         file: the frame's file, as given.
         mask: (H, W) bool gland mask at the frame's size.
-        spacing_mm: (x, y) mm per px, or None.
-        spacing_source: a key of :data:`SPACING_SOURCES`.
+        calibration: its pixel spacing and where it came from.
     """
 
     file: str
     mask: np.ndarray
-    spacing_mm: Spacing | None
-    spacing_source: str
+    calibration: Calibration
+
+    @property
+    def spacing_mm(self) -> Spacing | None:
+        """(x, y) mm per px, or None."""
+        return self.calibration.spacing_mm
 
 
-def check_options(psa: float | None, psa_threshold: float, spacing_mm: float | None) -> None:
-    """Raises ValueError naming the option unless --psa >= 0 and --psa-threshold, --spacing-mm > 0 (all finite)."""
+def check_options(psa: float | None, psa_threshold: float, spacing_mm: float | None,
+                  tick_mm: float = TICK_MM) -> None:
+    """Raises ValueError naming the option unless --psa >= 0 and --psa-threshold, --spacing-mm, --tick-mm > 0
+    (all finite)."""
     if psa is not None and not (math.isfinite(psa) and psa >= 0):
         raise ValueError(f"--psa must be a finite number >= 0, got {psa}")
-    for option, value in (("--psa-threshold", psa_threshold), ("--spacing-mm", spacing_mm)):
-        if value is not None and not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{option} must be a finite number > 0, got {value}")
-
-
-def frame_spacing(file_spacing_mm: Spacing | None, option_mm: float | None) -> tuple[Spacing | None, str]:
-    """A frame's spacing and its source: the file's (only DICOM files carry one), else ``--spacing-mm`` (square
-    pixels), else none."""
-    if file_spacing_mm is not None:
-        return file_spacing_mm, "dicom"
-    if option_mm is not None:
-        return (option_mm, option_mm), "--spacing-mm"
-    return None, "none"
+    if not (math.isfinite(psa_threshold) and psa_threshold > 0):
+        raise ValueError(f"--psa-threshold must be a finite number > 0, got {psa_threshold}")
+    check_spacing_options(spacing_mm, tick_mm)
 
 
 def read_single_frame(path: Path) -> Frame:
@@ -115,8 +111,10 @@ def measure_masks(transverse: PlaneInput, sagittal: PlaneInput, psa: float | Non
                   psa_threshold: float = PSA_DENSITY_THRESHOLD) -> dict:
     """The measurement of two gland masks, as the JSON object ``trus measure --json`` prints.
 
-    Keys: ``transverse`` (file, spacing_mm, spacing_source, width, height), ``sagittal``
-    (file, spacing_mm, spacing_source, length, height: a second estimate), ``width_mm``,
+    Keys: ``transverse`` (file, spacing_mm, spacing_source: a key of
+    :data:`~pipeline.imaging.calibration.SPACING_SOURCES`, spacing_note: how it was found or
+    why there is none, width, height), ``sagittal`` (the same with length, and height: a
+    second estimate), ``width_mm``,
     ``height_mm``, ``length_mm`` (null without spacing), ``volume_ml`` and ``volume_note``
     (why the volume is null), ``psa`` (null without --psa; else psa_ng_per_ml,
     density_ng_per_ml_per_cc and reaches_threshold, null without a volume, and threshold).
@@ -129,8 +127,9 @@ def measure_masks(transverse: PlaneInput, sagittal: PlaneInput, psa: float | Non
                              psa, psa_threshold)
 
     def plane(given: PlaneInput, calipers: dict[str, Caliper]) -> dict:
-        spacing = None if given.spacing_mm is None else list(given.spacing_mm)
-        return {"file": given.file, "spacing_mm": spacing, "spacing_source": given.spacing_source,
+        spacing = None if given.spacing_mm is None else [round(value, 6) for value in given.spacing_mm]
+        return {"file": given.file, "spacing_mm": spacing, "spacing_source": given.calibration.source,
+                "spacing_note": given.calibration.note,
                 **{name: caliper_record(caliper) for name, caliper in calipers.items()}}
 
     density = None
@@ -156,8 +155,8 @@ def report_text(report: dict) -> str:
     for name in ("transverse", "sagittal"):
         plane = report[name]
         spacing = plane["spacing_mm"]
-        said = "none" if spacing is None else (f"{spacing[0]:.4g} x {spacing[1]:.4g} mm/px "
-                                               f"{SPACING_SOURCES[plane['spacing_source']]}")
+        said = f"none ({plane['spacing_note']})" if spacing is None else (
+            f"{spacing[0]:.4g} x {spacing[1]:.4g} mm/px from {SPACING_SOURCES[plane['spacing_source']]}")
         lines.append(f"{name} frame: {plane['file']}; spacing: {said}")
     lines += [f"width  (transverse, largest extent):  {_length(report['transverse']['width'])}",
               f"height (transverse, perpendicular):   {_length(report['transverse']['height'])}",
@@ -166,8 +165,8 @@ def report_text(report: dict) -> str:
     if report["volume_ml"] is not None:
         lines.append(f"volume: {report['volume_ml']:.1f} mL (ellipsoid: pi/6 x length x width x height)")
     else:
-        lines.append(f"volume: unknown; {report['volume_note']}. Give --spacing-mm MM_PER_PX, or DICOM frames "
-                     "with an ultrasound region")
+        lines.append(f"volume: unknown; {report['volume_note']}. Give --spacing-mm MM_PER_PX (or --tick-mm when "
+                     "the depth scale's ticks are not 1 cm apart), or DICOM frames with an ultrasound region")
     psa = report["psa"]
     if psa is not None and psa["density_ng_per_ml_per_cc"] is not None:
         verdict = "reaches" if psa["reaches_threshold"] else "is below"
@@ -180,19 +179,19 @@ def report_text(report: dict) -> str:
 
 def measure_files(segmenter: Segmenter, transverse: Path, sagittal: Path, psa: float | None = None,
                   psa_threshold: float = PSA_DENSITY_THRESHOLD, spacing_mm: float | None = None,
-                  threshold: float | None = None) -> dict:
+                  threshold: float | None = None, tick_mm: float = TICK_MM) -> dict:
     """Segments a transverse and a sagittal frame file and measures their gland masks (see :func:`measure_masks`).
 
     Raises:
         ValueError: a bad option, a missing, unreadable or multi-frame file, a model without
             a gland class, or no gland on a frame; the message names the file or option.
     """
-    check_options(psa, psa_threshold, spacing_mm)
+    check_options(psa, psa_threshold, spacing_mm, tick_mm)
     frames = {path: read_single_frame(path) for path in (transverse, sagittal)}  # every file read before segmenting
     planes = []
     for path, frame in frames.items():
-        spacing, source = frame_spacing(frame.spacing_mm, spacing_mm)
-        planes.append(PlaneInput(str(path), gland_mask(segmenter, frame, path, threshold), spacing, source))
+        calibration = calibrate(frame.gray, frame.spacing_mm, tick_mm, spacing_mm)
+        planes.append(PlaneInput(str(path), gland_mask(segmenter, frame, path, threshold), calibration))
     return measure_masks(planes[0], planes[1], psa, psa_threshold)
 
 
@@ -203,7 +202,10 @@ def measure(
     psa: Annotated[float | None, typer.Option("--psa", help="Serum PSA, ng/mL: prints the PSA density.")] = None,
     psa_threshold: Annotated[float, typer.Option(help="PSA density threshold, ng/mL/cc.")] = PSA_DENSITY_THRESHOLD,
     spacing_mm: Annotated[float | None, typer.Option(
-        "--spacing-mm", help="mm per pixel (square pixels) for frames whose file gives no spacing.")] = None,
+        "--spacing-mm", help="mm per pixel (square pixels) for frames without a DICOM spacing or a readable "
+                             "depth scale.")] = None,
+    tick_mm: Annotated[float, typer.Option(
+        "--tick-mm", help="mm between the depth scale's interval (longer) ticks.")] = TICK_MM,
     threshold: Annotated[float | None, typer.Option(min=THRESHOLD_RANGE[0], max=THRESHOLD_RANGE[1],
                                                     help="Probability threshold (default: the model's).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
@@ -212,6 +214,7 @@ def measure(
     from pipeline.inference.predictor import Segmenter  # ONNX Runtime is loaded by this command only
 
     with one_line_errors():
-        check_options(psa, psa_threshold, spacing_mm)
-        report = measure_files(Segmenter(model), transverse, sagittal, psa, psa_threshold, spacing_mm, threshold)
+        check_options(psa, psa_threshold, spacing_mm, tick_mm)
+        report = measure_files(Segmenter(model), transverse, sagittal, psa, psa_threshold, spacing_mm, threshold,
+                               tick_mm)
     typer.echo(json.dumps(report, indent=2) if json_output else report_text(report))

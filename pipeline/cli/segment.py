@@ -2,7 +2,10 @@
 
 ``areas.csv`` has one row per frame and class; with a model that classifies the plane (its
 contract's ``plane_classes``), each row also carries the frame's predicted ``plane`` and its
-probability ``plane_probability`` (both empty for a model without a plane output).
+probability ``plane_probability`` (both empty for a model without a plane output). The mm²
+come from the frame's pixel spacing, found by the calibration chain
+(:func:`pipeline.imaging.calibration.calibrate`: DICOM, depth scale, ``--spacing-mm``);
+``spacing_x_mm``, ``spacing_y_mm`` and ``spacing_source`` say which (empty and ``none`` without one).
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import track
 
-from pipeline.cli.common import EXIT_BAD_INPUT, Force, console, expand_inputs, one_line_errors, say, unique_stems
+from pipeline.cli.common import EXIT_BAD_INPUT, check_spacing_options, Force, console, expand_inputs, one_line_errors, say, unique_stems
 from pipeline.files.atomic import write_text_atomically
 from pipeline.files.output_folder import output_folder
+from pipeline.imaging.calibration import calibrate
+from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import FrameReadError, read_frames
 from pipeline.inference.contract import THRESHOLD_RANGE
 from pipeline.inference.measure import class_areas, draw_overlay
@@ -30,8 +35,8 @@ if TYPE_CHECKING:
     from pipeline.inference.predictor import Segmenter
 
 AREAS_FILE = "areas.csv"
-AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2", "plane",
-                "plane_probability")
+AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2", "spacing_x_mm",
+                "spacing_y_mm", "spacing_source", "plane", "plane_probability")
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,7 @@ def areas_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=AREA_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows({**row, "area_mm2": "" if row["area_mm2"] is None else f"{row['area_mm2']:.3f}",
+                      **{key: "" if row[key] is None else f"{row[key]:.6f}" for key in ("spacing_x_mm", "spacing_y_mm")},
                       "plane": row.get("plane") or "",
                       "plane_probability": "" if row.get("plane_probability") is None
                       else f"{row['plane_probability']:.4f}"} for row in rows)
@@ -55,7 +61,8 @@ def areas_csv(rows: list[dict]) -> str:
 
 
 def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, threshold: float | None = None,
-                  progress: Iterable[tuple[Path, str]] | None = None) -> SegmentResult:
+                  progress: Iterable[tuple[Path, str]] | None = None, spacing_mm: float | None = None,
+                  tick_mm: float = TICK_MM) -> SegmentResult:
     """Segments every frame of every file; writes masks, overlays and ``areas.csv``.
 
     A file that cannot be read is reported in ``failures`` and skipped; every file
@@ -68,6 +75,8 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
         out_dir: an existing output folder.
         threshold: probability threshold; the model's own when None.
         progress: an iterable wrapping ``unique_stems(files)`` (e.g. a progress bar).
+        spacing_mm: mm per px for frames without a DICOM spacing or a readable depth scale.
+        tick_mm: mm between the depth scale's interval ticks.
     """
     threshold = segmenter.contract.threshold if threshold is None else threshold
     rows, failures = [], []
@@ -84,10 +93,13 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
             write_mask_and_overlay(out_dir, name, masks, draw_overlay(frame.gray, masks))
             plane = segmentation.plane
             probability = None if plane is None else segmentation.plane_probabilities[plane]  # type: ignore[index]
-            for area in class_areas(masks, segmenter.classes, frame.spacing_mm):
+            calibration = calibrate(frame.gray, frame.spacing_mm, tick_mm, spacing_mm)
+            spacing = calibration.spacing_mm
+            for area in class_areas(masks, segmenter.classes, spacing):
                 rows.append({"file": str(path), "frame": index, "output": name, "width": frame.gray.shape[1],
                              "height": frame.gray.shape[0], "class": area.name, "area_px": area.pixels,
-                             "area_mm2": area.mm2, "plane": plane, "plane_probability": probability})
+                             "area_mm2": area.mm2, "spacing_x_mm": None if spacing is None else spacing[0],
+                             "spacing_y_mm": None if spacing is None else spacing[1], "spacing_source": calibration.source, "plane": plane, "plane_probability": probability})
     write_text_atomically(out_dir / AREAS_FILE, areas_csv(rows))
     return SegmentResult(rows, failures)
 
@@ -98,6 +110,11 @@ def segment(
     out: Annotated[Path, typer.Option(help="New folder for masks, overlays and areas.csv.")] = Path("segmentations"),
     threshold: Annotated[float | None, typer.Option(min=THRESHOLD_RANGE[0], max=THRESHOLD_RANGE[1],
                                                     help="Probability threshold (default: the model's).")] = None,
+    spacing_mm: Annotated[float | None, typer.Option(
+        "--spacing-mm",
+        help="mm per pixel (square pixels) for frames without a DICOM spacing or a readable depth scale.")] = None,
+    tick_mm: Annotated[float, typer.Option(
+        "--tick-mm", help="mm between the depth scale's interval (longer) ticks.")] = TICK_MM,
     force: Force = False,
 ) -> None:
     """Segment frames: a mask PNG and an overlay PNG per frame at its own size, and areas.csv (with the
@@ -105,12 +122,14 @@ def segment(
     from pipeline.inference.predictor import Segmenter  # ONNX Runtime is loaded by this command only
 
     with one_line_errors():
+        check_spacing_options(spacing_mm, tick_mm)
         segmenter = Segmenter(model)
         files = expand_inputs(inputs)
         stems = list(unique_stems(files))
         with output_folder(out, "trus segment", sources=[*inputs, model], force=force) as staging:
             result = segment_files(segmenter, files, staging, threshold,
-                                   progress=track(stems, description="segmenting", console=console, transient=True))
+                                   progress=track(stems, description="segmenting", console=console, transient=True),
+                                   spacing_mm=spacing_mm, tick_mm=tick_mm)
     for message in result.failures:
         say(message, "error")
     done = len({row["output"] for row in result.areas})
