@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 from PySide6.QtCore import QPoint, QPointF, Qt, Signal
-from PySide6.QtGui import QColor, QImage, QMouseEvent, QPixmap, QResizeEvent, QWheelEvent
-from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QMouseEvent, QPainterPath, QPen, QPixmap, QResizeEvent, QWheelEvent
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView, QWidget
 
 ZOOM_LIMITS = (0.05, 40.0)
 CRISP_ZOOM = 2.0  # from this zoom on, pixels are drawn as crisp squares, not interpolated
 WHEEL_STEP = 1.25  # zoom factor per wheel notch (120 units)
 BACKGROUND = QColor(24, 24, 26)
+MARK_COLOUR = QColor(255, 220, 0)
+MARK_SIZE_PX = 8  # half the side of a picked point's cross, screen px
 
 
 def rgb_to_qimage(rgb: np.ndarray) -> QImage:
@@ -26,11 +28,18 @@ class ImageView(QGraphicsView):
     The image item is in frame pixel coordinates (scene unit = one frame pixel), so
     zoom 1.0 is "100 %" and ``mapFromScene`` gives where a frame pixel is on screen.
 
+    In picking mode (:meth:`start_picking`) a left click reports a point instead of panning,
+    and Esc leaves the mode.
+
     Signals:
         hovered(int, int): frame pixel (x, y) under the mouse (may lie outside the image).
+        point_picked(float, float): in picking mode, the clicked point, frame px (x, y).
+        picking_cancelled(): Esc pressed in picking mode (the mode is left).
     """
 
     hovered = Signal(int, int)
+    point_picked = Signal(float, float)
+    picking_cancelled = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -51,7 +60,47 @@ class ImageView(QGraphicsView):
         self.setAcceptDrops(False)  # also the viewport's: files dropped here go to the main window
         self.setMouseTracking(True)  # also the viewport's: report the pixel under the mouse
         self._fit_mode = True  # keep refitting on resize until the user zooms
+        self._picking = False
+        self._marks = QGraphicsPathItem()
+        pen = QPen(MARK_COLOUR, 2)
+        pen.setCosmetic(True)  # 2 screen px at any zoom
+        self._marks.setPen(pen)
+        self._scene.addItem(self._marks)
         self._update_smoothing()
+
+    @property
+    def picking(self) -> bool:
+        """Whether a left click picks a point (instead of panning)."""
+        return self._picking
+
+    def start_picking(self) -> None:
+        """Enters picking mode: a crosshair cursor, clicks report points, Esc cancels."""
+        self._picking = True
+        self.setDragMode(QGraphicsView.DragMode.NoDrag)
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+        self.setFocus()
+
+    def stop_picking(self) -> None:
+        """Leaves picking mode (dragging pans again) and removes the marks."""
+        self._picking = False
+        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.viewport().unsetCursor()
+        self.show_marks([])
+
+    def show_marks(self, points: list[tuple[float, float]]) -> None:
+        """Draws a cross at each point (frame px) and a line through them; [] clears them."""
+        path = QPainterPath()
+        size = MARK_SIZE_PX / max(self.zoom, 1e-6)
+        for x, y in points:
+            path.moveTo(x - size, y)
+            path.lineTo(x + size, y)
+            path.moveTo(x, y - size)
+            path.lineTo(x, y + size)
+        if len(points) > 1:
+            path.moveTo(*points[0])
+            for point in points[1:]:
+                path.lineTo(*point)
+        self._marks.setPath(path)
 
     @property
     def zoom(self) -> float:
@@ -119,6 +168,24 @@ class ImageView(QGraphicsView):
         if notches:
             self.zoom_by(WHEEL_STEP ** notches, event.position().toPoint())
         event.accept()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        """In picking mode, a left click reports its frame point; otherwise pans."""
+        if self._picking and event.button() == Qt.MouseButton.LeftButton:
+            point = self.mapToScene(event.position().toPoint())
+            self.point_picked.emit(point.x(), point.y())
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        """Esc leaves picking mode."""
+        if self._picking and event.key() == Qt.Key.Key_Escape:
+            self.stop_picking()
+            self.picking_cancelled.emit()
+            event.accept()
+            return
+        super().keyPressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
         """Reports the frame pixel under the mouse, then pans when dragging."""

@@ -17,6 +17,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QScrollArea, QWidget)
 
+from app.calibration_tool import CalibrationTool, Point, ask_distance_mm
 from app.image_view import WHEEL_STEP, ImageView
 from app.log_file import REDACT, current_log_file
 from app.panel import SidePanel
@@ -88,6 +89,8 @@ class MainWindow(QMainWindow):
         self.panel.opacity_changed.connect(self._on_opacity)
         self.panel.threshold_changed.connect(self._on_threshold)
         self.view.hovered.connect(lambda x, y: self.pixel_label.setText(self.session.pixel_info(x, y)))
+        self.calibration_tool = CalibrationTool(self.view, self._on_calibrated, self.statusBar().showMessage,
+                                                lambda length_px: ask_distance_mm(self, length_px))
         self._build_actions()
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
         self.statusBar().showMessage("Ready.")
@@ -103,6 +106,8 @@ class MainWindow(QMainWindow):
         self.open_model_action = action("Open model…", self._choose_model, "Ctrl+Shift+O")
         self.save_action = action("Save mask and overlay…", self._choose_save_dir, QKeySequence.StandardKey.Save)
         self.save_action.setEnabled(False)
+        self.calibrate_action = action("Calibrate…", self.calibration_tool.start, "Ctrl+K")
+        self.calibrate_action.setEnabled(False)
         quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         fit = action("Fit to window", self.view.fit_to_window, "Ctrl+0")
         actual = action("100 %", self.view.actual_size, "Ctrl+1")
@@ -116,11 +121,14 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         self.menuBar().addMenu("&View").addActions([fit, actual, zoom_in, zoom_out])
+        self.menuBar().addMenu("&Tools").addAction(self.calibrate_action)
         toolbar = self.addToolBar("Main")
         toolbar.setMovable(False)
         toolbar.addActions([self.open_frame_action, self.open_model_action, self.save_action])
         toolbar.addSeparator()
         toolbar.addActions([fit, actual, zoom_in, zoom_out])
+        toolbar.addSeparator()
+        toolbar.addAction(self.calibrate_action)
 
     # Loading: these raise; the open_* methods below report errors instead.
 
@@ -158,10 +166,11 @@ class MainWindow(QMainWindow):
         """Shows an already read frame, fitted to the window, and segments it."""
         REDACT.add(path)  # its path or name may identify the patient: never in the log
         height, width = frame.gray.shape
-        log.info("frame opened: %dx%d px, spacing %s, DICOM region %s", width, height,
-                 "known" if frame.spacing_mm else "unknown", "yes" if frame.region_box else "no")
         self.session.set_frame(path, frame)
-        self.panel.set_frame(path, frame)
+        log.info("frame opened: %dx%d px, spacing from %s, DICOM region %s", width, height,
+                 self.session.calibration.source, "yes" if frame.region_box else "no")
+        self.panel.set_frame(path, frame, self.session.calibration)
+        self.calibrate_action.setEnabled(True)
         self.setWindowTitle(f"{path.name} — {APP_TITLE}")
         self._refresh(fit=True)
         if self.segmenter is None:
@@ -265,6 +274,18 @@ class MainWindow(QMainWindow):
         self.session.set_segmentation(segmentation)
         self._refresh()
         self.statusBar().showMessage(f"Segmented in {time.perf_counter() - self._started:.2f} s.")
+
+    def _on_calibrated(self, start: Point, end: Point, distance_mm: float) -> None:
+        """Applies a manual calibration to the open frame and re-measures."""
+        try:
+            calibration = self.session.calibrate_manually(start, end, distance_mm)
+        except ValueError as error:
+            self._fail(f"Calibration not applied: {error}")
+            return
+        log.info("manual calibration: %.5f mm/px", calibration.spacing_mm[0])
+        self.panel.set_frame(self.session.frame_path, self.session.frame, calibration)
+        self._refresh()
+        self.statusBar().showMessage(f"Calibrated: {calibration.spacing_mm[0]:.4f} mm per px ({calibration.note}).")
 
     def _on_visibility(self, index: int, visible: bool) -> None:
         self.session.set_visible(index, visible)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QVBoxLayout, QWidget)
 
 from pipeline.inference.contract import THRESHOLD_RANGE
+from pipeline.imaging.calibration import SPACING_SOURCES, Calibration
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import ModelContract
 from pipeline.inference.measure import ClassArea, colour_for
@@ -191,16 +192,19 @@ class SidePanel(QWidget):
         self.metrics_label.setTextFormat(Qt.TextFormat.RichText)
         self.model_form.addRow(self.metrics_label)
 
-    def set_frame(self, path: Path | None, frame: Frame | None) -> None:
-        """Shows the open frame's file, size and pixel spacing (None: no frame)."""
+    def set_frame(self, path: Path | None, frame: Frame | None, calibration: Calibration | None = None) -> None:
+        """Shows the open frame's file, size, pixel spacing and where the spacing came from (None: no frame)."""
         _clear(self.frame_form)
         if path is None or frame is None:
             self.frame_form.addRow(_wrapping("None. Use File › Open frame… or drop a file here."))
             return
         height, width = frame.gray.shape
-        spacing = (f"{frame.spacing_mm[0]:.3f} × {frame.spacing_mm[1]:.3f} mm" if frame.spacing_mm
-                   else "unknown (areas in px only)")
-        for label, text in (("File", path.name), ("Size", f"{width} × {height} px"), ("Pixel spacing", spacing)):
+        spacing = calibration.spacing_mm if calibration is not None else None
+        if spacing is not None and calibration is not None:
+            said = f"{spacing[0]:.4f} × {spacing[1]:.4f} mm, from {SPACING_SOURCES[calibration.source]}"
+        else:
+            said = "unknown: areas in px only" + (f" ({calibration.note})" if calibration is not None else "")
+        for label, text in (("File", path.name), ("Size", f"{width} × {height} px"), ("Pixel spacing", said)):
             self.frame_form.addRow(label, _wrapping(text))
 
     def set_areas(self, areas: list[ClassArea]) -> None:

@@ -10,8 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import math
+
 import numpy as np
 
+from pipeline.imaging.calibration import MANUAL, Calibration, calibrate, manual_spacing
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import THRESHOLD_RANGE, ModelContract
 from pipeline.inference.measure import ClassArea, class_areas, draw_overlay
@@ -38,6 +41,8 @@ class Session:
         visible: per class, whether it is drawn in the overlay.
         frame_path: the open frame's file, or None.
         frame: the open frame (grey pixels and spacing), or None.
+        calibration: the open frame's pixel spacing and its source (the calibration chain of
+            :func:`pipeline.imaging.calibration.calibrate`: DICOM, depth scale, none), or None.
         segmentation: the model's output for ``frame``, or None while none is available.
     """
 
@@ -48,6 +53,7 @@ class Session:
     visible: list[bool] = field(default_factory=list)
     frame_path: Path | None = None
     frame: Frame | None = None
+    calibration: Calibration | None = None
     segmentation: Segmentation | None = None
 
     def use_contract(self, contract: ModelContract) -> None:
@@ -59,10 +65,25 @@ class Session:
         self.segmentation = None
 
     def set_frame(self, path: Path, frame: Frame) -> None:
-        """Shows a newly read frame; its segmentation is pending until :meth:`set_segmentation`."""
+        """Shows a newly read frame and calibrates it; its segmentation is pending until :meth:`set_segmentation`."""
         self.frame_path = Path(path)
         self.frame = frame
+        self.calibration = calibrate(frame.gray, frame.spacing_mm)
         self.segmentation = None
+
+    def calibrate_manually(self, start_xy: tuple[float, float], end_xy: tuple[float, float],
+                           distance_mm: float) -> Calibration:
+        """Calibrates the open frame from two points ``distance_mm`` apart; the user's act replaces any other source.
+
+        Raises:
+            ValueError: no frame is open, a distance that is not > 0, or points less than 2 px apart.
+        """
+        if self.frame is None:
+            raise ValueError("no frame is open")
+        spacing = manual_spacing(start_xy, end_xy, distance_mm)
+        self.calibration = Calibration((spacing, spacing), MANUAL, f"two points {math.dist(start_xy, end_xy):.1f} px "
+                                                                   f"apart are {distance_mm:g} mm")
+        return self.calibration
 
     def set_segmentation(self, segmentation: Segmentation) -> None:
         """Stores the model's output for the current frame.
@@ -93,9 +114,9 @@ class Session:
     def areas(self) -> list[ClassArea]:
         """Area of every class at the current threshold (empty without a segmentation)."""
         masks = self.masks()
-        if masks is None or self.frame is None:
+        if masks is None or self.calibration is None:
             return []
-        return class_areas(masks, self.classes, self.frame.spacing_mm)
+        return class_areas(masks, self.classes, self.calibration.spacing_mm)
 
     def overlay(self) -> np.ndarray:
         """(H, W, 3) uint8 RGB: the frame with the visible classes drawn over it.

@@ -9,6 +9,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import subprocess
 import tempfile
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from app.main_window import MainWindow
 from app.panel import metrics_table
@@ -25,6 +26,7 @@ from app.session import Session
 from pipeline.imaging.frames import Frame
 from pipeline.inference.measure import colour_for
 from pipeline.inference.predictor import Segmenter
+from pipeline.synthetic import render_phantom
 from tests.tiny_models import write_threshold_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,7 +114,10 @@ def form_texts(form) -> dict[str, str]:
 
 @pytest.mark.parametrize("spacing", [None, (0.2, 0.3)])
 def test_session_areas(session: Session, spacing: tuple[float, float] | None) -> None:
-    session.frame = Frame(session.frame.gray, spacing)
+    segmentation = session.segmentation
+    session.set_frame(Path("case01.png"), Frame(session.frame.gray, spacing))
+    session.set_segmentation(segmentation)
+    assert session.calibration.source == ("none" if spacing is None else "dicom")
     gland, lesion = session.areas()
     assert (gland.name, lesion.name) == ("gland", "lesion")
     assert gland.pixels == pytest.approx(600, abs=8)
@@ -198,7 +203,25 @@ def test_open_frame_from_menu_shows_areas_and_overlay(qtbot, window: MainWindow,
     assert screen_rgb(window, *INSIDE) == pytest.approx(blend(255, colour_for(GLAND), 0.35), abs=2)
     assert screen_rgb(window, *OUTSIDE) == pytest.approx(blend(0, colour_for(LESION), 0.35), abs=2)
     assert form_texts(window.panel.frame_form)["Size"] == "80 × 50 px"
+    assert form_texts(window.panel.frame_form)["Pixel spacing"].startswith(
+        "unknown: areas in px only (no DICOM spacing, no depth scale: 0 tick-like mark(s) outside the fan")
     assert "case01.png" in window.windowTitle()
+
+
+def test_a_frame_with_a_depth_scale_is_calibrated_from_it(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    rendered = render_phantom(np.random.default_rng(2), 640, 436, with_lesion=False)
+    path = tmp_path / "scan.png"
+    cv2.imwrite(str(path), rendered.image)
+    window.open_frame(path)
+    wait_segmented(qtbot, window)
+    calibration = window.session.calibration
+    assert calibration.source == "depth_scale"
+    assert calibration.spacing_mm[1] == pytest.approx(rendered.spacing_mm, rel=0.02)
+    shown = form_texts(window.panel.frame_form)["Pixel spacing"]
+    assert shown == f"{calibration.spacing_mm[0]:.4f} × {calibration.spacing_mm[1]:.4f} mm, from the depth scale " \
+                    "burned into the frame"
+    gland = window.session.areas()[GLAND]
+    assert gland.mm2 == pytest.approx(gland.pixels * calibration.spacing_mm[0] * calibration.spacing_mm[1])
 
 
 def test_class_checkbox_threshold_and_opacity(qtbot, window: MainWindow, frame_png: Path) -> None:
@@ -412,3 +435,100 @@ def test_app_imports_no_torch() -> None:
             "assert not any(m.startswith(('torch', 'segmentation_models_pytorch', 'dvc')) for m in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+# Calibration: the source shown for each frame, and the manual calibration by two clicks and a distance
+
+CLICKS = ((10.0, 10.0), (70.0, 40.0))  # frame px: 67.08 px apart
+
+
+def click_frame_points(qtbot, window: MainWindow, points) -> None:
+    for x, y in points:
+        qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton,
+                         pos=window.view.mapFromScene(QPointF(x, y)))
+
+
+@dataclass
+class DistanceDialog:
+    """The stubbed distance dialog: it gives the next of ``answers`` ((mm, accepted) pairs) and records its labels."""
+
+    answers: list[tuple[float, bool]] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+
+@pytest.fixture
+def dialog(monkeypatch: pytest.MonkeyPatch) -> DistanceDialog:
+    stub = DistanceDialog()
+
+    def get_double(parent, title, label, *rest):
+        stub.labels.append(label)
+        return stub.answers.pop(0)
+
+    monkeypatch.setattr(QInputDialog, "getDouble", get_double)
+    return stub
+
+
+def test_two_clicks_and_a_distance_calibrate_the_frame(qtbot, window: MainWindow, frame_png: Path,
+                                                       dialog: DistanceDialog) -> None:
+    dialog.answers.append((20.0, True))
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    assert window.session.calibration.source == "none" and window.session.areas()[GLAND].mm2 is None
+    window.calibrate_action.trigger()
+    assert window.view.picking and "click one end" in window.statusBar().currentMessage()
+    click_frame_points(qtbot, window, CLICKS)
+    assert not window.view.picking
+    assert len(dialog.labels) == 1 and "px long. Its true length, in mm:" in dialog.labels[0]
+    calibration = window.session.calibration
+    assert calibration.source == "manual"
+    # Clicks land on whole screen pixels: at the fitted zoom that is within a fraction of a frame pixel.
+    assert calibration.spacing_mm[0] == pytest.approx(20.0 / 67.08, rel=0.01) == calibration.spacing_mm[1]
+    assert form_texts(window.panel.frame_form)["Pixel spacing"].endswith("from a manual calibration (--spacing-mm, "
+                                                                         "or two points and their distance in the app)")
+    gland = window.session.areas()[GLAND]
+    assert gland.mm2 == pytest.approx(gland.pixels * calibration.spacing_mm[0] ** 2)
+    assert window.panel.area_labels[GLAND].text().endswith(f"({gland.pixels:,} px)")
+    assert "Calibrated: " in window.statusBar().currentMessage()
+
+
+@pytest.mark.parametrize("how", ["escape", "dialog cancelled"])
+def test_a_cancelled_calibration_changes_nothing(qtbot, window: MainWindow, frame_png: Path,
+                                                 dialog: DistanceDialog, how: str) -> None:
+    dialog.answers.append((20.0, False))
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    before = window.session.calibration
+    window.calibrate_action.trigger()
+    if how == "escape":
+        click_frame_points(qtbot, window, CLICKS[:1])
+        qtbot.keyClick(window.view, Qt.Key.Key_Escape)
+    else:
+        click_frame_points(qtbot, window, CLICKS)
+    assert not window.view.picking
+    assert window.session.calibration == before
+    assert window.statusBar().currentMessage() == "Calibration cancelled."
+    assert len(dialog.labels) == (0 if how == "escape" else 1)  # Esc before the second click: no dialog
+
+
+def test_calibrate_is_enabled_once_a_frame_is_open(qtbot, window: MainWindow, frame_png: Path) -> None:
+    assert not window.calibrate_action.isEnabled()
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    assert window.calibrate_action.isEnabled()
+
+
+@pytest.mark.parametrize(
+    "start, end, distance_mm, message",
+    [((5.0, 5.0), (5.5, 5.5), 10.0, "0.7 px apart"), ((0.0, 0.0), (30.0, 40.0), 0.0, "the distance must be")],
+)
+def test_session_refuses_a_bad_manual_calibration(session: Session, start, end, distance_mm, message) -> None:
+    before = session.calibration
+    with pytest.raises(ValueError, match=message):
+        session.calibrate_manually(start, end, distance_mm)
+    assert session.calibration == before
+
+
+def test_session_manual_calibration_replaces_the_chain(session: Session) -> None:
+    calibration = session.calibrate_manually((0.0, 0.0), (30.0, 40.0), 10.0)
+    assert calibration.spacing_mm == pytest.approx((0.2, 0.2)) and calibration.note == "two points 50.0 px apart are 10 mm"
+    assert session.areas()[GLAND].mm2 == pytest.approx(session.areas()[GLAND].pixels * 0.04)

@@ -61,7 +61,7 @@ def test_a_run_is_logged_without_the_frame_path(tmp_path: Path, frame_named_afte
     result = run_app(tmp_path, frame_named_after_a_patient, "--model", model, "--screenshot", tmp_path / "shot.png")
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "logs" / LOG_NAME).read_text()
-    for event in ("trus-app started", f"model loaded: {model}", "frame opened: 80x50 px, spacing unknown"):
+    for event in ("trus-app started", f"model loaded: {model}", "frame opened: 80x50 px, spacing from none"):
         assert event in text
     assert "Doe" not in text and "IMG0001" not in text
 
