@@ -27,7 +27,7 @@ from pipeline.augment_spec import AugmentParams
 from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import PostprocessSpec, check_threshold
-from pipeline.planes import check_plane_pattern
+from pipeline.planes import DEFAULT_PLANE_PATTERN, check_plane_pattern
 from pipeline.loss_spec import LossParams
 from pipeline.patch_spec import PatchParams
 
@@ -137,7 +137,7 @@ class DataParams:
     patient_pattern: str = r"^(?P<patient>[^_]+)_"
     unannotated: str = "keep"
     frames_manifest: str | None = None
-    plane_pattern: str | None = r"(?i)(?:^|[_\-. ])(?P<plane>transverse|sagittal|trans|sag|axial)(?=[_\-. ]|$)"
+    plane_pattern: str | None = DEFAULT_PLANE_PATTERN
 
     def __post_init__(self) -> None:
         _check_choice(setting("data.source"), self.source, ("local", "roboflow"))

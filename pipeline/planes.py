@@ -23,6 +23,8 @@ from collections.abc import Iterable
 
 PLANES = ("transverse", "sagittal")
 UNKNOWN = ""
+DEFAULT_PLANE_PATTERN = r"(?i)(?:^|[_\-. ])(?P<plane>transverse|sagittal|trans|sag|axial)(?=[_\-. ]|$)"
+"""``data.plane_pattern``'s default: a plane word between separators in the file name."""
 SOURCES = ("roboflow_tag", "frames_manifest", "file_name")
 _SYNONYMS = {"transverse": "transverse", "trans": "transverse", "axial": "transverse", "tra": "transverse",
              "sagittal": "sagittal", "sag": "sagittal"}

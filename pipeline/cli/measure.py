@@ -26,13 +26,11 @@ from pipeline.imaging.calibration import SPACING_SOURCES, Calibration, calibrate
 from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import Frame, FrameReadError, read_frames
 from pipeline.inference.contract import THRESHOLD_RANGE
-from pipeline.inference.gland_size import PSA_DENSITY_THRESHOLD, Caliper, Spacing, prostate_volume
+from pipeline.inference.gland_size import GLAND_CLASS, PSA_DENSITY_THRESHOLD, Caliper, Spacing, prostate_volume
 from pipeline.layout import MODEL_FILE
 
 if TYPE_CHECKING:
     from pipeline.inference.predictor import Segmenter
-
-GLAND_CLASS = "gland"
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ import numpy as np
 Spacing = tuple[float, float]
 """Pixel spacing (spacing_x_mm, spacing_y_mm): mm per pixel along x (columns) and y (rows), both > 0."""
 
+GLAND_CLASS = "gland"
+"""The class name of the gland in a model's classes, the one these functions measure."""
+
 PSA_DENSITY_THRESHOLD = 0.15
 """ng/mL/cc: the PSA density usually taken to warrant a biopsy or an MRI."""
 

@@ -41,6 +41,7 @@ from pipeline.imaging.frames import read_frame
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.imaging.png import write_png_atomically
+from pipeline.inference.gland_size import GLAND_CLASS
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.files.tables import read_table
 from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, MASKS, METRICS_FILE, OVERLAYS_DIR, PER_FRAME_FILE,
@@ -54,7 +55,7 @@ from pipeline.training.predict import evaluation_device, predict_outputs
 from pipeline.training.checkpoint import load_checkpoint
 
 
-GLAND = "gland"  # the class the volume check measures
+GLAND = GLAND_CLASS  # the class the volume check measures
 
 
 @dataclass(frozen=True)
