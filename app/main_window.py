@@ -17,7 +17,8 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QScrollArea, QWidget)
 
-from app.calibration_tool import CalibrationTool, Point, ask_distance_mm
+from app.measuring import MeasureController
+from app.picking import Point, PointPairTool, ask_distance_mm
 from app.image_view import WHEEL_STEP, ImageView
 from app.log_file import REDACT, current_log_file
 from app.panel import SidePanel
@@ -89,8 +90,9 @@ class MainWindow(QMainWindow):
         self.panel.opacity_changed.connect(self._on_opacity)
         self.panel.threshold_changed.connect(self._on_threshold)
         self.view.hovered.connect(lambda x, y: self.pixel_label.setText(self.session.pixel_info(x, y)))
-        self.calibration_tool = CalibrationTool(self.view, self._on_calibrated, self.statusBar().showMessage,
-                                                lambda length_px: ask_distance_mm(self, length_px))
+        self.measuring = MeasureController(self.session, self.view, self.panel.measure_box,
+                                           self.statusBar().showMessage)
+        self.calibration_tool = PointPairTool(self.view, self._calibrate, self.statusBar().showMessage, "Calibrate")
         self._build_actions()
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
         self.statusBar().showMessage("Ready.")
@@ -108,6 +110,11 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(False)
         self.calibrate_action = action("Calibrate…", self.calibration_tool.start, "Ctrl+K")
         self.calibrate_action.setEnabled(False)
+        self.add_caliper_action = action("Add caliper", self.measuring.add_tool.start, "Ctrl+L")
+        self.delete_caliper_action = action("Delete caliper", self.measuring.delete_selected,
+                                            QKeySequence.StandardKey.Delete)
+        for item in (self.add_caliper_action, self.delete_caliper_action):
+            item.setEnabled(False)
         quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         fit = action("Fit to window", self.view.fit_to_window, "Ctrl+0")
         actual = action("100 %", self.view.actual_size, "Ctrl+1")
@@ -121,14 +128,15 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         self.menuBar().addMenu("&View").addActions([fit, actual, zoom_in, zoom_out])
-        self.menuBar().addMenu("&Tools").addAction(self.calibrate_action)
+        self.menuBar().addMenu("&Tools").addActions([self.calibrate_action, self.add_caliper_action,
+                                                     self.delete_caliper_action])
         toolbar = self.addToolBar("Main")
         toolbar.setMovable(False)
         toolbar.addActions([self.open_frame_action, self.open_model_action, self.save_action])
         toolbar.addSeparator()
         toolbar.addActions([fit, actual, zoom_in, zoom_out])
         toolbar.addSeparator()
-        toolbar.addAction(self.calibrate_action)
+        toolbar.addActions([self.calibrate_action, self.add_caliper_action])
 
     # Loading: these raise; the open_* methods below report errors instead.
 
@@ -170,7 +178,8 @@ class MainWindow(QMainWindow):
         log.info("frame opened: %dx%d px, spacing from %s, DICOM region %s", width, height,
                  self.session.calibration.source, "yes" if frame.region_box else "no")
         self.panel.set_frame(path, frame, self.session.calibration)
-        self.calibrate_action.setEnabled(True)
+        for item in (self.calibrate_action, self.add_caliper_action, self.delete_caliper_action):
+            item.setEnabled(True)
         self.setWindowTitle(f"{path.name} — {APP_TITLE}")
         self._refresh(fit=True)
         if self.segmenter is None:
@@ -275,8 +284,12 @@ class MainWindow(QMainWindow):
         self._refresh()
         self.statusBar().showMessage(f"Segmented in {time.perf_counter() - self._started:.2f} s.")
 
-    def _on_calibrated(self, start: Point, end: Point, distance_mm: float) -> None:
-        """Applies a manual calibration to the open frame and re-measures."""
+    def _calibrate(self, start: Point, end: Point) -> None:
+        """Asks for the true length of the picked line, then applies the manual calibration and re-measures."""
+        distance_mm = ask_distance_mm(self, ((end[0] - start[0]) ** 2 + (end[1] - start[1]) ** 2) ** 0.5)
+        if distance_mm is None:
+            self.statusBar().showMessage("Calibrate: cancelled.")
+            return
         try:
             calibration = self.session.calibrate_manually(start, end, distance_mm)
         except ValueError as error:
@@ -304,6 +317,7 @@ class MainWindow(QMainWindow):
         if self.session.frame is not None:
             self.view.set_image(self.session.overlay(), fit=fit)
         self.panel.set_areas(self.session.areas())
+        self.measuring.refresh()
         self.save_action.setEnabled(self.session.segmentation is not None)
 
     def _fail(self, message: str) -> None:

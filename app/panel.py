@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QVBoxLayout, QWidget)
 
 from pipeline.inference.contract import THRESHOLD_RANGE
+from app.measure_panel import MeasurePanel
 from pipeline.imaging.calibration import SPACING_SOURCES, Calibration
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import ModelContract
@@ -131,6 +132,7 @@ class SidePanel(QWidget):
         self.opacity_slider.valueChanged.connect(self._on_opacity)
         self.threshold_slider.valueChanged.connect(self._on_threshold)
 
+        self.measure_box = MeasurePanel()
         frame_box = QGroupBox("Frame")
         self.frame_form = QFormLayout(frame_box)
         model_box = QGroupBox("Model")
@@ -140,7 +142,7 @@ class SidePanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
-        for widget in (self.note_label, classes, display, frame_box, model_box):
+        for widget in (self.note_label, classes, display, self.measure_box, frame_box, model_box):
             layout.addWidget(widget)
         layout.addStretch(1)
         self.set_frame(None, None)

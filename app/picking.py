@@ -1,9 +1,9 @@
-"""Manual calibration: two clicks on the frame and the distance between them, typed in mm.
+"""Two clicks on the frame: the ends of a manual calibration or of a new caliper.
 
-Tools › Calibrate… puts the view in picking mode; the first click marks a point, the second
-ends the line, and a dialog asks for its true length (for example two centimetre ticks of
-the depth scale, 10 mm apart). The result goes to a callback; Esc or Cancel leaves the
-frame's calibration as it was.
+A :class:`PointPairTool` puts the view in picking mode; the first click marks a point, the
+second ends the line and hands both to its callback; Esc cancels. Tools › Calibrate… then
+asks for the line's true length in mm (:func:`ask_distance_mm`), for example two centimetre
+ticks of the depth scale, 10 mm apart; Tools › Add caliper keeps the line as a caliper.
 """
 
 from __future__ import annotations
@@ -28,46 +28,58 @@ def ask_distance_mm(parent: QWidget, length_px: float) -> float | None:
     return float(value) if accepted else None
 
 
-class CalibrationTool(QObject):
-    """Collects two points on an :class:`ImageView` and a distance, then calls ``on_done(start, end, mm)``.
+class PointPairTool(QObject):
+    """Collects two points on an :class:`ImageView`, then calls ``on_pair(start, end)``.
+
+    Only one tool picks at a time: starting one while another picks restarts the picking
+    for the new one.
 
     Args:
         view: the view to pick on.
-        on_done: receives the two points (frame px) and the distance (mm).
+        on_pair: receives the two points, frame px.
         say: shows a one-line hint (e.g. the status bar's).
-        ask: asks for the distance given the line's length in px; None means cancelled.
+        task: what the points are for, in the hints ("Calibrate", "Add caliper").
     """
 
-    def __init__(self, view: ImageView, on_done: Callable[[Point, Point, float], None],
-                 say: Callable[[str], None], ask: Callable[[float], float | None]) -> None:
+    def __init__(self, view: ImageView, on_pair: Callable[[Point, Point], None], say: Callable[[str], None],
+                 task: str) -> None:
         super().__init__(view)
-        self._view, self._on_done, self._say, self._ask = view, on_done, say, ask
+        self._view, self._on_pair, self._say, self._task = view, on_pair, say, task
         self._points: list[Point] = []
+        self._active = False
         view.point_picked.connect(self._picked)
-        view.picking_cancelled.connect(lambda: self._say("Calibration cancelled."))
+        view.picking_cancelled.connect(self._cancelled)
 
     @property
     def active(self) -> bool:
-        """Whether the tool is waiting for clicks."""
-        return self._view.picking
+        """Whether this tool is waiting for clicks."""
+        return self._active and self._view.picking
 
     def start(self) -> None:
-        """Starts a calibration: the next two clicks on the frame are its ends."""
-        self._points = []
+        """The next two clicks on the frame are the ends."""
+        for tool in self._view.findChildren(PointPairTool):
+            tool._active = False
+        self._points, self._active = [], True
         self._view.start_picking()
-        self._say("Calibrate: click one end of a known distance (Esc cancels).")
+        self._say(f"{self._task}: click one end (Esc cancels).")
+
+    def _cancelled(self) -> None:
+        if self._active:
+            self._active = False
+            self._say(f"{self._task}: cancelled.")
 
     def _picked(self, x: float, y: float) -> None:
+        if not self._active:
+            return
         self._points.append((x, y))
         self._view.show_marks(self._points)
         if len(self._points) == 1:
-            self._say("Calibrate: click the other end.")
+            self._say(f"{self._task}: click the other end.")
             return
+        self._active = False
         start, end = self._points
-        length_px = ((end[0] - start[0]) ** 2 + (end[1] - start[1]) ** 2) ** 0.5
-        distance_mm = self._ask(length_px)
-        self._view.stop_picking()
-        if distance_mm is None:
-            self._say("Calibration cancelled.")
-            return
-        self._on_done(start, end, distance_mm)
+        try:
+            self._on_pair(start, end)  # the line stays drawn while, say, a dialog asks about it
+        finally:
+            if not any(tool.active for tool in self._view.findChildren(PointPairTool)):
+                self._view.stop_picking()

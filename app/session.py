@@ -7,16 +7,18 @@ threshold or opacity never re-runs the network.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import math
-
 import numpy as np
 
+from app.calipers import (FrameCaliper, Point, automatic_calipers, check_plane, frame_plane, moved,
+                          next_caliper_name, with_new_mask)
 from pipeline.imaging.calibration import MANUAL, Calibration, calibrate, manual_spacing
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import THRESHOLD_RANGE, ModelContract
+from pipeline.inference.gland_size import GLAND_CLASS
 from pipeline.inference.measure import ClassArea, class_areas, draw_overlay
 from pipeline.inference.saving import mask_and_overlay_paths, write_mask_and_overlay
 from pipeline.inference.predictor import Segmentation
@@ -44,6 +46,9 @@ class Session:
         calibration: the open frame's pixel spacing and its source (the calibration chain of
             :func:`pipeline.imaging.calibration.calibrate`: DICOM, depth scale, none), or None.
         segmentation: the model's output for ``frame``, or None while none is available.
+        user_plane: the plane the user chose for the frame, or None (then the file name's or
+            the model's: :attr:`plane`).
+        calipers: the frame's calipers, the automatic ones first (:mod:`app.calipers`).
     """
 
     classes: tuple[str, ...] = ()
@@ -55,6 +60,8 @@ class Session:
     frame: Frame | None = None
     calibration: Calibration | None = None
     segmentation: Segmentation | None = None
+    user_plane: str | None = None
+    calipers: list[FrameCaliper] = field(default_factory=list)
 
     def use_contract(self, contract: ModelContract) -> None:
         """Adopts a (new) model's classes and threshold; drops the old model's result."""
@@ -69,6 +76,8 @@ class Session:
         self.frame_path = Path(path)
         self.frame = frame
         self.calibration = calibrate(frame.gray, frame.spacing_mm)
+        self.user_plane = None
+        self.calipers = []
         self.segmentation = None
 
     def calibrate_manually(self, start_xy: tuple[float, float], end_xy: tuple[float, float],
@@ -83,7 +92,45 @@ class Session:
         spacing = manual_spacing(start_xy, end_xy, distance_mm)
         self.calibration = Calibration((spacing, spacing), MANUAL, f"two points {math.dist(start_xy, end_xy):.1f} px "
                                                                    f"apart are {distance_mm:g} mm")
+        self.refresh_calipers()  # "perpendicular" is in mm
         return self.calibration
+
+    @property
+    def plane(self) -> tuple[str | None, str | None]:
+        """The open frame's plane and its source (see :func:`app.calipers.frame_plane`); (None, None) without one."""
+        if self.frame_path is None:
+            return None, None
+        model = self.segmentation.plane if self.segmentation is not None else None
+        return frame_plane(self.user_plane, self.frame_path.name, model)
+
+    def set_plane(self, plane: str | None) -> None:
+        """The user's plane for the frame (None: back to the file name's or the model's); re-places the calipers."""
+        self.user_plane = check_plane(plane)
+        self.refresh_calipers()
+
+    def refresh_calipers(self) -> None:
+        """Re-places the untouched automatic calipers on the current gland mask; the user's stay."""
+        masks = self.masks()
+        automatic: list[FrameCaliper] = []
+        if masks is not None and GLAND_CLASS in self.classes:
+            spacing = self.calibration.spacing_mm if self.calibration is not None else None
+            automatic = automatic_calipers(masks[self.classes.index(GLAND_CLASS)], self.plane[0], spacing)
+        self.calipers = with_new_mask(self.calipers, automatic)
+
+    def move_caliper(self, index: int, end: int, xy: Point) -> FrameCaliper:
+        """Moves end 0 or 1 of caliper ``index`` to ``xy`` (frame px); the caliper becomes the user's."""
+        self.calipers[index] = moved(self.calipers[index], end, xy)
+        return self.calipers[index]
+
+    def add_caliper(self, start_xy: Point, end_xy: Point) -> FrameCaliper:
+        """Adds a caliper named 'caliper N' between two frame points."""
+        caliper = FrameCaliper(next_caliper_name(self.calipers), start_xy, end_xy)
+        self.calipers.append(caliper)
+        return caliper
+
+    def delete_caliper(self, index: int) -> None:
+        """Removes caliper ``index`` (an automatic one comes back only with the next mask or plane change)."""
+        del self.calipers[index]
 
     def set_segmentation(self, segmentation: Segmentation) -> None:
         """Stores the model's output for the current frame.
@@ -94,10 +141,12 @@ class Session:
         if self.frame is None or segmentation.probabilities.shape[1:] != self.frame.gray.shape:
             raise ValueError("segmentation does not match the open frame")
         self.segmentation = segmentation
+        self.refresh_calipers()
 
     def set_threshold(self, value: float) -> None:
         """Sets the probability threshold (clamped to :data:`THRESHOLD_RANGE`)."""
         self.threshold = clamp_threshold(value)
+        self.refresh_calipers()
 
     def set_opacity(self, value: float) -> None:
         """Sets the overlay fill opacity (clamped to [0, 1])."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QWheelEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from app.main_window import MainWindow
@@ -475,7 +477,7 @@ def test_two_clicks_and_a_distance_calibrate_the_frame(qtbot, window: MainWindow
     wait_segmented(qtbot, window)
     assert window.session.calibration.source == "none" and window.session.areas()[GLAND].mm2 is None
     window.calibrate_action.trigger()
-    assert window.view.picking and "click one end" in window.statusBar().currentMessage()
+    assert window.view.picking and window.statusBar().currentMessage() == "Calibrate: click one end (Esc cancels)."
     click_frame_points(qtbot, window, CLICKS)
     assert not window.view.picking
     assert len(dialog.labels) == 1 and "px long. Its true length, in mm:" in dialog.labels[0]
@@ -506,7 +508,7 @@ def test_a_cancelled_calibration_changes_nothing(qtbot, window: MainWindow, fram
         click_frame_points(qtbot, window, CLICKS)
     assert not window.view.picking
     assert window.session.calibration == before
-    assert window.statusBar().currentMessage() == "Calibration cancelled."
+    assert window.statusBar().currentMessage() == "Calibrate: cancelled."
     assert len(dialog.labels) == (0 if how == "escape" else 1)  # Esc before the second click: no dialog
 
 
@@ -532,3 +534,67 @@ def test_session_manual_calibration_replaces_the_chain(session: Session) -> None
     calibration = session.calibrate_manually((0.0, 0.0), (30.0, 40.0), 10.0)
     assert calibration.spacing_mm == pytest.approx((0.2, 0.2)) and calibration.note == "two points 50.0 px apart are 10 mm"
     assert session.areas()[GLAND].mm2 == pytest.approx(session.areas()[GLAND].pixels * 0.04)
+
+
+# Measuring: automatic calipers, the plane, dragging, adding and deleting calipers
+
+
+def test_calipers_follow_the_plane_and_the_panel_shows_them(qtbot, window: MainWindow, frame_png: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    # case01.png names no plane and the test model has no plane output: unknown, both extents
+    assert [c.name for c in window.session.calipers] == ["largest extent", "perpendicular"]
+    box = window.panel.measure_box
+    assert box.plane_label.text() == "Plane: Unknown (unknown: choose it)"
+    box.plane_box.setCurrentIndex(1)
+    box.plane_box.activated.emit(1)  # as a user's choice does
+    assert window.session.user_plane == "transverse"
+    width, height = window.session.calipers
+    assert (width.name, height.name) == ("width", "height")
+    # a 30 x 20 px rectangle (pixel centres 29 x 19 apart): its largest extent is the diagonal
+    assert width.length_px == pytest.approx(math.hypot(29, 19), abs=1.5) and height.length_px < width.length_px
+    assert box.plane_label.text() == "Plane: Transverse (set by you)"
+    assert "width" in box.calipers_label.text() and f"{width.length_px:.1f} px" in box.calipers_label.text()
+    assert window.measuring.layer.line_item(0).line().length() == pytest.approx(width.length_px)
+
+
+def test_dragging_an_end_edits_the_caliper_and_a_new_threshold_keeps_the_edit(qtbot, window: MainWindow,
+                                                                            frame_png: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    window.session.set_plane("transverse")
+    window.measuring.refresh()
+    end = window.measuring.layer.end_item(0, 1)
+    start_xy, before_xy = window.session.calipers[0].start_xy, window.session.calipers[0].end_xy
+    viewport = window.view.viewport()
+    grab = window.view.mapFromScene(end.pos())
+    drop = window.view.mapFromScene(QPointF(end.pos().x() + 5, end.pos().y() + 4))
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, grab)
+    QTest.mouseMove(viewport, drop)
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, drop)
+    edited = window.session.calipers[0]
+    assert not edited.automatic and edited.start_xy == start_xy
+    assert edited.end_xy == pytest.approx((end.pos().x(), end.pos().y()))
+    assert edited.end_xy[0] - before_xy[0] == pytest.approx(5, abs=1) and edited.end_xy[1] - before_xy[1] == \
+        pytest.approx(4, abs=1)  # dragged 5 px right, 4 px down (screen pixels are whole: within 1 frame px)
+    window.panel.threshold_slider.setValue(30)
+    names = [(c.name, c.automatic) for c in window.session.calipers]
+    assert names == [("height", True), ("width", False)]  # the new mask's height; the edited width kept
+    assert "edited" in window.panel.measure_box.calipers_label.text()
+
+
+def test_add_and_delete_a_caliper(qtbot, window: MainWindow, frame_png: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    before = len(window.session.calipers)
+    window.add_caliper_action.trigger()
+    click_frame_points(qtbot, window, ((5.0, 5.0), (5.0, 45.0)))
+    added = window.session.calipers[-1]
+    assert (added.name, added.automatic) == ("caliper 1", False)
+    assert added.length_px == pytest.approx(40, abs=1.0)
+    assert window.statusBar().currentMessage() == f"Added {added.text(None)}."
+    assert not window.delete_caliper_action.trigger() and len(window.session.calipers) == before + 1
+    assert window.statusBar().currentMessage() == "Select a caliper first: click its line."
+    window.measuring.layer.line_item(before).setSelected(True)
+    window.delete_caliper_action.trigger()
+    assert len(window.session.calipers) == before and "caliper 1" not in window.panel.measure_box.calipers_label.text()

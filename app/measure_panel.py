@@ -1,0 +1,58 @@
+"""The side panel's Measurements box: the frame's plane (and where it came from) and its calipers."""
+
+from __future__ import annotations
+
+import html
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
+
+from app.calipers import PLANE_SOURCES, FrameCaliper
+from pipeline.inference.gland_size import Spacing
+from pipeline.planes import PLANES
+
+AUTOMATIC_CHOICE = "Automatic"
+
+
+class MeasurePanel(QGroupBox):
+    """The plane choice and the caliper list.
+
+    Signals:
+        plane_chosen(object): ``transverse``, ``sagittal``, or None for the automatic plane
+            (the file name's, else the model's).
+    """
+
+    plane_chosen = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Measurements", parent)
+        self.plane_box = QComboBox()
+        self.plane_box.addItems([AUTOMATIC_CHOICE, *(plane.capitalize() for plane in PLANES)])
+        self.plane_box.setToolTip("The frame's plane: it decides which diameters are measured")
+        self.plane_box.activated.connect(self._on_plane)
+        self.plane_label = QLabel()
+        self.plane_label.setWordWrap(True)
+        self.calipers_label = QLabel()
+        self.calipers_label.setTextFormat(Qt.TextFormat.RichText)
+        self.calipers_label.setWordWrap(True)
+        layout = QVBoxLayout(self)
+        for widget in (self.plane_box, self.plane_label, self.calipers_label):
+            layout.addWidget(widget)
+        self.show_state(None, None, None, [], None)
+
+    def show_state(self, plane: str | None, source: str | None, user_plane: str | None,
+                   calipers: list[FrameCaliper], spacing_mm: Spacing | None) -> None:
+        """Shows the plane (and its source) and each caliper's length (mm, or px without a spacing)."""
+        self.plane_box.setCurrentIndex(0 if user_plane is None else 1 + PLANES.index(user_plane))
+        said = plane.capitalize() if plane is not None else "Unknown"
+        self.plane_label.setText(f"Plane: {said} ({PLANE_SOURCES[source]})")
+        if not calipers:
+            self.calipers_label.setText("No calipers: Tools › Add caliper, or a gland to measure.")
+            return
+        rows = "".join(
+            f"<tr><td>{html.escape(c.name)}</td><td align='right'>&nbsp;{html.escape(c.text(spacing_mm)[len(c.name) + 1:])}"
+            f"</td><td>&nbsp;{'auto' if c.automatic else 'edited'}</td></tr>" for c in calipers)
+        self.calipers_label.setText(f"<table cellspacing='0'>{rows}</table>")
+
+    def _on_plane(self, index: int) -> None:
+        self.plane_chosen.emit(None if index == 0 else PLANES[index - 1])
