@@ -29,17 +29,23 @@ class ImageView(QGraphicsView):
     zoom 1.0 is "100 %" and ``mapFromScene`` gives where a frame pixel is on screen.
 
     In picking mode (:meth:`start_picking`) a left click reports a point instead of panning,
-    and Esc leaves the mode.
+    and Esc leaves the mode. In painting mode (:meth:`set_painting`) a left-button drag
+    reports its points as a stroke instead of panning.
 
     Signals:
         hovered(int, int): frame pixel (x, y) under the mouse (may lie outside the image).
         point_picked(float, float): in picking mode, the clicked point, frame px (x, y).
         picking_cancelled(): Esc pressed in picking mode (the mode is left).
+        stroke_point(float, float, bool): in painting mode, a point of a left-button drag,
+            frame px, and whether it starts the stroke.
+        stroke_finished(): the drag's button was released.
     """
 
     hovered = Signal(int, int)
     point_picked = Signal(float, float)
     picking_cancelled = Signal()
+    stroke_point = Signal(float, float, bool)
+    stroke_finished = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -61,6 +67,8 @@ class ImageView(QGraphicsView):
         self.setMouseTracking(True)  # also the viewport's: report the pixel under the mouse
         self._fit_mode = True  # keep refitting on resize until the user zooms
         self._picking = False
+        self._painting = False
+        self._stroking = False
         self._marks = QGraphicsPathItem()
         pen = QPen(MARK_COLOUR, 2)
         pen.setCosmetic(True)  # 2 screen px at any zoom
@@ -73,6 +81,16 @@ class ImageView(QGraphicsView):
         """Whether a left click picks a point (instead of panning)."""
         return self._picking
 
+    def set_painting(self, on: bool) -> None:
+        """Enters (True) or leaves painting mode: left-button drags become strokes, with a crosshair cursor."""
+        self._painting, self._stroking = bool(on), False
+        if not self._picking:
+            self.setDragMode(QGraphicsView.DragMode.NoDrag if on else QGraphicsView.DragMode.ScrollHandDrag)
+            if on:
+                self.viewport().setCursor(Qt.CursorShape.CrossCursor)
+            else:
+                self.viewport().unsetCursor()
+
     def start_picking(self) -> None:
         """Enters picking mode: a crosshair cursor, clicks report points, Esc cancels."""
         self._picking = True
@@ -83,9 +101,8 @@ class ImageView(QGraphicsView):
     def stop_picking(self) -> None:
         """Leaves picking mode (dragging pans again) and removes the marks."""
         self._picking = False
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.viewport().unsetCursor()
         self.show_marks([])
+        self.set_painting(self._painting)  # back to painting, or to panning
 
     def show_marks(self, points: list[tuple[float, float]]) -> None:
         """Draws a cross at each point (frame px) and a line through them; [] clears them."""
@@ -176,7 +193,22 @@ class ImageView(QGraphicsView):
             self.point_picked.emit(point.x(), point.y())
             event.accept()
             return
+        if self._painting and event.button() == Qt.MouseButton.LeftButton:
+            point = self.mapToScene(event.position().toPoint())
+            self._stroking = True
+            self.stroke_point.emit(point.x(), point.y(), True)
+            event.accept()
+            return
         super().mousePressEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
+        """Ends a stroke in painting mode."""
+        if self._stroking and event.button() == Qt.MouseButton.LeftButton:
+            self._stroking = False
+            self.stroke_finished.emit()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
         """Esc leaves picking mode."""
@@ -191,6 +223,10 @@ class ImageView(QGraphicsView):
         """Reports the frame pixel under the mouse, then pans when dragging."""
         point: QPointF = self.mapToScene(event.position().toPoint())
         self.hovered.emit(int(np.floor(point.x())), int(np.floor(point.y())))
+        if self._stroking:
+            self.stroke_point.emit(point.x(), point.y(), False)
+            event.accept()
+            return
         super().mouseMoveEvent(event)
 
     def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 (Qt override)

@@ -17,6 +17,7 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QScrollArea, QWidget)
 
+from app.edit_controller import EditController
 from app.measuring import MeasureController
 from app.picking import Point, PointPairTool, ask_distance_mm
 from app.image_view import WHEEL_STEP, ImageView
@@ -92,6 +93,8 @@ class MainWindow(QMainWindow):
         self.view.hovered.connect(lambda x, y: self.pixel_label.setText(self.session.pixel_info(x, y)))
         self.measuring = MeasureController(self.session, self.view, self.panel.measure_box,
                                            self.statusBar().showMessage)
+        self.editing = EditController(self.session, self.view, self.panel.edit_box, self._refresh,
+                                      self.statusBar().showMessage)
         self.calibration_tool = PointPairTool(self.view, self._calibrate, self.statusBar().showMessage, "Calibrate")
         self._build_actions()
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
@@ -115,6 +118,15 @@ class MainWindow(QMainWindow):
                                             QKeySequence.StandardKey.Delete)
         for item in (self.add_caliper_action, self.delete_caliper_action):
             item.setEnabled(False)
+        self.undo_action = self.editing.undo_stack.createUndoAction(self, "Undo")
+        self.undo_action.setShortcut(QKeySequence.StandardKey.Undo)
+        self.redo_action = self.editing.undo_stack.createRedoAction(self, "Redo")
+        self.redo_action.setShortcut(QKeySequence.StandardKey.Redo)
+        self.tool_actions = {tool: action(text, lambda _checked=False, tool=tool: self.editing.set_tool(tool), key)
+                             for tool, text, key in (("brush", "Brush", "B"), ("eraser", "Eraser", "E"),
+                                                     ("fill", "Fill a closed outline", "F"),
+                                                     ("off", "Pan (no editing tool)", "P"))}
+        self.reset_action = action("Reset to the model's mask", self.editing.reset, "Ctrl+R")
         quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         fit = action("Fit to window", self.view.fit_to_window, "Ctrl+0")
         actual = action("100 %", self.view.actual_size, "Ctrl+1")
@@ -127,6 +139,10 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.save_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        edit_menu.addActions([self.undo_action, self.redo_action])
+        edit_menu.addSeparator()
+        edit_menu.addActions([*self.tool_actions.values(), self.reset_action])
         self.menuBar().addMenu("&View").addActions([fit, actual, zoom_in, zoom_out])
         self.menuBar().addMenu("&Tools").addActions([self.calibrate_action, self.add_caliper_action,
                                                      self.delete_caliper_action])
@@ -175,6 +191,7 @@ class MainWindow(QMainWindow):
         REDACT.add(path)  # its path or name may identify the patient: never in the log
         height, width = frame.gray.shape
         self.session.set_frame(path, frame)
+        self.editing.new_frame()
         log.info("frame opened: %dx%d px, spacing from %s, DICOM region %s", width, height,
                  self.session.calibration.source, "yes" if frame.region_box else "no")
         self.panel.set_frame(path, frame, self.session.calibration)

@@ -12,6 +12,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
                                QVBoxLayout, QWidget)
 
 from pipeline.inference.contract import THRESHOLD_RANGE
+from app.edit_panel import EditPanel
 from app.measure_panel import MeasurePanel
 from pipeline.imaging.calibration import SPACING_SOURCES, Calibration
 from pipeline.imaging.frames import Frame
@@ -133,6 +134,7 @@ class SidePanel(QWidget):
         self.threshold_slider.valueChanged.connect(self._on_threshold)
 
         self.measure_box = MeasurePanel()
+        self.edit_box = EditPanel()
         frame_box = QGroupBox("Frame")
         self.frame_form = QFormLayout(frame_box)
         model_box = QGroupBox("Model")
@@ -142,7 +144,7 @@ class SidePanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
-        for widget in (self.note_label, classes, display, self.measure_box, frame_box, model_box):
+        for widget in (self.note_label, classes, display, self.measure_box, self.edit_box, frame_box, model_box):
             layout.addWidget(widget)
         layout.addStretch(1)
         self.set_frame(None, None)
@@ -165,6 +167,7 @@ class SidePanel(QWidget):
             widget.deleteLater()
         self.class_boxes, self.area_labels = [], []
         self._no_classes.setVisible(contract is None)
+        self.edit_box.set_classes(tuple(contract.classes) if contract is not None else ())
         _clear(self.model_form)
         if contract is None:
             self.note_label.hide()

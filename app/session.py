@@ -49,6 +49,8 @@ class Session:
         user_plane: the plane the user chose for the frame, or None (then the file name's or
             the model's: :attr:`plane`).
         calipers: the frame's calipers, the automatic ones first (:mod:`app.calipers`).
+        edited: (C, H, W) bool masks the user has edited, or None while the masks are the
+            model's at the threshold (:meth:`masks`).
     """
 
     classes: tuple[str, ...] = ()
@@ -62,6 +64,7 @@ class Session:
     segmentation: Segmentation | None = None
     user_plane: str | None = None
     calipers: list[FrameCaliper] = field(default_factory=list)
+    edited: np.ndarray | None = None
 
     def use_contract(self, contract: ModelContract) -> None:
         """Adopts a (new) model's classes and threshold; drops the old model's result."""
@@ -78,6 +81,7 @@ class Session:
         self.calibration = calibrate(frame.gray, frame.spacing_mm)
         self.user_plane = None
         self.calipers = []
+        self.edited = None
         self.segmentation = None
 
     def calibrate_manually(self, start_xy: tuple[float, float], end_xy: tuple[float, float],
@@ -157,8 +161,36 @@ class Session:
         self.visible[index] = bool(visible)
 
     def masks(self) -> np.ndarray | None:
-        """(C, H, W) bool masks at the current threshold, or None without a segmentation."""
+        """(C, H, W) bool: the user's edited masks, else the model's at the current threshold; None without either."""
+        if self.edited is not None:
+            return self.edited
         return None if self.segmentation is None else self.segmentation.masks(self.threshold)
+
+    def class_mask(self, index: int) -> np.ndarray:
+        """A copy of class ``index``'s current (H, W) bool mask; raises ValueError without masks."""
+        masks = self.masks()
+        if masks is None:
+            raise ValueError("there is no mask to edit yet")
+        return masks[index].copy()
+
+    def set_class_mask(self, index: int, mask: np.ndarray) -> None:
+        """Replaces class ``index``'s mask (an edit): from then on the masks are the user's; re-places the calipers.
+
+        Raises:
+            ValueError: no masks yet, or a mask of another size.
+        """
+        masks = self.masks()
+        if masks is None or mask.shape != masks.shape[1:]:
+            raise ValueError("an edited mask must match the open frame's masks")
+        if self.edited is None:
+            self.edited = masks.copy()
+        self.edited[index] = mask
+        self.refresh_calipers()
+
+    def reset_to_model(self) -> None:
+        """Drops the user's edits: the masks are the model's again."""
+        self.edited = None
+        self.refresh_calipers()
 
     def areas(self) -> list[ClassArea]:
         """Area of every class at the current threshold (empty without a segmentation)."""

@@ -598,3 +598,82 @@ def test_add_and_delete_a_caliper(qtbot, window: MainWindow, frame_png: Path) ->
     window.measuring.layer.line_item(before).setSelected(True)
     window.delete_caliper_action.trigger()
     assert len(window.session.calipers) == before and "caliper 1" not in window.panel.measure_box.calipers_label.text()
+
+
+# Editing: brush, eraser and fill on real widgets, with undo and redo
+
+
+def drag(window: MainWindow, points) -> None:
+    """A left-button drag through frame points on the view."""
+    viewport = window.view.viewport()
+    screen = [window.view.mapFromScene(QPointF(x, y)) for x, y in points]
+    QTest.mousePress(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, screen[0])
+    for point in screen[1:]:
+        QTest.mouseMove(viewport, point)
+    QTest.mouseRelease(viewport, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier, screen[-1])
+
+
+def test_brush_eraser_undo_redo_and_reset(qtbot, window: MainWindow, frame_png: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    model = window.session.class_mask(GLAND)
+    edit = window.panel.edit_box
+    assert edit.state_label.text() == "Masks: the model's" and not window.undo_action.isEnabled()
+    window.tool_actions["brush"].trigger()
+    edit.radius_box.setValue(2)
+    drag(window, [(5.0, 5.0), (15.0, 5.0), (15.0, 10.0)])  # outside the gland, top left
+    painted = window.session.class_mask(GLAND)
+    assert painted[5, 5:16].all() and painted[5:11, 15].all() and (painted & ~model).sum() > 30
+    assert (painted | ~model).all()  # nothing of the model's gland lost
+    gland = window.session.areas()[GLAND]
+    assert gland.pixels == int(painted.sum()) and window.panel.area_labels[GLAND].text() == f"{gland.pixels:,} px"
+    assert edit.state_label.text() == "Masks: edited by you" and window.undo_action.isEnabled()
+    window.tool_actions["eraser"].trigger()
+    drag(window, [(40.0, 25.0)])  # a hole in the middle of the gland
+    assert not window.session.class_mask(GLAND)[25, 40]
+    assert window.editing.undo_stack.count() == 2
+    window.undo_action.trigger()
+    assert np.array_equal(window.session.class_mask(GLAND), painted)
+    window.undo_action.trigger()
+    assert np.array_equal(window.session.class_mask(GLAND), model)
+    window.redo_action.trigger()
+    assert np.array_equal(window.session.class_mask(GLAND), painted)
+    window.panel.threshold_slider.setValue(90)  # edited masks are the user's: the threshold leaves them
+    assert np.array_equal(window.session.class_mask(GLAND), painted)
+    window.reset_action.trigger()
+    assert window.session.edited is None and edit.state_label.text() == "Masks: the model's"
+    window.undo_action.trigger()  # the reset is one step too
+    assert np.array_equal(window.session.class_mask(GLAND), painted)
+
+
+def test_fill_and_a_refused_fill(qtbot, window: MainWindow, frame_png: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    window.tool_actions["eraser"].trigger()
+    window.panel.edit_box.radius_box.setValue(3)
+    drag(window, [(40.0, 25.0)])  # a closed hole inside the gland
+    holed = window.session.class_mask(GLAND)
+    assert not holed[25, 40]
+    window.tool_actions["fill"].trigger()
+    drag(window, [(40.0, 25.0)])
+    assert window.session.class_mask(GLAND)[25, 40]
+    assert window.session.class_mask(GLAND).sum() > holed.sum()
+    drag(window, [(5.0, 5.0)])  # background that reaches the border: no closed outline
+    assert window.statusBar().currentMessage().startswith("Fill: the outline around that point is not closed")
+    assert window.editing.undo_stack.count() == 2
+
+
+def test_edits_move_the_automatic_calipers_and_a_new_frame_starts_clean(qtbot, window: MainWindow,
+                                                                      frame_png: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    window.session.set_plane("transverse")
+    before = window.session.calipers[0].length_px
+    window.tool_actions["brush"].trigger()
+    window.panel.edit_box.radius_box.setValue(3)
+    drag(window, [(55.0, 25.0), (75.0, 25.0)])  # the gland grows 20 px to the right
+    assert window.session.calipers[0].length_px > before + 10
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    assert window.session.edited is None and window.editing.undo_stack.count() == 0
+    assert window.panel.edit_box.state_label.text() == "Masks: the model's"
