@@ -411,10 +411,23 @@ class EvaluateParams:
 
 @dataclass(frozen=True)
 class ExportParams:
-    """ONNX export and its parity check against PyTorch."""
+    """ONNX export, its parity check against PyTorch, and the calibration of the review flag.
+
+    Attributes:
+        opset: the ONNX opset.
+        parity_atol: the largest |ONNX Runtime - PyTorch| probability allowed on test frames.
+        review_dice_floor: in (0, 1]: a validation frame whose gland Dice is below it counts
+            as one a person should have reviewed, when the review flag's threshold is
+            calibrated (:func:`pipeline.inference.review.calibrate_review`).
+    """
 
     opset: int = 18
     parity_atol: float = 1e-3
+    review_dice_floor: float = 0.9
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.review_dice_floor <= 1.0:
+            raise ParamsError(f"{setting('export.review_dice_floor')} must be in (0, 1], got {self.review_dice_floor}")
 
 
 @dataclass(frozen=True)

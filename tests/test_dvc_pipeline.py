@@ -99,7 +99,7 @@ def test_metrics_per_class_on_the_test_patients(repro: tuple[Path, str]):
 
 
 def test_exported_model_runs_in_onnx_runtime_with_its_contract(repro: tuple[Path, str]):
-    root, _ = repro
+    root, output = repro
     segmenter = Segmenter(root / "models/model.onnx")
     contract = segmenter.contract
     metrics = json.loads((root / "reports/metrics.json").read_text())
@@ -107,6 +107,14 @@ def test_exported_model_runs_in_onnx_runtime_with_its_contract(repro: tuple[Path
     assert (contract.arch, contract.encoder, contract.preprocess.filter.method) == ("FPN", "resnet18", "isotropic")
     assert contract.metrics == metrics["test"] and "SYNTHETIC" in contract.note
     assert len(contract.dataset_version) == 16 and contract.code_version != "unknown"
+    # The review flag is calibrated on the validation frames; a model this small may find no gland on any.
+    assert "export: review flag: " in output
+    if contract.review is None:
+        assert "review flag: not calibrated" in output
+    else:
+        review = contract.review
+        assert 0.0 <= review.uncertainty <= 1.0 and review.dice_floor == 0.9 and 1 <= review.frames <= 20
+        assert f"border uncertainty > {review.uncertainty:.4f}, calibrated on {review.frames} validation" in output
     frame = cv2.imread(str(next((root / "data").glob("*/0071.jpg"))), cv2.IMREAD_GRAYSCALE)
     probabilities = segmenter.segment(frame).probabilities
     assert probabilities.shape == (2, 240, 320) and probabilities.dtype == np.float32

@@ -7,7 +7,8 @@ plane, and where the model came from (test metrics, dataset and code versions).
 
 The format is versioned (:data:`CONTRACT_VERSION`); keys added later are optional, so older
 contracts still load: one without ``postprocess`` loads with post-processing off, one without
-``plane_classes`` as a model without a plane output.
+``plane_classes`` as a model without a plane output, one without ``review`` as a model
+that flags only absent or broken glands.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.imaging.spec import PreprocessSpec
+from pipeline.inference.review import ReviewSpec
 
 CONTRACT_KEY = "trus_contract"
 CONTRACT_VERSION = 1
@@ -152,6 +154,9 @@ class ModelContract:
         note: free text shown to users, e.g. that the training data was synthetic.
         plane_classes: the plane output's column names, in order (``("transverse",
             "sagittal")``), or None: the model has no plane output.
+        review: when a frame is flagged for review (its border uncertainty's threshold,
+            calibrated on the validation frames at export); None in contracts written before
+            it existed: then only an absent or broken gland is flagged.
     """
 
     classes: tuple[str, ...]
@@ -167,6 +172,7 @@ class ModelContract:
     code_version: str = "unknown"
     note: str = ""
     plane_classes: tuple[str, ...] | None = None
+    review: ReviewSpec | None = None
 
     @property
     def size(self) -> int:
@@ -184,6 +190,7 @@ class ModelContract:
             "input": INPUT_NAME, "output": OUTPUT_NAME,
             "plane_classes": None if self.plane_classes is None else list(self.plane_classes),
             "plane_output": None if self.plane_classes is None else PLANE_OUTPUT_NAME,
+            "review": None if self.review is None else self.review.to_dict(),
         }
         return json.dumps(payload, sort_keys=True)
 
@@ -220,6 +227,7 @@ class ModelContract:
                 dataset_version=str(payload.get("dataset_version", "unknown")),
                 code_version=str(payload.get("code_version", "unknown")), note=str(payload.get("note", "")),
                 plane_classes=_plane_classes(payload.get("plane_classes")),
+                review=None if payload.get("review") is None else ReviewSpec.from_dict(payload["review"]),
             )
         except ContractError:
             raise

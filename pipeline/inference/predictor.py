@@ -16,7 +16,9 @@ from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_f
 from pipeline.imaging.preprocessing import network_input, preprocess_frame
 from pipeline.inference.contract import (CONTRACT_KEY, NO_POSTPROCESS, PLANE_OUTPUT_NAME, ContractError, ModelContract,
                                         PostprocessSpec)
+from pipeline.inference.gland_size import GLAND_CLASS
 from pipeline.inference.postprocess import postprocess_masks
+from pipeline.inference.review import ReviewSpec, review_reason, review_signal
 
 
 class ModelLoadError(ValueError):
@@ -34,6 +36,7 @@ class Segmentation:
         postprocess: the model's post-processing (its contract's), applied by :meth:`masks`.
         plane_probabilities: plane name -> probability in [0, 1] (they sum to 1), in the order
             of the contract's ``plane_classes``; None for a model without a plane output.
+        review: the contract's calibrated review threshold (:meth:`review_reason`), or None.
     """
 
     probabilities: np.ndarray
@@ -41,6 +44,7 @@ class Segmentation:
     classes: tuple[str, ...]
     postprocess: PostprocessSpec = NO_POSTPROCESS
     plane_probabilities: dict[str, float] | None = None
+    review: ReviewSpec | None = None
 
     @property
     def plane(self) -> str | None:
@@ -60,6 +64,14 @@ class Segmentation:
             (:func:`pipeline.inference.postprocess.postprocess_masks`).
         """
         return postprocess_masks(self.probabilities > threshold, self.classes, self.postprocess)
+
+    def review_reason(self, threshold: float) -> str | None:
+        """Why a person should review this frame's gland, or None (:mod:`pipeline.inference.review`, with the
+        contract's calibrated ``review``); None for a model without a ``gland`` class."""
+        if GLAND_CLASS not in self.classes:
+            return None
+        signal = review_signal(self.probabilities[self.classes.index(GLAND_CLASS)], threshold)
+        return review_reason(signal, self.review)
 
 
 class Segmenter:
@@ -146,4 +158,4 @@ class Segmenter:
         probabilities, planes = self.run_processed(processed.image)  # (1, C, S, S), (1, K) or None
         plane = None if planes is None else dict(zip(self.contract.plane_classes or (), map(float, planes[0])))
         return Segmentation(probabilities_to_original_frame(probabilities[0], processed.geometry), processed.geometry,
-                            self.classes, self.contract.postprocess, plane)
+                            self.classes, self.contract.postprocess, plane, self.contract.review)

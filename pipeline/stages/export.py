@@ -5,18 +5,23 @@
 resolved ``model.plane_head``) gives the model a ``plane`` output and the contract its
 ``plane_classes``. ONNX Runtime must agree with PyTorch on the first test frames within
 ``export.parity_atol``, or nothing is written (see :mod:`pipeline.training.onnx_export`).
+The review flag's threshold is calibrated on the validation frames
+(:mod:`pipeline.evaluation.review_calibration`) and stored in the contract.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
 from pipeline.config import load_params
+from pipeline.evaluation.review_calibration import calibrated_review, describe_review
+from pipeline.files.tables import read_table
 from pipeline.imaging.frames import read_frame
 from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, METRICS_FILE, MODEL_FILE, PROCESSED_DIR,
-                             SOURCE_INFO, SPLIT_FILE)
+                             PROCESSED_MANIFEST, SOURCE_INFO, SPLIT_FILE)
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.onnx_export import build_contract, export_checked
@@ -33,13 +38,18 @@ def main() -> None:
     model, info = load_checkpoint(CHECKPOINT_FILE)
     contract = build_contract(params, json.loads(METRICS_FILE.read_text()),
                               json.loads((FRAMES_DIR / SOURCE_INFO).read_text()), info["model"].plane_head is True)
-    test_ids = json.loads(SPLIT_FILE.read_text())["frames"]["test"][:PARITY_FRAMES]
+    split = json.loads(SPLIT_FILE.read_text())["frames"]
+    table = read_table(PROCESSED_DIR / PROCESSED_MANIFEST).set_index("frame_id")
+    review = calibrated_review(model, list(split["val"]), table, params)
+    contract = replace(contract, review=review)
+    test_ids = split["test"][:PARITY_FRAMES]
     images = np.stack([read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray for frame_id in test_ids])
     error = export_checked(model, contract, params.export.opset, images, params.export.parity_atol, MODEL_FILE)
     size_mb = MODEL_FILE.stat().st_size / 1e6
     outputs = "probabilities and plane" if contract.plane_classes else "probabilities"
     print(f"export: {MODEL_FILE} ({size_mb:.1f} MB, opset {params.export.opset}, outputs: {outputs}); "
           f"max |ORT - PyTorch| = {error:.1e} on {len(images)} test frames")
+    print(f"export: {describe_review(review)}")
 
 
 if __name__ == "__main__":
