@@ -12,6 +12,7 @@ from pipeline.inference.gland_size import Spacing
 from pipeline.planes import PLANES
 
 AUTOMATIC_CHOICE = "Automatic"
+REVIEW_STYLE = "background: #fff3cd; color: #664d03; border: 1px solid #ffda6a; padding: 4px; font-weight: bold;"
 
 
 class MeasurePanel(QGroupBox):
@@ -32,13 +33,28 @@ class MeasurePanel(QGroupBox):
         self.plane_box.activated.connect(self._on_plane)
         self.plane_label = QLabel()
         self.plane_label.setWordWrap(True)
+        self.review_label = QLabel()
+        self.review_label.setWordWrap(True)
         self.calipers_label = QLabel()
         self.calipers_label.setTextFormat(Qt.TextFormat.RichText)
         self.calipers_label.setWordWrap(True)
         layout = QVBoxLayout(self)
-        for widget in (self.plane_box, self.plane_label, self.calipers_label):
+        for widget in (self.review_label, self.plane_box, self.plane_label, self.calipers_label):
             layout.addWidget(widget)
         self.show_state(None, None, None, [], None)
+        self.show_review(None, False)
+
+    def show_review(self, reason: str | None, segmented: bool) -> None:
+        """Flags the frame for review with the reason (amber), says it is not flagged, or nothing before a result."""
+        if not segmented:
+            self.review_label.setText("")
+            self.review_label.setStyleSheet("")
+        elif reason is None:
+            self.review_label.setText("Review: not flagged")
+            self.review_label.setStyleSheet("")
+        else:
+            self.review_label.setText(f"⚠ Review this frame: {reason}")
+            self.review_label.setStyleSheet(REVIEW_STYLE)
 
     def show_state(self, plane: str | None, source: str | None, user_plane: str | None,
                    calipers: list[FrameCaliper], spacing_mm: Spacing | None) -> None:

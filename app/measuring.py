@@ -44,6 +44,7 @@ class MeasureController(QObject):
         self.layer.update(self.session.calipers, spacing)
         plane, source = self.session.plane
         self.panel.show_state(plane, source, self.session.user_plane, self.session.calipers, spacing)
+        self.panel.show_review(self.session.review_reason(), self.session.segmentation is not None)
 
     def delete_selected(self) -> bool:
         """Deletes the selected caliper; returns whether one was selected."""

@@ -166,6 +166,10 @@ class Session:
             return self.edited
         return None if self.segmentation is None else self.segmentation.masks(self.threshold)
 
+    def review_reason(self) -> str | None:
+        """Why the model's gland on this frame should be reviewed (at the current threshold), or None."""
+        return None if self.segmentation is None else self.segmentation.review_reason(self.threshold)
+
     def class_mask(self, index: int) -> np.ndarray:
         """A copy of class ``index``'s current (H, W) bool mask; raises ValueError without masks."""
         masks = self.masks()

@@ -677,3 +677,19 @@ def test_edits_move_the_automatic_calipers_and_a_new_frame_starts_clean(qtbot, w
     wait_segmented(qtbot, window)
     assert window.session.edited is None and window.editing.undo_stack.count() == 0
     assert window.panel.edit_box.state_label.text() == "Masks: the model's"
+
+
+# Review flags
+
+
+def test_the_review_flag_shows_with_its_reason(qtbot, window: MainWindow, frame_png: Path, tmp_path: Path) -> None:
+    window.open_frame(frame_png)
+    wait_segmented(qtbot, window)
+    assert window.session.review_reason() is None
+    assert window.panel.measure_box.review_label.text() == "Review: not flagged"
+    black = tmp_path / "black.png"
+    cv2.imwrite(str(black), np.zeros((HEIGHT, WIDTH), np.uint8))  # the test model finds no gland on it
+    window.open_frame(black)
+    wait_segmented(qtbot, window)
+    assert window.session.review_reason() == "no gland found"
+    assert window.panel.measure_box.review_label.text() == "⚠ Review this frame: no gland found"

@@ -76,9 +76,10 @@ def test_trus_segment_in_the_app_install(clinic: Path):
     assert cv2.imread(str(clinic / "seg/frame_overlay.png")).shape == (120, 160, 3)
     areas = (clinic / "seg/areas.csv").read_text().splitlines()
     assert areas[0] == ("file,frame,output,width,height,class,area_px,area_mm2,spacing_x_mm,spacing_y_mm,"
-                        "spacing_source,plane,plane_probability")
+                        "spacing_source,plane,plane_probability,review,review_reason")
     assert len(areas) == 3
-    assert all(row.split(",")[-2:] == ["", ""] for row in areas[1:])  # this model has no plane head
+    assert all(row.split(",")[-4:-2] == ["", ""] for row in areas[1:])  # this model has no plane head
+    assert all(row.split(",")[-2:] == ["no", ""] for row in areas[1:])  # one whole, sharp gland: no review
 
 
 def test_app_screenshot_in_the_app_install(clinic: Path):

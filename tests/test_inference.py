@@ -197,6 +197,7 @@ def test_trus_segment_takes_the_spacing_from_the_depth_scale_else_spacing_mm(tmp
     frames.mkdir()
     cv2.imwrite(str(frames / "scan.png"), rendered.image)
     cv2.imwrite(str(frames / "plain.png"), bright_rectangle())
+    cv2.imwrite(str(frames / "black.png"), np.zeros((50, 80), np.uint8))  # no gland: flagged for review
     result = run_trus("segment", str(frames), "--model", str(write_threshold_model(tmp_path / "m.onnx")),
                       "--out", str(tmp_path / "out"), "--spacing-mm", "0.3", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
@@ -204,5 +205,7 @@ def test_trus_segment_takes_the_spacing_from_the_depth_scale_else_spacing_mm(tmp
     assert gland.loc["scan", "spacing_source"] == "depth_scale"
     assert gland.loc["scan", "spacing_y_mm"] == pytest.approx(rendered.spacing_mm, rel=0.005)
     assert gland.loc["plain", "spacing_source"] == "manual" and gland.loc["plain", "spacing_x_mm"] == 0.3
+    assert gland.loc["plain", "review"] == "no" and np.isnan(gland.loc["plain", "review_reason"])
+    assert gland.loc["black", "review"] == "yes" and gland.loc["black", "review_reason"] == "no gland found"
     for output, row in gland.iterrows():
         assert row["area_mm2"] == pytest.approx(row["area_px"] * row["spacing_x_mm"] * row["spacing_y_mm"], rel=1e-3)

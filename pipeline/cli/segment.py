@@ -6,6 +6,8 @@ probability ``plane_probability`` (both empty for a model without a plane output
 come from the frame's pixel spacing, found by the calibration chain
 (:func:`pipeline.imaging.calibration.calibrate`: DICOM, depth scale, ``--spacing-mm``);
 ``spacing_x_mm``, ``spacing_y_mm`` and ``spacing_source`` say which (empty and ``none`` without one).
+``review`` (``yes``/``no``) and ``review_reason`` flag a frame whose gland the model is unsure
+about (:mod:`pipeline.inference.review`).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
 
 AREAS_FILE = "areas.csv"
 AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2", "spacing_x_mm",
-                "spacing_y_mm", "spacing_source", "plane", "plane_probability")
+                "spacing_y_mm", "spacing_source", "plane", "plane_probability", "review", "review_reason")
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,9 @@ def areas_csv(rows: list[dict]) -> str:
                       **{key: "" if row[key] is None else f"{row[key]:.6f}" for key in ("spacing_x_mm", "spacing_y_mm")},
                       "plane": row.get("plane") or "",
                       "plane_probability": "" if row.get("plane_probability") is None
-                      else f"{row['plane_probability']:.4f}"} for row in rows)
+                      else f"{row['plane_probability']:.4f}",
+                      "review": "yes" if row.get("review_reason") else "no",
+                      "review_reason": row.get("review_reason") or ""} for row in rows)
     return buffer.getvalue()
 
 
@@ -94,12 +98,15 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
             plane = segmentation.plane
             probability = None if plane is None else segmentation.plane_probabilities[plane]  # type: ignore[index]
             calibration = calibrate(frame.gray, frame.spacing_mm, tick_mm, spacing_mm)
+            reason = segmentation.review_reason(threshold)
             spacing = calibration.spacing_mm
             for area in class_areas(masks, segmenter.classes, spacing):
                 rows.append({"file": str(path), "frame": index, "output": name, "width": frame.gray.shape[1],
                              "height": frame.gray.shape[0], "class": area.name, "area_px": area.pixels,
                              "area_mm2": area.mm2, "spacing_x_mm": None if spacing is None else spacing[0],
-                             "spacing_y_mm": None if spacing is None else spacing[1], "spacing_source": calibration.source, "plane": plane, "plane_probability": probability})
+                             "spacing_y_mm": None if spacing is None else spacing[1],
+                             "spacing_source": calibration.source, "plane": plane, "plane_probability": probability,
+                             "review_reason": reason})
     write_text_atomically(out_dir / AREAS_FILE, areas_csv(rows))
     return SegmentResult(rows, failures)
 
