@@ -14,8 +14,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QScrollArea, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
+                               QProgressBar, QScrollArea, QWidget)
 
 from app.edit_controller import EditController
 from app.measuring import MeasureController
@@ -24,6 +24,7 @@ from app.image_view import WHEEL_STEP, ImageView
 from app.log_file import REDACT, current_log_file
 from app.panel import SidePanel
 from app.session import Session
+from app.settings import TICK_RANGE_MM, AppSettings
 from app.worker import SegmentationWorker
 from pipeline.imaging.frames import FRAME_SUFFIXES, Frame, FrameReadError, read_frame
 from pipeline.inference.predictor import ModelLoadError, Segmentation, Segmenter
@@ -46,14 +47,16 @@ class MainWindow(QMainWindow):
         progress: the status bar's busy indicator, visible while the model runs.
     """
 
-    def __init__(self, report_error: Callable[[str], None] | None = None) -> None:
+    def __init__(self, report_error: Callable[[str], None] | None = None, settings: AppSettings | None = None) -> None:
         """Builds the window with no frame and no model.
 
         Args:
             report_error: receives one-line error messages; default: a critical dialog.
+            settings: the persisted settings; default: the user's (:class:`app.settings.AppSettings`).
         """
         super().__init__()
-        self.session = Session()
+        self.settings = settings if settings is not None else AppSettings()
+        self.session = Session(opacity=self.settings.opacity)
         self.segmenter: Segmenter | None = None
         self._report_error = report_error or self._error_dialog
         self._started = 0.0
@@ -113,6 +116,7 @@ class MainWindow(QMainWindow):
         self.save_action.setEnabled(False)
         self.calibrate_action = action("Calibrate…", self.calibration_tool.start, "Ctrl+K")
         self.calibrate_action.setEnabled(False)
+        self.tick_action = action("Depth scale tick interval…", self._choose_tick_interval, "")
         self.add_caliper_action = action("Add caliper", self.measuring.add_tool.start, "Ctrl+L")
         self.delete_caliper_action = action("Delete caliper", self.measuring.delete_selected,
                                             QKeySequence.StandardKey.Delete)
@@ -144,7 +148,7 @@ class MainWindow(QMainWindow):
         edit_menu.addSeparator()
         edit_menu.addActions([*self.tool_actions.values(), self.reset_action])
         self.menuBar().addMenu("&View").addActions([fit, actual, zoom_in, zoom_out])
-        self.menuBar().addMenu("&Tools").addActions([self.calibrate_action, self.add_caliper_action,
+        self.menuBar().addMenu("&Tools").addActions([self.calibrate_action, self.tick_action, self.add_caliper_action,
                                                      self.delete_caliper_action])
         toolbar = self.addToolBar("Main")
         toolbar.setMovable(False)
@@ -190,7 +194,8 @@ class MainWindow(QMainWindow):
         """Shows an already read frame, fitted to the window, and segments it."""
         REDACT.add(path)  # its path or name may identify the patient: never in the log
         height, width = frame.gray.shape
-        self.session.set_frame(path, frame)
+        self.session.set_frame(path, frame, self.settings.tick_mm)
+        self.settings.last_folder = path.parent
         self.editing.new_frame()
         log.info("frame opened: %dx%d px, spacing from %s, DICOM region %s", width, height,
                  self.session.calibration.source, "yes" if frame.region_box else "no")
@@ -262,7 +267,22 @@ class MainWindow(QMainWindow):
 
     def _start_dir(self) -> str:
         path = self.session.frame_path
-        return str(path.parent) if path else str(Path.cwd())
+        return str(path.parent if path else (self.settings.last_folder or Path.cwd()))
+
+    def _choose_tick_interval(self) -> None:
+        value, accepted = QInputDialog.getDouble(self, "Depth scale", "mm between the depth scale's longer ticks:",
+                                                 self.settings.tick_mm, *TICK_RANGE_MM, 2)
+        if accepted:
+            self.set_tick_interval(value)
+
+    def set_tick_interval(self, tick_mm: float) -> None:
+        """Keeps the depth scale's tick interval (persisted) and recalibrates the open frame with it."""
+        self.settings.tick_mm = tick_mm
+        calibration = self.session.recalibrate(tick_mm)
+        if calibration is not None:
+            self.panel.set_frame(self.session.frame_path, self.session.frame, calibration)
+            self._refresh()
+        self.statusBar().showMessage(f"Depth scale: {tick_mm:g} mm between the longer ticks.")
 
     # Drag and drop: a frame file opens it, an .onnx file loads the model.
 
@@ -323,6 +343,7 @@ class MainWindow(QMainWindow):
 
     def _on_opacity(self, value: float) -> None:
         self.session.set_opacity(value)
+        self.settings.opacity = self.session.opacity
         self._refresh()
 
     def _on_threshold(self, value: float) -> None:

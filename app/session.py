@@ -16,6 +16,7 @@ import numpy as np
 from app.calipers import (FrameCaliper, Point, automatic_calipers, check_plane, frame_plane, moved,
                           next_caliper_name, with_new_mask)
 from pipeline.imaging.calibration import MANUAL, Calibration, calibrate, manual_spacing
+from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import THRESHOLD_RANGE, ModelContract
 from pipeline.inference.gland_size import GLAND_CLASS
@@ -74,11 +75,11 @@ class Session:
         self.visible = [True] * len(self.classes)
         self.segmentation = None
 
-    def set_frame(self, path: Path, frame: Frame) -> None:
+    def set_frame(self, path: Path, frame: Frame, tick_mm: float = TICK_MM) -> None:
         """Shows a newly read frame and calibrates it; its segmentation is pending until :meth:`set_segmentation`."""
         self.frame_path = Path(path)
         self.frame = frame
-        self.calibration = calibrate(frame.gray, frame.spacing_mm)
+        self.calibration = calibrate(frame.gray, frame.spacing_mm, tick_mm)
         self.user_plane = None
         self.calipers = []
         self.edited = None
@@ -97,6 +98,13 @@ class Session:
         self.calibration = Calibration((spacing, spacing), MANUAL, f"two points {math.dist(start_xy, end_xy):.1f} px "
                                                                    f"apart are {distance_mm:g} mm")
         self.refresh_calipers()  # "perpendicular" is in mm
+        return self.calibration
+
+    def recalibrate(self, tick_mm: float) -> Calibration | None:
+        """Runs the calibration chain again with another depth-scale tick interval (a manual calibration stays)."""
+        if self.frame is not None and self.calibration is not None and self.calibration.source != MANUAL:
+            self.calibration = calibrate(self.frame.gray, self.frame.spacing_mm, tick_mm)
+            self.refresh_calipers()
         return self.calibration
 
     @property

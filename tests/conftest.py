@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 import yaml
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The app's persisted settings go to a file of the test run, never the user's own.
+os.environ.setdefault("TRUS_APP_SETTINGS", os.path.join(tempfile.mkdtemp(prefix="trus-app-settings-"), "settings.ini"))
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_EXPORTS = Path("tests") / "fixtures" / "roboflow-real"

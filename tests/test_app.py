@@ -25,6 +25,7 @@ from app.main_window import MainWindow
 from app.panel import metrics_table
 from pipeline.inference.contract import THRESHOLD_RANGE
 from app.session import Session
+from app.settings import AppSettings
 from pipeline.imaging.frames import Frame
 from pipeline.inference.measure import colour_for
 from pipeline.inference.predictor import Segmenter
@@ -80,8 +81,8 @@ def errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
-def window(qtbot, model_path: Path, errors: list[str]) -> MainWindow:
-    window = MainWindow()
+def window(qtbot, model_path: Path, errors: list[str], tmp_path: Path) -> MainWindow:
+    window = MainWindow(settings=AppSettings(tmp_path / "settings.ini"))  # each test starts from the defaults
     qtbot.addWidget(window)
     window.resize(900, 600)
     window.load_model(model_path)
@@ -386,8 +387,8 @@ def test_model_metadata_and_hover(qtbot, window: MainWindow, frame_png: Path) ->
     assert "grey 255   gland 1.00" in window.pixel_label.text()
 
 
-def test_frame_without_model(qtbot, frame_png: Path, errors: list[str]) -> None:
-    window = MainWindow()
+def test_frame_without_model(qtbot, frame_png: Path, errors: list[str], tmp_path: Path) -> None:
+    window = MainWindow(settings=AppSettings(tmp_path / "settings.ini"))
     qtbot.addWidget(window)
     assert window.open_frame(frame_png)
     assert not window.worker.busy and window.view.has_image()
@@ -693,3 +694,49 @@ def test_the_review_flag_shows_with_its_reason(qtbot, window: MainWindow, frame_
     wait_segmented(qtbot, window)
     assert window.session.review_reason() == "no gland found"
     assert window.panel.measure_box.review_label.text() == "⚠ Review this frame: no gland found"
+
+
+# Settings that persist
+
+
+def test_settings_persist_between_windows(qtbot, model_path: Path, frame_png: Path, tmp_path: Path) -> None:
+    settings_file = tmp_path / "persisted.ini"
+    first = MainWindow(settings=AppSettings(settings_file))
+    qtbot.addWidget(first)
+    first.open_frame(frame_png)
+    first.panel.opacity_slider.setValue(60)
+    first.set_tick_interval(5.0)
+    first.settings.sync()
+    second = MainWindow(settings=AppSettings(settings_file))
+    qtbot.addWidget(second)
+    assert second.session.opacity == pytest.approx(0.6) and second.panel.opacity_slider.value() == 60
+    assert second.settings.tick_mm == 5.0 and second.settings.last_folder == frame_png.parent
+    assert second._start_dir() == str(frame_png.parent)
+
+
+def test_a_new_tick_interval_recalibrates_the_open_frame(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    gray = np.zeros((400, 600), np.uint8)
+    cv2.circle(gray, (260, 200), 150, 120, -1)  # the fan
+    for row in range(20, 380, 40):
+        cv2.line(gray, (520, row), (531, row), 220, 1)  # a tick every 40 px
+    path = tmp_path / "ruled.png"
+    cv2.imwrite(str(path), gray)
+    window.open_frame(path)
+    wait_segmented(qtbot, window)
+    assert window.session.calibration.spacing_mm == pytest.approx((0.25, 0.25))  # 10 mm per 40 px
+    window.set_tick_interval(5.0)
+    assert window.session.calibration.spacing_mm == pytest.approx((0.125, 0.125))
+    assert form_texts(window.panel.frame_form)["Pixel spacing"] == \
+        "0.1250 × 0.1250 mm, from the depth scale burned into the frame"
+    with pytest.raises(ValueError, match="tick interval must be 0.5-100.0 mm"):
+        window.settings.tick_mm = 0.0
+
+
+@pytest.mark.parametrize("stored", ["abc", "-1", "nan", "7"])
+def test_unreadable_stored_values_read_as_defaults(tmp_path: Path, stored: str) -> None:
+    path = tmp_path / "bad.ini"
+    path.write_text(f"[General]\nopacity={stored}\ntick_mm={stored}\nlast_folder=/no/such/folder\n")
+    settings = AppSettings(path)
+    assert settings.opacity == 0.35  # 7 is no opacity either
+    assert settings.tick_mm == (7.0 if stored == "7" else 10.0)
+    assert settings.last_folder is None

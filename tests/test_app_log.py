@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QMessageBox
 from app import log_file
 from app.log_file import BACKUPS, LOG_DIR_VARIABLE, LOG_NAME, MAX_BYTES, REDACTED, configure_file_logging
 from app.main_window import MainWindow
+from app.settings import AppSettings
 from tests.tiny_models import write_threshold_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,7 +81,7 @@ def test_a_failure_in_the_worker_keeps_its_traceback(qtbot, tmp_path: Path, in_p
                                                      monkeypatch: pytest.MonkeyPatch):
     shown: list[str] = []
     monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: shown.append(text))
-    window = MainWindow()
+    window = MainWindow(settings=AppSettings(tmp_path / "settings.ini"))
     qtbot.addWidget(window)
     window.load_model(write_threshold_model(tmp_path / "model.onnx"))
 

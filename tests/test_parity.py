@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from app.main_window import MainWindow
+from app.settings import AppSettings
 from pipeline.config import load_params
 from pipeline.inference.predictor import Segmenter
 from pipeline.synthetic import SampleSpec, write_sample_export
@@ -61,7 +62,7 @@ def test_app_input_tensor_equals_the_pipelines(tmp_path: Path, qtbot, filter_met
     segmenter = Segmenter(write_threshold_model(tmp_path / "model.onnx", contract))
     recorder = RecordingSession(segmenter._session)
     segmenter._session = recorder
-    window = MainWindow(report_error=pytest.fail)
+    window = MainWindow(report_error=pytest.fail, settings=AppSettings(tmp_path / "settings.ini"))
     qtbot.addWidget(window)
     window.use_segmenter(segmenter)
     window.load_frame(tmp_path / "data" / row.export_split / row.export_file)  # the original export JPEG
