@@ -66,6 +66,8 @@ class Session:
     user_plane: str | None = None
     calipers: list[FrameCaliper] = field(default_factory=list)
     edited: np.ndarray | None = None
+    _review_for: tuple[Segmentation, float] | None = field(default=None, repr=False)
+    _review: str | None = field(default=None, repr=False)
 
     def use_contract(self, contract: ModelContract) -> None:
         """Adopts a (new) model's classes and threshold; drops the old model's result."""
@@ -175,8 +177,17 @@ class Session:
         return None if self.segmentation is None else self.segmentation.masks(self.threshold)
 
     def review_reason(self) -> str | None:
-        """Why the model's gland on this frame should be reviewed (at the current threshold), or None."""
-        return None if self.segmentation is None else self.segmentation.review_reason(self.threshold)
+        """Why the model's gland on this frame should be reviewed (at the current threshold), or None.
+
+        Kept for the last (segmentation, threshold): the app asks on every redraw.
+        """
+        if self.segmentation is None:
+            return None
+        known = self._review_for
+        if known is None or known[0] is not self.segmentation or known[1] != self.threshold:
+            self._review_for = (self.segmentation, self.threshold)
+            self._review = self.segmentation.review_reason(self.threshold)
+        return self._review
 
     def class_mask(self, index: int) -> np.ndarray:
         """A copy of class ``index``'s current (H, W) bool mask; raises ValueError without masks."""

@@ -95,11 +95,15 @@ def review_signal(gland_probability: np.ndarray, threshold: float) -> ReviewSign
     areas = stats[1:, cv2.CC_STAT_AREA]
     largest = 1 + int(np.argmax(areas))
     pieces = int((areas >= MIN_PIECE_FRACTION * areas.max()).sum())
-    gland = (labels == largest).astype(np.uint8)
     half_width = max(2, round(BAND_FRACTION * math.sqrt(4.0 * areas.max() / math.pi)))
+    x, y, w, h = stats[largest, :4]
+    margin = half_width + 1  # the work is on the gland's box, with room for the band outside it
+    rows = slice(max(0, y - margin), min(raw.shape[0], y + h + margin))
+    columns = slice(max(0, x - margin), min(raw.shape[1], x + w + margin))
+    gland = (labels[rows, columns] == largest).astype(np.uint8)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * half_width + 1, 2 * half_width + 1))
     band = cv2.dilate(gland, disk).astype(bool) & ~cv2.erode(gland, disk).astype(bool)
-    p = gland_probability[band].astype(np.float64)
+    p = gland_probability[rows, columns][band].astype(np.float64)
     return ReviewSignal(pieces, float(np.mean(4.0 * p * (1.0 - p))))
 
 
