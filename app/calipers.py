@@ -25,7 +25,8 @@ from pipeline.inference.gland_size import Spacing, gland_diameters
 from pipeline.planes import DEFAULT_PLANE_PATTERN, PLANES, plane_from_name
 
 Point = tuple[float, float]
-AUTOMATIC_NAMES = {"transverse": ("width", "height"), "sagittal": ("length",), None: ("largest extent", "perpendicular")}
+AUTOMATIC_NAMES = {"transverse": ("width", "height"), "sagittal": ("length",),
+                   None: ("largest extent", "perpendicular")}
 """Plane (None: unknown) -> the names of its automatic calipers, major first."""
 PLANE_SOURCES = {"user": "set by you", "file name": "from the file name", "model": "the model's plane output",
                  None: "unknown: choose it"}

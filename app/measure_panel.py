@@ -66,8 +66,9 @@ class MeasurePanel(QGroupBox):
             self.calipers_label.setText("No calipers: Tools › Add caliper, or a gland to measure.")
             return
         rows = "".join(
-            f"<tr><td>{html.escape(c.name)}</td><td align='right'>&nbsp;{html.escape(c.text(spacing_mm)[len(c.name) + 1:])}"
-            f"</td><td>&nbsp;{'auto' if c.automatic else 'edited'}</td></tr>" for c in calipers)
+            f"<tr><td>{html.escape(c.name)}</td>"
+            f"<td align='right'>&nbsp;{html.escape(c.text(spacing_mm)[len(c.name) + 1:])}</td>"
+            f"<td>&nbsp;{'auto' if c.automatic else 'edited'}</td></tr>" for c in calipers)
         self.calipers_label.setText(f"<table cellspacing='0'>{rows}</table>")
 
     def _on_plane(self, index: int) -> None:

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import track
 
-from pipeline.cli.common import EXIT_BAD_INPUT, check_spacing_options, Force, console, expand_inputs, one_line_errors, say, unique_stems
+from pipeline.cli.common import (EXIT_BAD_INPUT, Force, check_spacing_options, console, expand_inputs, one_line_errors,
+                                 say, unique_stems)
 from pipeline.files.atomic import write_text_atomically
 from pipeline.files.output_folder import output_folder
 from pipeline.imaging.calibration import calibrate
@@ -55,7 +56,8 @@ def areas_csv(rows: list[dict]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=AREA_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows({**row, "area_mm2": "" if row["area_mm2"] is None else f"{row['area_mm2']:.3f}",
-                      **{key: "" if row[key] is None else f"{row[key]:.6f}" for key in ("spacing_x_mm", "spacing_y_mm")},
+                      **{key: "" if row[key] is None else f"{row[key]:.6f}"
+                         for key in ("spacing_x_mm", "spacing_y_mm")},
                       "plane": row.get("plane") or "",
                       "plane_probability": "" if row.get("plane_probability") is None
                       else f"{row['plane_probability']:.4f}",

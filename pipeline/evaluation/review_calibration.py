@@ -42,7 +42,8 @@ def review_pairs(model: nn.Module, frame_ids: list[str], table: pd.DataFrame,
             continue
         processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
         probabilities, _ = predict_outputs(model, processed[None], params.model.mean, params.model.std, device=device)
-        original = probabilities_to_original_frame(probabilities[0], FrameGeometry.from_dict(table.loc[frame_id].to_dict()))
+        geometry = FrameGeometry.from_dict(table.loc[frame_id].to_dict())
+        original = probabilities_to_original_frame(probabilities[0], geometry)
         signal = review_signal(original[gland], threshold)
         if signal.uncertainty is None:
             continue  # no gland at all: flagged anyway
