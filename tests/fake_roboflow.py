@@ -13,19 +13,39 @@ client reads (see ``roboflow/__init__.py``, ``core/workspace.py``, ``core/projec
                                           ``{"export": {"link": BASE/files/NAME.zip, ...}}``
 ``GET /files/NAME.zip``                   the zip with Content-Length (the storage link: no key)
 ``POST /dataset/PROJ/upload?api_key=K``   multipart ``name``, ``split``, ``file``: ``{"success": true, "id"}``
+``POST /WS/PROJ/search?api_key=K``        JSON ``offset``, ``limit``, ``fields`` (``tag``): ``{"results":
+                                          [{"id", "name", ...}], "total"}`` (``Project.search``)
+``POST /WS/images/ID/metadata?api_key=K`` JSON ``addTags``/``removeTags``: ``{"success": true}``; unknown
+                                          image 404 (``Project.update_image_metadata``)
+``POST /dataset/PROJ/annotate/ID?api_key= JSON ``{"annotationFile": COCO text, "labelmap"}``, query ``name``,
+K&name=N[&overwrite=true]                 ``overwrite``, ``addToDataset``: ``{"success": true}``; an annotated
+[&addToDataset=false]``                   image without overwrite 409 "already annotated"; unknown image 404
+                                          (``Project.save_annotation``)
 ========================================  ===========================================================
+
+The project's images are those of the ``coco-segmentation`` export (read when first needed),
+each named as Roboflow names an uploaded image, by its original name (``P001_F01.png`` for
+the export file ``P001_F01_png.rf.<hash>.jpg``), with a stable 20-character id; tests add
+more with :meth:`FakeRoboflow.add_image`. Tags and saved annotations are kept per image, and
+the export zips served from then on reflect them, as a version generated after the change
+would: the image's annotations replaced by the saved file's (categories matched by name, the
+client's placeholder for an image without objects skipped) and its tags in ``extra.user_tags``.
 
 Errors use Roboflow's JSON shape ``{"error": {"message", "type", "hint", ...}}``: a bad key gets
 401 (the body echoes the key, as the real API does, so scrubbing is exercised), an unknown
 workspace, project or version 404, an unknown export format 400. Failure modes are attributes:
 ``generating_polls`` (None: forever), ``version_generating``, ``link_status`` (e.g. 403, an
-expired link), ``corrupt_zip``, ``listed_exports``, ``fail_uploads_after``. Every request is
-recorded in ``requests``, every upload in ``uploads``.
+expired link), ``corrupt_zip``, ``listed_exports``, ``fail_uploads_after``, ``refuse_annotations`` (image name ->
+HTTP status of its annotation save), ``disconnect_after_saves`` (later annotation saves get the
+connection closed without an answer: a network failure). Every request is recorded in
+``requests``, every upload in ``uploads``, every search body in ``searches``, every tag change
+in ``tag_updates``, every annotation save in ``annotation_saves``.
 """
 
 from __future__ import annotations
 
 import email
+import hashlib
 import io
 import json
 import socket
@@ -36,6 +56,12 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+from pipeline.ingest.names import parse_export_name
+
+COCO_FORMAT = "coco-segmentation"
+ANNOTATIONS = "_annotations.coco.json"
+DISCONNECT = object()  # what FakeRoboflow.answer returns to close the connection without an answer
 
 
 @dataclass(frozen=True)
@@ -77,8 +103,14 @@ class FakeRoboflow:
         self.corrupt_zip = False
         self.listed_exports: list[str] = []  # formats the version lists as exported (the client skips polling)
         self.fail_uploads_after: int | None = None  # uploads beyond this many answer HTTP 500
+        self.refuse_annotations: dict[str, int] = {}  # image name -> HTTP status of its annotation save
+        self.disconnect_after_saves: int | None = None  # annotation saves beyond this many: connection closed
         self.requests: list[Recorded] = []
         self.uploads: list[dict] = []
+        self.searches: list[dict] = []
+        self.tag_updates: list[dict] = []
+        self.annotation_saves: list[dict] = []
+        self._images: list[dict] | None = None
         self.export_requests = 0
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -128,6 +160,12 @@ class FakeRoboflow:
                          "authenticated.", "docs": "https://docs.roboflow.com", "workspace": self.workspace}
         if method == "POST" and len(parts) == 3 and parts[0] == "dataset" and parts[2] == "upload":
             return self._upload(parts[1], query, body, ctype)
+        if method == "POST" and len(parts) == 4 and parts[0] == "dataset" and parts[2] == "annotate":
+            return self._annotate(parts[1], parts[3], query, body)
+        if method == "POST" and len(parts) == 3 and parts[2] == "search":
+            return self._search(parts[0], parts[1], body)
+        if method == "POST" and len(parts) == 4 and parts[1] == "images" and parts[3] == "metadata":
+            return self._metadata(parts[0], parts[2], body)
         if method != "GET" or not 1 <= len(parts) <= 4:
             return 404, _error(f"Unsupported request {method} {path}")
         if parts[0] != self.workspace:
@@ -166,7 +204,7 @@ class FakeRoboflow:
         export_format = name.removesuffix(".zip").removeprefix(f"{self.project}-{self.version}-")
         if export_format not in self.exports:
             return 404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml"
-        data = self.exports[export_format]
+        data = self._reflecting_changes(self.exports[export_format])
         return 200, data[: len(data) // 2] if self.corrupt_zip else data, "application/zip"
 
     def _upload(self, project: str, query: dict[str, list[str]], body: bytes, ctype: str) -> tuple:
@@ -180,6 +218,101 @@ class FakeRoboflow:
         self.uploads.append({"name": fields["name"].decode(), "split": fields["split"].decode(),
                              "file": fields["file"], "batch": query.get("batch", [None])[0]})
         return 200, {"success": True, "id": uuid.uuid4().hex[:20]}
+
+    # The project's images: search, tags, annotation saves, and exports that reflect them.
+
+    def project_images(self) -> list[dict]:
+        """The project's images (``id``, ``name``, ``export_name``, ``split``, ``tags``, ``annotation``: the last
+        saved COCO file), built from the ``coco-segmentation`` export when first needed."""
+        if self._images is None:
+            self._images = []
+            if COCO_FORMAT in self.exports:
+                with zipfile.ZipFile(io.BytesIO(self.exports[COCO_FORMAT])) as archive:
+                    for member in sorted(n for n in archive.namelist() if n.endswith(ANNOTATIONS)):
+                        split = member.rpartition("/")[0]
+                        for image in json.loads(archive.read(member))["images"]:
+                            self.add_image(parse_export_name(image["file_name"]).original_name,
+                                           export_name=image["file_name"], split=split)
+        return self._images
+
+    def add_image(self, name: str, export_name: str | None = None, split: str = "train") -> dict:
+        """Adds an image named ``name`` to the project (a second one of a name is allowed, as on Roboflow)."""
+        images = self.project_images()
+        image = {"id": hashlib.sha1(f"{len(images)}:{export_name or name}".encode()).hexdigest()[:20],
+                 "name": name, "export_name": export_name, "split": split, "tags": [], "annotation": None}
+        images.append(image)
+        return image
+
+    def _image(self, image_id: str) -> dict | None:
+        return next((image for image in self.project_images() if image["id"] == image_id), None)
+
+    def _search(self, workspace: str, project: str, body: bytes) -> tuple:
+        if (workspace, project) != (self.workspace, self.project):
+            return 404, _error(f"Dataset `{workspace}/{project}` does not exist.")
+        payload = json.loads(body or b"{}")
+        self.searches.append(payload)
+        offset, limit = int(payload.get("offset", 0)), int(payload.get("limit", 50))
+        if not 1 <= limit <= 250:
+            return 400, _error("limit must be between 1 and 250")
+        matching = [image for image in self.project_images() if payload.get("tag") in (None, *image["tags"])]
+        fields = payload.get("fields") or ["id", "created", "name", "labels"]
+        results = [{**{field: image[field] for field in fields if field in ("id", "name", "split", "tags")},
+                    "mediaType": "image"} for image in matching[offset: offset + limit]]
+        return 200, {"results": results, "total": len(matching)}
+
+    def _metadata(self, workspace: str, image_id: str, body: bytes) -> tuple:
+        if workspace != self.workspace:
+            return 404, _error(f"Workspace with ID `{workspace}` does not exist.")
+        image = self._image(image_id)
+        if image is None:
+            return 404, _error(f"Image `{image_id}` does not exist.")
+        payload = json.loads(body or b"{}")
+        self.tag_updates.append({"image_id": image_id, **payload})
+        image["tags"] = [tag for tag in dict.fromkeys(image["tags"] + payload.get("addTags", []))
+                         if tag not in payload.get("removeTags", [])]
+        return 200, {"success": True}
+
+    def _annotate(self, project: str, image_id: str, query: dict[str, list[str]], body: bytes) -> tuple | object:
+        if project != self.project:
+            return 404, _error(f"Dataset with ID `{project}` does not exist.")
+        image = self._image(image_id)
+        if image is None:
+            return 404, _error(f"Image `{image_id}` does not exist.")
+        if self.disconnect_after_saves is not None and len(self.annotation_saves) >= self.disconnect_after_saves:
+            return DISCONNECT
+        status = self.refuse_annotations.get(image["name"])
+        if status is not None:
+            return status, _error(f"Annotation of `{image['name']}` refused.")
+        try:
+            document = json.loads(json.loads(body)["annotationFile"])
+            if not (isinstance(document["images"], list) and isinstance(document["annotations"], list)):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return 400, _error("Could not parse the annotation file.")
+        overwrite = query.get("overwrite") == ["true"]
+        if image["annotation"] is not None and not overwrite:
+            return 409, _error("Image already annotated; pass overwrite=true to replace it.")
+        self.annotation_saves.append({"image_id": image_id, "name": query.get("name", [""])[0],
+                                      "overwrite": overwrite, "add_to_dataset": query.get("addToDataset", [None])[0],
+                                      "job_name": query.get("jobName", [None])[0], "document": document})
+        image["annotation"] = document
+        return 200, {"success": True}
+
+    def _reflecting_changes(self, data: bytes) -> bytes:
+        """An export zip with the saved annotations and tags of its images in its COCO files."""
+        if self._images is None:
+            return data  # nothing searched, tagged or annotated yet
+        images = {image["export_name"]: image for image in self._images if image["export_name"]}
+        if not any(image["annotation"] is not None or image["tags"] for image in images.values()):
+            return data
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as out:
+            for member in source.namelist():
+                content = source.read(member)
+                if member.endswith(ANNOTATIONS):
+                    content = json.dumps(_with_changes(json.loads(content), images)).encode()
+                out.writestr(member, content)
+        return buffer.getvalue()
 
     def _workspace_info(self) -> dict:
         return {"name": "Hospital Urology", "url": self.workspace, "members": 3}
@@ -197,6 +330,35 @@ class FakeRoboflow:
                 "augmentation": {}, "preprocessing": {"auto-orient": True}, "exports": list(self.listed_exports)}
 
 
+def _with_changes(coco: dict, images: dict[str, dict]) -> dict:
+    """One export COCO file with its images' saved annotations (categories matched by name) and tags."""
+    category_of = {category["name"]: category["id"] for category in coco["categories"]}
+    superclass = next((c["name"] for c in coco["categories"] if c.get("supercategory") == "none"), "none")
+    annotations = list(coco["annotations"])
+    for entry in coco["images"]:
+        image = images.get(entry["file_name"])
+        if image is None:
+            continue
+        if image["tags"]:
+            entry["extra"] = {**entry.get("extra", {}), "name": image["name"], "user_tags": list(image["tags"])}
+        saved = image["annotation"]
+        if saved is None:
+            continue
+        names = {category["id"]: category["name"] for category in saved["categories"]}
+        own = {listed["id"] for listed in saved["images"]}
+        annotations = [annotation for annotation in annotations if annotation["image_id"] != entry["id"]]
+        for annotation in saved["annotations"]:
+            if annotation["image_id"] not in own:
+                continue  # the client's placeholder of an image without objects
+            name = names[annotation["category_id"]]
+            if name not in category_of:
+                category_of[name] = max(category_of.values(), default=-1) + 1
+                coco["categories"].append({"id": category_of[name], "name": name, "supercategory": superclass})
+            annotations.append({**annotation, "image_id": entry["id"], "category_id": category_of[name]})
+    coco["annotations"] = [{**annotation, "id": index} for index, annotation in enumerate(annotations)]
+    return coco
+
+
 def _error(message: str) -> dict:
     return {"error": {"message": message, "type": "GraphMethodException", "hint": "Check the URL."}}
 
@@ -208,7 +370,11 @@ def _handler(fake: FakeRoboflow) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             query = parse_qs(split.query)
             fake.requests.append(Recorded(method, split.path, query, body))
-            status, payload, *ctype = fake.answer(method, split.path, query, body, self.headers.get("Content-Type", ""))
+            answer = fake.answer(method, split.path, query, body, self.headers.get("Content-Type", ""))
+            if answer is DISCONNECT:
+                self.close_connection = True  # nothing written: the client sees the connection dropped
+                return
+            status, payload, *ctype = answer
             data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
             self.send_response(status)
             self.send_header("Content-Type", ctype[0] if ctype else "application/json")

@@ -1,4 +1,5 @@
-"""``trus upload``: de-identified frames to a Roboflow project (key from ROBOFLOW_API_KEY)."""
+"""``trus upload``: de-identified frames to a Roboflow project; ``trus upload-corrections``: clinicians'
+corrected masks back to it (key from ROBOFLOW_API_KEY for both)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 import typer
 
 from pipeline.cli.common import one_line_errors, say
+from pipeline.files.atomic import write_json_atomically
 from pipeline.layout import IMAGES
 
 
@@ -25,3 +27,52 @@ def upload(
 
         count = upload_frames(images, workspace, project, timeout, batch_name=batch)
     say(f"upload: {count} image(s) from {images} -> Roboflow {workspace}/{project}")
+
+
+def upload_corrections(
+    folder: Annotated[Path, typer.Argument(help="A corrections folder written by the app "
+                                                "(pipeline.corrections.write_corrections).")],
+    workspace: Annotated[str, typer.Option(help="Roboflow workspace slug.")],
+    project: Annotated[str, typer.Option(help="Roboflow project slug.")],
+    tag: Annotated[str, typer.Option(help="Tag added to every corrected image, for the team's review.")]
+    = "clinician-corrected",
+    timeout: Annotated[float, typer.Option(min=1.0, help="Longest wait for Roboflow per frame, seconds.")] = 120.0,
+    report: Annotated[Path | None, typer.Option(help="Where to write the JSON report (default: "
+                                                     "FOLDER.upload_report.json beside the folder).")] = None,
+) -> None:
+    """Send clinicians' corrected masks to the Roboflow project: each image tagged, its annotation replaced.
+
+    Prints which frames were sent and which not (and why), writes that beside FOLDER as JSON, exits 1 if any was not.
+    """
+    with one_line_errors():
+        from pipeline.files.output_folder import refuse_overlap
+        from pipeline.ingest.roboflow.corrections import upload_corrections as send_corrections
+
+        report_path = report or default_report_path(folder)
+        refuse_overlap(report_path, [folder])  # the report never goes into (or replaces) the source folder
+        outcome = send_corrections(folder, workspace, project, tag, timeout)
+    sent = len(outcome.outcomes) - len(outcome.failed)
+    say(f"upload-corrections: {sent} of {len(outcome.outcomes)} frame(s) from {folder} sent to Roboflow "
+        f"{workspace}/{project} (tagged {tag!r}, annotation replaced)")
+    for frame in outcome.outcomes:
+        if frame.sent:
+            say(f"  sent      {frame.file_name} (image {frame.image_id})")
+        else:
+            say(f"  not sent  {frame.file_name}: {frame.reason}")
+    try:
+        write_json_atomically(report_path, outcome.as_json())
+        say(f"report: {report_path}")
+    except OSError as error:
+        say(f"the report could not be written to {report_path} ({error}); it is printed above", "warning")
+    if outcome.stopped:
+        say(f"the upload stopped: {outcome.stopped}", "error")
+    if outcome.failed:
+        say(f"{len(outcome.failed)} frame(s) not sent; fix the cause and run again (sent frames are sent again "
+            "harmlessly: the tag is added once, the annotation replaced)", "error")
+        raise typer.Exit(1)
+
+
+def default_report_path(folder: Path) -> Path:
+    """``FOLDER.upload_report.json`` beside the corrections folder (the source folder itself is never written)."""
+    resolved = folder.resolve()
+    return resolved.with_name(f"{resolved.name}.upload_report.json")

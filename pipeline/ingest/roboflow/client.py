@@ -35,7 +35,7 @@ CHILD_MODULE = "pipeline.ingest.roboflow.child"  # run by name in the child: thi
 
 
 def run_client(job: Callable[..., Any], args: tuple, api_key: str, timeout_s: float, what: str,
-               progress_extends_deadline: bool = False) -> Any:
+               progress_extends_deadline: bool = False, on_progress: Callable[[list], None] | None = None) -> Any:
     """Runs ``job(observer, api_key, *args)`` in a child interpreter and kills it at the deadline.
 
     Not multiprocessing: ``python -c`` re-runs nothing of the caller's ``__main__`` and starts
@@ -50,6 +50,9 @@ def run_client(job: Callable[..., Any], args: tuple, api_key: str, timeout_s: fl
         timeout_s: seconds until the child is killed; with ``progress_extends_deadline`` the
             clock restarts at each ``["progress", n]`` the job sends.
         what: what is being fetched, for messages.
+        on_progress: called in this process with the payload of each ``["progress", n, ...]``
+            the job sends (``[n, ...]``, not scrubbed), as it arrives: what the job did before a
+            failure or the deadline is known even though no answer comes.
 
     Returns:
         What ``job`` returned (JSON-serialisable).
@@ -95,6 +98,8 @@ def run_client(job: Callable[..., Any], args: tuple, api_key: str, timeout_s: fl
                 last_http = payload
             elif kind == "progress":
                 done = payload[0]
+                if on_progress is not None:
+                    on_progress(payload)
                 deadline = time.monotonic() + timeout_s if progress_extends_deadline else deadline
     finally:
         with contextlib.suppress(OSError):
