@@ -1,10 +1,11 @@
 """Command line of the desktop app (``trus-app`` and ``python -m app``).
 
-``trus-app [FRAME] [--model PATH] [--screenshot OUT.png]``
+``trus-app [CASE] [--model PATH] [--screenshot OUT.png]``
 
-The model and frame named on the command line are loaded before the Qt application starts,
-so a bad file gives a one-line error on stderr and exit code 2. With ``--screenshot``
-the app segments FRAME, saves a picture of the window to OUT.png, prints its path and
+CASE is a frame file, a multi-frame DICOM, a folder of frames or a case file. The model and the
+case named on the command line are checked before the Qt application starts, so a bad file gives
+a one-line error on stderr and exit code 2. With ``--screenshot`` the app segments the case's
+first frame, saves a picture of the window to OUT.png, prints its path and
 exits (works with ``QT_QPA_PLATFORM=offscreen``). Everything is logged to a rotating file in the
 user's log folder (see :mod:`app.log_file`).
 """
@@ -20,9 +21,11 @@ from pathlib import Path
 from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
+from app.case import first_readable_frame
+from app.case_file import CaseFileError, read_case
 from app.log_file import REDACT, configure_file_logging
 from app.main_window import MainWindow
-from pipeline.imaging.frames import Frame, FrameReadError, read_frame
+from pipeline.imaging.frames import FrameReadError
 from pipeline.inference.predictor import ModelLoadError, Segmenter
 from pipeline.layout import MODEL_FILE
 
@@ -36,15 +39,16 @@ log = logging.getLogger("app")
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Parses the command line (argparse exits 2 on a usage error)."""
     parser = argparse.ArgumentParser(prog=PROG, description="View and save a model's segmentation of TRUS frames.")
-    parser.add_argument("frame", nargs="?", type=Path, metavar="FRAME",
-                        help="a frame to open (PNG, JPEG, BMP, TIFF or DICOM)")
+    parser.add_argument("frame", nargs="?", type=Path, metavar="CASE",
+                        help="a case to open: a frame (PNG, JPEG, BMP, TIFF or DICOM, multi-frame included), "
+                             "a folder of frames or a case file")
     parser.add_argument("--model", type=Path, default=None, metavar="PATH",
                         help=f"the exported ONNX model (default: {MODEL_FILE})")
     parser.add_argument("--screenshot", type=Path, metavar="OUT.png",
-                        help="segment FRAME, save a picture of the window to OUT.png and exit")
+                        help="segment the case's first frame, save a picture of the window to OUT.png and exit")
     args = parser.parse_args(argv)
     if args.screenshot is not None and args.frame is None:
-        parser.error("--screenshot needs a FRAME")
+        parser.error("--screenshot needs a CASE")
     return args
 
 
@@ -66,16 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_optional = args.model is None and args.screenshot is None and not model_path.exists()
     try:
         segmenter = None if model_optional else Segmenter(model_path)
-        frame = read_frame(args.frame) if args.frame is not None else None
-    except (ModelLoadError, FrameReadError) as error:
+        if args.frame is not None:
+            first_readable_frame(read_case(args.frame)[0])
+    except (ModelLoadError, FrameReadError, CaseFileError) as error:
         return _fail(str(error))
 
     application = QApplication.instance() or QApplication([sys.argv[0]])
     application.setApplicationName(PROG)
     application.setStyle("Fusion")
     if args.screenshot is not None:
-        assert frame is not None and segmenter is not None  # guaranteed by parse_args and model_optional
-        return _screenshot(segmenter, args.frame, frame, args.screenshot)
+        assert segmenter is not None  # guaranteed by model_optional
+        return _screenshot(segmenter, args.frame, args.screenshot)
     window = MainWindow()
     window.resize(*WINDOW_SIZE)
     if segmenter is not None:
@@ -83,13 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         window.statusBar().showMessage(f"No model at {model_path}: use File › Open model…")
     window.show()
-    if frame is not None:
-        window.show_frame(args.frame, frame)
+    if args.frame is not None:
+        window.open_frame(args.frame)
     return application.exec()
 
 
-def _screenshot(segmenter: Segmenter, frame_path: Path, frame: Frame, out: Path) -> int:
-    """Segments one frame in a fixed-size window and saves ``window.grab()`` to ``out``."""
+def _screenshot(segmenter: Segmenter, frame_path: Path, out: Path) -> int:
+    """Segments a case's first frame in a fixed-size window and saves ``window.grab()`` to ``out``."""
     errors: list[str] = []
     window = MainWindow(report_error=errors.append)
     window.resize(*WINDOW_SIZE)
@@ -102,7 +107,11 @@ def _screenshot(segmenter: Segmenter, frame_path: Path, frame: Frame, out: Path)
             loop.quit()
 
     window.worker.busy_changed.connect(quit_when_idle)
-    window.show_frame(frame_path, frame)
+    try:
+        window.load_frame(frame_path)
+    except (FrameReadError, CaseFileError) as error:
+        window.close()
+        return _fail(str(error))
     if window.worker.busy:
         QTimer.singleShot(SEGMENT_TIMEOUT_MS, loop.quit)
         loop.exec()

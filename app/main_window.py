@@ -17,7 +17,10 @@ from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKe
 from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QProgressBar, QScrollArea, QWidget)
 
+from app.case_controller import CaseController
+from app.case_file import CaseFileError
 from app.edit_controller import EditController
+from app.frame_list import FrameList
 from app.measuring import MeasureController
 from app.picking import Point, PointPairTool, ask_distance_mm
 from app.image_view import WHEEL_STEP, ImageView
@@ -26,7 +29,7 @@ from app.panel import SidePanel
 from app.session import Session
 from app.settings import TICK_RANGE_MM, AppSettings
 from app.worker import SegmentationWorker
-from pipeline.imaging.frames import FRAME_SUFFIXES, Frame, FrameReadError, read_frame
+from pipeline.imaging.frames import FRAME_SUFFIXES, Frame, FrameReadError
 from pipeline.inference.predictor import ModelLoadError, Segmentation, Segmenter
 
 APP_TITLE = "TRUS Segmentation"
@@ -65,6 +68,7 @@ class MainWindow(QMainWindow):
 
         self.view = ImageView()
         self.panel = SidePanel()
+        self.frame_list = FrameList()
         scroll = QScrollArea()
         scroll.setWidget(self.panel)
         scroll.setWidgetResizable(True)
@@ -74,6 +78,7 @@ class MainWindow(QMainWindow):
         layout = QHBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
+        layout.addWidget(self.frame_list)
         layout.addWidget(self.view, 1)
         layout.addWidget(scroll)
         self.setCentralWidget(central)
@@ -99,6 +104,8 @@ class MainWindow(QMainWindow):
         self.editing = EditController(self.session, self.view, self.panel.edit_box, self._refresh,
                                       self.statusBar().showMessage)
         self.calibration_tool = PointPairTool(self.view, self._calibrate, self.statusBar().showMessage, "Calibrate")
+        self.cases = CaseController(self, self.frame_list, self.panel.volume_box)
+        self._segmenting: int | None = None
         self._build_actions()
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
         self.statusBar().showMessage("Ready.")
@@ -111,6 +118,14 @@ class MainWindow(QMainWindow):
             return item
 
         self.open_frame_action = action("Open frame…", self._choose_frame, QKeySequence.StandardKey.Open)
+        self.open_case_action = action("Open case folder…", self._choose_case_folder, "Ctrl+Alt+O")
+        self.save_case_action = action("Save case", self.cases.save, "Ctrl+Alt+S")
+        self.save_case_as_action = action("Save case as…", lambda: self.cases.save_as(None), "")
+        self.next_action = action("Next frame", lambda: self.cases.step(1), QKeySequence.StandardKey.MoveToNextPage)
+        self.previous_action = action("Previous frame", lambda: self.cases.step(-1),
+                                      QKeySequence.StandardKey.MoveToPreviousPage)
+        for item in (self.save_case_action, self.save_case_as_action, self.next_action, self.previous_action):
+            item.setEnabled(False)
         self.open_model_action = action("Open model…", self._choose_model, "Ctrl+Shift+O")
         self.save_action = action("Save mask and overlay…", self._choose_save_dir, QKeySequence.StandardKey.Save)
         self.save_action.setEnabled(False)
@@ -138,16 +153,19 @@ class MainWindow(QMainWindow):
         zoom_out = action("Zoom out", lambda: self.view.zoom_by(1 / WHEEL_STEP), QKeySequence.StandardKey.ZoomOut)
 
         file_menu = self.menuBar().addMenu("&File")
-        file_menu.addActions([self.open_frame_action, self.open_model_action])
+        file_menu.addActions([self.open_frame_action, self.open_case_action, self.open_model_action])
         file_menu.addSeparator()
-        file_menu.addAction(self.save_action)
+        file_menu.addActions([self.save_case_action, self.save_case_as_action, self.save_action])
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         edit_menu = self.menuBar().addMenu("&Edit")
         edit_menu.addActions([self.undo_action, self.redo_action])
         edit_menu.addSeparator()
         edit_menu.addActions([*self.tool_actions.values(), self.reset_action])
-        self.menuBar().addMenu("&View").addActions([fit, actual, zoom_in, zoom_out])
+        view_menu = self.menuBar().addMenu("&View")
+        view_menu.addActions([fit, actual, zoom_in, zoom_out])
+        view_menu.addSeparator()
+        view_menu.addActions([self.next_action, self.previous_action])
         self.menuBar().addMenu("&Tools").addActions([self.calibrate_action, self.tick_action, self.add_caliper_action,
                                                      self.delete_caliper_action])
         toolbar = self.addToolBar("Main")
@@ -172,6 +190,8 @@ class MainWindow(QMainWindow):
         """Switches to an already loaded model and re-segments the open frame."""
         self.segmenter = segmenter
         self.session.use_contract(segmenter.contract)
+        if self.session.case is not None:
+            self.session.case.forget_segmentations()
         self.panel.set_model(segmenter.contract, segmenter.path)
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
         contract = segmenter.contract
@@ -182,39 +202,48 @@ class MainWindow(QMainWindow):
         self._segment()
 
     def load_frame(self, path: Path | str) -> None:
-        """Reads a frame file, shows it and segments it.
+        """Opens a frame file, a folder of frames or a case file as the case, and shows its first frame.
+
+        A multi-frame DICOM is a case of its cine frames.
 
         Raises:
-            FrameReadError: the file is missing, unsupported or corrupt.
+            FrameReadError: the file or folder is missing, unsupported or corrupt.
+            CaseFileError: a case file that cannot be read.
         """
-        REDACT.add(Path(path))
-        self.show_frame(Path(path), read_frame(path))
+        REDACT.add(Path(path))  # its path or name may identify the patient: never in the log
+        self.cases.open(Path(path))
+        for item in (self.save_case_action, self.save_case_as_action, self.next_action, self.previous_action):
+            item.setEnabled(True)
 
-    def show_frame(self, path: Path, frame: Frame) -> None:
-        """Shows an already read frame, fitted to the window, and segments it."""
-        REDACT.add(path)  # its path or name may identify the patient: never in the log
+    def show_case_frame(self, number: int, frame: Frame) -> None:
+        """Shows case frame ``number`` (already read), fitted to the window, with its work; segments it if needed."""
+        path = self.session.case.frames[number].path
+        REDACT.add(path)
         height, width = frame.gray.shape
-        self.session.set_frame(path, frame, self.settings.tick_mm)
-        self.settings.last_folder = path.parent
+        self.session.show_case_frame(number, frame, self.settings.tick_mm)
+        self.settings.last_folder = path.parent if path.is_file() else path
         self.editing.new_frame()
         log.info("frame opened: %dx%d px, spacing from %s, DICOM region %s", width, height,
                  self.session.calibration.source, "yes" if frame.region_box else "no")
         self.panel.set_frame(path, frame, self.session.calibration)
         for item in (self.calibrate_action, self.add_caliper_action, self.delete_caliper_action):
             item.setEnabled(True)
-        self.setWindowTitle(f"{path.name} — {APP_TITLE}")
+        self.setWindowTitle(f"{self.session.case.frames[number].label} — {APP_TITLE}")
         self._refresh(fit=True)
         if self.segmenter is None:
             self.statusBar().showMessage("No model loaded: use File › Open model… to segment this frame.")
-        self._segment()
+        if self.session.segmentation is None:
+            self._segment()
 
     # User actions: errors are reported, and the window stays as it was.
 
     def open_frame(self, path: Path | str) -> bool:
         """Opens a frame (File › Open frame…, drag and drop); returns whether it worked."""
+        if not self.cases.ask_to_save():
+            return False
         try:
             self.load_frame(path)
-        except FrameReadError as error:
+        except (FrameReadError, CaseFileError) as error:
             self._fail(str(error))
             return False
         return True
@@ -236,10 +265,7 @@ class MainWindow(QMainWindow):
         try:
             existing = [path for path in self.session.save_paths(Path(out_dir)) if path.exists()]
             names = " and ".join(path.name for path in existing)
-            if existing and QMessageBox.question(
-                    self, APP_TITLE, f"{names} already exist in {out_dir}. Replace them?",
-                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-                    QMessageBox.StandardButton.No) != QMessageBox.StandardButton.Yes:
+            if existing and not self.confirm(f"{names} already exist in {out_dir}. Replace them?"):
                 self.statusBar().showMessage("Not saved: the files already exist.")
                 return None
             paths = self.session.save(Path(out_dir))
@@ -253,6 +279,11 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open frame", self._start_dir(), FRAME_FILTER)
         if path:
             self.open_frame(path)
+
+    def _choose_case_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of frames as a case", self._start_dir())
+        if folder:
+            self.open_frame(folder)
 
     def _choose_model(self) -> None:
         start = str(self.segmenter.path.parent) if self.segmenter else str(Path.cwd())
@@ -268,6 +299,24 @@ class MainWindow(QMainWindow):
     def _start_dir(self) -> str:
         path = self.session.frame_path
         return str(path.parent if path else (self.settings.last_folder or Path.cwd()))
+
+    def say(self, message: str) -> None:
+        """Shows a one-line message in the status bar."""
+        self.statusBar().showMessage(message)
+
+    def report(self, message: str) -> None:
+        """Reports a one-line error (logged, status bar, dialog); the window stays as it was."""
+        self._fail(message)
+
+    def confirm(self, question: str) -> bool:
+        """Asks a yes/no question (No by default)."""
+        return QMessageBox.question(self, APP_TITLE, question,
+                                    QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+                                    QMessageBox.StandardButton.No) == QMessageBox.StandardButton.Yes
+
+    def refresh(self) -> None:
+        """Redraws everything from the session."""
+        self._refresh()
 
     def _choose_tick_interval(self) -> None:
         value, accepted = QInputDialog.getDouble(self, "Depth scale", "mm between the depth scale's longer ticks:",
@@ -313,10 +362,15 @@ class MainWindow(QMainWindow):
     def _segment(self) -> None:
         if self.segmenter is not None and self.session.frame is not None:
             self._started = time.perf_counter()
+            self._segmenting = self.session.frame_number
             self.statusBar().showMessage("Segmenting…")
             self.worker.submit(self.segmenter, self.session.frame.gray, self.session.frame.region_box)
 
     def _on_segmented(self, segmentation: Segmentation) -> None:
+        if self._segmenting != self.session.frame_number:  # the user moved on meanwhile: keep it for later
+            if self.session.case is not None and self._segmenting is not None:
+                self.session.case.keep_segmentation(self._segmenting, segmentation)
+            return
         self.session.set_segmentation(segmentation)
         self._refresh()
         self.statusBar().showMessage(f"Segmented in {time.perf_counter() - self._started:.2f} s.")
@@ -356,6 +410,7 @@ class MainWindow(QMainWindow):
             self.view.set_image(self.session.overlay(), fit=fit)
         self.panel.set_areas(self.session.areas())
         self.measuring.refresh()
+        self.cases.refresh()
         self.save_action.setEnabled(self.session.segmentation is not None)
 
     def _fail(self, message: str) -> None:
@@ -369,6 +424,9 @@ class MainWindow(QMainWindow):
         QMessageBox.critical(self, APP_TITLE, message + details)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        """Waits for a running segmentation before closing."""
+        """Offers to save the case's work, then waits for a running segmentation before closing."""
+        if not self.cases.ask_to_save():
+            event.ignore()
+            return
         self.worker.shutdown()
         super().closeEvent(event)

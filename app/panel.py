@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGridLayout, QGroupBox, Q
 from pipeline.inference.contract import THRESHOLD_RANGE
 from app.edit_panel import EditPanel
 from app.measure_panel import MeasurePanel
+from app.volume_panel import VolumePanel
 from pipeline.imaging.calibration import SPACING_SOURCES, Calibration
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import ModelContract
@@ -134,6 +135,7 @@ class SidePanel(QWidget):
         self.threshold_slider.valueChanged.connect(self._on_threshold)
 
         self.measure_box = MeasurePanel()
+        self.volume_box = VolumePanel()
         self.edit_box = EditPanel()
         frame_box = QGroupBox("Frame")
         self.frame_form = QFormLayout(frame_box)
@@ -144,7 +146,8 @@ class SidePanel(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 8, 8, 8)
-        for widget in (self.note_label, classes, display, self.measure_box, self.edit_box, frame_box, model_box):
+        for widget in (self.note_label, classes, display, self.measure_box, self.volume_box, self.edit_box, frame_box,
+                       model_box):
             layout.addWidget(widget)
         layout.addStretch(1)
         self.set_frame(None, None)

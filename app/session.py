@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from app.calipers import (FrameCaliper, Point, automatic_calipers, check_plane, frame_plane, moved,
                           next_caliper_name, with_new_mask)
+from app.case import Case, FrameWork
+from app.case_volume import VolumeFigures, volume_figures
 from pipeline.imaging.calibration import MANUAL, Calibration, calibrate, manual_spacing
 from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import THRESHOLD_RANGE, ModelContract
-from pipeline.inference.gland_size import GLAND_CLASS
+from pipeline.inference.gland_size import GLAND_CLASS, PSA_DENSITY_THRESHOLD, check_psa
 from pipeline.inference.measure import ClassArea, class_areas, draw_overlay
 from pipeline.inference.saving import mask_and_overlay_paths, write_mask_and_overlay
 from pipeline.inference.predictor import Segmentation
@@ -52,6 +55,9 @@ class Session:
         calipers: the frame's calipers, the automatic ones first (:mod:`app.calipers`).
         edited: (C, H, W) bool masks the user has edited, or None while the masks are the
             model's at the threshold (:meth:`masks`).
+        case: the open case (:mod:`app.case`), or None for a frame shown on its own.
+        frame_number: the open frame's 0-based number in ``case``, or None.
+        psa_threshold: the PSA density threshold, ng/mL/cc (> 0).
     """
 
     classes: tuple[str, ...] = ()
@@ -66,6 +72,9 @@ class Session:
     user_plane: str | None = None
     calipers: list[FrameCaliper] = field(default_factory=list)
     edited: np.ndarray | None = None
+    case: Case | None = None
+    frame_number: int | None = None
+    psa_threshold: float = PSA_DENSITY_THRESHOLD
     _review_for: tuple[Segmentation, float] | None = field(default=None, repr=False)
     _review: str | None = field(default=None, repr=False)
 
@@ -99,6 +108,7 @@ class Session:
         spacing = manual_spacing(start_xy, end_xy, distance_mm)
         self.calibration = Calibration((spacing, spacing), MANUAL, f"two points {math.dist(start_xy, end_xy):.1f} px "
                                                                    f"apart are {distance_mm:g} mm")
+        self._edited_frame()
         self.refresh_calipers()  # "perpendicular" is in mm
         return self.calibration
 
@@ -106,6 +116,7 @@ class Session:
         """Runs the calibration chain again with another depth-scale tick interval (a manual calibration stays)."""
         if self.frame is not None and self.calibration is not None and self.calibration.source != MANUAL:
             self.calibration = calibrate(self.frame.gray, self.frame.spacing_mm, tick_mm)
+            self._edited_frame()
             self.refresh_calipers()
         return self.calibration
 
@@ -120,6 +131,7 @@ class Session:
     def set_plane(self, plane: str | None) -> None:
         """The user's plane for the frame (None: back to the file name's or the model's); re-places the calipers."""
         self.user_plane = check_plane(plane)
+        self._edited_frame()
         self.refresh_calipers()
 
     def refresh_calipers(self) -> None:
@@ -134,17 +146,20 @@ class Session:
     def move_caliper(self, index: int, end: int, xy: Point) -> FrameCaliper:
         """Moves end 0 or 1 of caliper ``index`` to ``xy`` (frame px); the caliper becomes the user's."""
         self.calipers[index] = moved(self.calipers[index], end, xy)
+        self._edited_frame()
         return self.calipers[index]
 
     def add_caliper(self, start_xy: Point, end_xy: Point) -> FrameCaliper:
         """Adds a caliper named 'caliper N' between two frame points."""
         caliper = FrameCaliper(next_caliper_name(self.calipers), start_xy, end_xy)
         self.calipers.append(caliper)
+        self._edited_frame()
         return caliper
 
     def delete_caliper(self, index: int) -> None:
         """Removes caliper ``index`` (an automatic one comes back only with the next mask or plane change)."""
         del self.calipers[index]
+        self._edited_frame()
 
     def set_segmentation(self, segmentation: Segmentation) -> None:
         """Stores the model's output for the current frame.
@@ -155,11 +170,15 @@ class Session:
         if self.frame is None or segmentation.probabilities.shape[1:] != self.frame.gray.shape:
             raise ValueError("segmentation does not match the open frame")
         self.segmentation = segmentation
+        if self.case is not None and self.frame_number is not None:
+            self.case.keep_segmentation(self.frame_number, segmentation)
         self.refresh_calipers()
 
     def set_threshold(self, value: float) -> None:
         """Sets the probability threshold (clamped to :data:`THRESHOLD_RANGE`)."""
         self.threshold = clamp_threshold(value)
+        if self.case is not None:
+            self.case.clear_acceptance()  # every frame's masks change
         self.refresh_calipers()
 
     def set_opacity(self, value: float) -> None:
@@ -208,11 +227,13 @@ class Session:
         if self.edited is None:
             self.edited = masks.copy()
         self.edited[index] = mask
+        self._edited_frame()
         self.refresh_calipers()
 
     def reset_to_model(self) -> None:
         """Drops the user's edits: the masks are the model's again."""
         self.edited = None
+        self._edited_frame()
         self.refresh_calipers()
 
     def areas(self) -> list[ClassArea]:
@@ -253,7 +274,7 @@ class Session:
         masks = self.masks()
         if masks is None or self.frame_path is None:
             raise ValueError("there is no segmentation to save")
-        return write_mask_and_overlay(Path(out_dir), self.frame_path.stem, masks, self.overlay())
+        return write_mask_and_overlay(Path(out_dir), self.frame_stem, masks, self.overlay())
 
     def save_paths(self, out_dir: Path) -> tuple[Path, Path]:
         """The mask and overlay files :meth:`save` would write into ``out_dir``.
@@ -263,7 +284,133 @@ class Session:
         """
         if self.frame_path is None:
             raise ValueError("no frame is open")
-        return mask_and_overlay_paths(Path(out_dir), self.frame_path.stem)
+        return mask_and_overlay_paths(Path(out_dir), self.frame_stem)
+
+    @property
+    def frame_stem(self) -> str:
+        """The stem of files saved from the open frame (a cine frame's number appended); "" without one."""
+        if self.case is not None and self.frame_number is not None:
+            return self.case.frames[self.frame_number].stem
+        return self.frame_path.stem if self.frame_path is not None else ""
+
+    # The case: moving between frames keeps each frame's work; the volume and its acceptance.
+
+    def open_case(self, case: Case) -> None:
+        """Adopts a newly opened case; no frame is shown until :meth:`show_case_frame`."""
+        self.case = case
+        self.frame_number = None
+        self.frame_path = self.frame = self.calibration = self.segmentation = None
+        self.user_plane, self.calipers, self.edited = None, [], None
+
+    def current_work(self) -> FrameWork:
+        """The open frame's work, as :class:`app.case.FrameWork` (what is kept when the user moves on)."""
+        return FrameWork(self.user_plane, list(self.calipers), None if self.edited is None else self.edited.copy(),
+                         self.calibration)
+
+    def work_on(self, number: int) -> FrameWork | None:
+        """The work on case frame ``number`` (the open one's as it is now), or None if never opened."""
+        if self.case is None:
+            return None
+        return self.current_work() if number == self.frame_number else self.case.work.get(number)
+
+    def show_case_frame(self, number: int, frame: Frame, tick_mm: float = TICK_MM) -> None:
+        """Keeps the open frame's work and shows case frame ``number`` (read by the caller) with its own work.
+
+        Its kept model output, if any, is used again; else it is pending until :meth:`set_segmentation`.
+
+        Raises:
+            ValueError: no case is open, or no such frame.
+        """
+        if self.case is None or not 0 <= number < len(self.case.frames):
+            raise ValueError(f"no frame {number + 1} in the open case")
+        if self.frame_number is not None:
+            self.case.work[self.frame_number] = self.current_work()
+        self.set_frame(self.case.frames[number].path, frame, tick_mm)
+        self.frame_number = number
+        work = self.case.work.get(number)
+        if work is not None:
+            if work.calibration is not None and work.calibration.source == MANUAL:
+                self.calibration = work.calibration
+            self.user_plane, self.calipers = work.user_plane, list(work.calipers)
+            if work.edited is not None and work.edited.shape[1:] == frame.gray.shape:
+                self.edited = work.edited.copy()
+        kept = self.case.segmentation(number)
+        if kept is not None:
+            self.set_segmentation(kept)
+
+    def _edited_frame(self) -> None:
+        """An edit on the open frame: measurements that use it are no longer accepted."""
+        if self.case is None:
+            return
+        self.case.changed()
+        if self.frame_number in self.case.volume_frames.values():
+            self.case.clear_acceptance()
+
+    def use_for_volume(self) -> str:
+        """Measures the volume on the open frame's plane with this frame; returns the plane.
+
+        Raises:
+            ValueError: no case frame is open, or its plane is unknown.
+        """
+        plane = self.plane[0]
+        if self.case is None or self.frame_number is None:
+            raise ValueError("open a case frame first")
+        if plane is None:
+            raise ValueError("the frame's plane is unknown: choose transverse or sagittal first")
+        if self.case.volume_frames.get(plane) != self.frame_number:
+            self.case.volume_frames[plane] = self.frame_number
+            self.case.clear_acceptance()
+        return plane
+
+    def set_psa(self, psa_ng_per_ml: float | None) -> None:
+        """The serum PSA (ng/mL, >= 0) or None; a change clears the acceptance.
+
+        Raises:
+            ValueError: no case is open, or a negative or non-finite PSA.
+        """
+        if self.case is None:
+            raise ValueError("open a case first")
+        if psa_ng_per_ml is not None:
+            psa_ng_per_ml = check_psa(psa_ng_per_ml, self.psa_threshold)[0]
+        if psa_ng_per_ml != self.case.psa_ng_per_ml:
+            self.case.psa_ng_per_ml = psa_ng_per_ml
+            self.case.clear_acceptance()
+
+    def volume(self) -> VolumeFigures | None:
+        """The case's diameters, volume and PSA density as they stand (None without a case)."""
+        if self.case is None:
+            return None
+        frames = self.case.volume_frames
+        works = {plane: self.work_on(frames[plane]) if plane in frames else None for plane in ("transverse", "sagittal")}
+        return volume_figures(works["transverse"], works["sagittal"], self.case.psa_ng_per_ml, self.psa_threshold)
+
+    def set_case_id(self, case_id: str) -> None:
+        """Names the case for reports (an accession number or study ID, never a patient's name)."""
+        if self.case is not None and case_id != self.case.case_id:
+            self.case.case_id = case_id
+            self.case.changed()
+
+    def accept(self) -> VolumeFigures:
+        """The user accepts the measurements as they stand.
+
+        Raises:
+            ValueError: no case, or the volume is not complete (the message says what is missing).
+        """
+        figures = self.volume()
+        if figures is None or figures.volume_ml is None:
+            raise ValueError(figures.missing if figures is not None else "open a case first")
+        self.case.accepted_at = datetime.now().astimezone().isoformat(timespec="seconds")
+        self.case.accepted_figures = figures.fingerprint()
+        self.case.changed()
+        return figures
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the user accepted the measurements and nothing changed since."""
+        if self.case is None or self.case.accepted_at is None:
+            return False
+        figures = self.volume()
+        return figures is not None and figures.fingerprint() == self.case.accepted_figures
 
     def pixel_info(self, x: int, y: int) -> str:
         """One-line description of frame pixel (x, y): grey value and class probabilities.

@@ -153,3 +153,28 @@ def real_exports() -> Path:
                     f"they are committed with the project, restore them with `git checkout -- {REAL_EXPORTS}`:\n"
                     + "\n".join(problems), pytrace=False)
     return root
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_modal_dialogs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A modal dialog that a test did not answer would wait for a click forever: fail at once instead.
+
+    A test that expects a dialog replaces the static call with its own answer (``monkeypatch.setattr``), which
+    overrides this one.
+    """
+    try:
+        from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+    except ImportError:  # the app's tests are the only ones that need Qt
+        return
+
+    def unexpected(name: str):
+        def refuse(*args, **kwargs):
+            texts = [str(arg) for arg in args[1:4] if isinstance(arg, str)]
+            raise AssertionError(f"unexpected modal dialog {name}: {' | '.join(texts)}")
+        return refuse
+
+    for owner, names in ((QMessageBox, ("question", "warning", "information", "critical")),
+                         (QInputDialog, ("getText", "getDouble", "getInt", "getItem")),
+                         (QFileDialog, ("getOpenFileName", "getSaveFileName", "getExistingDirectory"))):
+        for name in names:
+            monkeypatch.setattr(owner, name, unexpected(f"{owner.__name__}.{name}"))

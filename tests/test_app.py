@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import math
 import os
 
@@ -81,14 +82,18 @@ def errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
-def window(qtbot, model_path: Path, errors: list[str], tmp_path: Path) -> MainWindow:
+def window(qtbot, model_path: Path, errors: list[str], tmp_path: Path,
+           monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
     window = MainWindow(settings=AppSettings(tmp_path / "settings.ini"))  # each test starts from the defaults
-    qtbot.addWidget(window)
     window.resize(900, 600)
     window.load_model(model_path)
     window.show()
     qtbot.waitExposed(window)
-    return window
+    yield window
+    with monkeypatch.context() as patch:  # a test's unsaved case work is dropped when the window closes
+        patch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Discard)
+        window.close()  # closed here, not by qtbot.addWidget (which closes before fixtures end)
+    window.deleteLater()
 
 
 def wait_segmented(qtbot, window: MainWindow) -> None:
@@ -664,8 +669,8 @@ def test_fill_and_a_refused_fill(qtbot, window: MainWindow, frame_png: Path) -> 
     assert window.editing.undo_stack.count() == 2
 
 
-def test_edits_move_the_automatic_calipers_and_a_new_frame_starts_clean(qtbot, window: MainWindow,
-                                                                      frame_png: Path) -> None:
+def test_edits_move_the_automatic_calipers_and_a_new_frame_starts_clean(qtbot, window: MainWindow, frame_png: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     window.open_frame(frame_png)
     wait_segmented(qtbot, window)
     window.session.set_plane("transverse")
@@ -674,8 +679,12 @@ def test_edits_move_the_automatic_calipers_and_a_new_frame_starts_clean(qtbot, w
     window.panel.edit_box.radius_box.setValue(3)
     drag(window, [(55.0, 25.0), (75.0, 25.0)])  # the gland grows 20 px to the right
     assert window.session.calipers[0].length_px > before + 10
-    window.open_frame(frame_png)
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda parent, title, text, *args: asked.append(text) or QMessageBox.StandardButton.Discard)
+    window.open_frame(frame_png)  # the edit is unsaved: the user is asked, and gives it up
     wait_segmented(qtbot, window)
+    assert asked == ["Save the work on this case before closing it?"]
     assert window.session.edited is None and window.editing.undo_stack.count() == 0
     assert window.panel.edit_box.state_label.text() == "Masks: the model's"
 
@@ -699,7 +708,9 @@ def test_the_review_flag_shows_with_its_reason(qtbot, window: MainWindow, frame_
 # Settings that persist
 
 
-def test_settings_persist_between_windows(qtbot, model_path: Path, frame_png: Path, tmp_path: Path) -> None:
+def test_settings_persist_between_windows(qtbot, model_path: Path, frame_png: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Discard)  # on closing
     settings_file = tmp_path / "persisted.ini"
     first = MainWindow(settings=AppSettings(settings_file))
     qtbot.addWidget(first)
