@@ -22,10 +22,12 @@ from app.case_file import CaseFileError
 from app.edit_controller import EditController
 from app.frame_list import FrameList
 from app.measuring import MeasureController
+from app.outputs_controller import OutputsController
 from app.picking import Point, PointPairTool, ask_distance_mm
 from app.image_view import WHEEL_STEP, ImageView
 from app.log_file import REDACT, current_log_file
 from app.panel import SidePanel
+from app.preferences import PreferencesDialog, open_preferences
 from app.session import Session
 from app.settings import TICK_RANGE_MM, AppSettings
 from app.worker import SegmentationWorker
@@ -59,7 +61,8 @@ class MainWindow(QMainWindow):
         """
         super().__init__()
         self.settings = settings if settings is not None else AppSettings()
-        self.session = Session(opacity=self.settings.opacity)
+        self.session = Session(opacity=self.settings.opacity, psa_threshold=self.settings.psa_threshold,
+                               colours=self.settings.colours)
         self.segmenter: Segmenter | None = None
         self._report_error = report_error or self._error_dialog
         self._started = 0.0
@@ -105,6 +108,7 @@ class MainWindow(QMainWindow):
                                       self.statusBar().showMessage)
         self.calibration_tool = PointPairTool(self.view, self._calibrate, self.statusBar().showMessage, "Calibrate")
         self.cases = CaseController(self, self.frame_list, self.panel.volume_box)
+        self.outputs = OutputsController(self)
         self._segmenting: int | None = None
         self._build_actions()
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
@@ -124,7 +128,11 @@ class MainWindow(QMainWindow):
         self.next_action = action("Next frame", lambda: self.cases.step(1), QKeySequence.StandardKey.MoveToNextPage)
         self.previous_action = action("Previous frame", lambda: self.cases.step(-1),
                                       QKeySequence.StandardKey.MoveToPreviousPage)
-        for item in (self.save_case_action, self.save_case_as_action, self.next_action, self.previous_action):
+        self.report_action = action("Write report…", lambda: self.outputs.write_report(), "Ctrl+Shift+P")
+        self.export_corrections_action = action("Export corrections…", lambda: self.outputs.export_corrections(),
+                                                "Ctrl+Shift+E")
+        for item in (self.save_case_action, self.save_case_as_action, self.next_action, self.previous_action,
+                     self.report_action, self.export_corrections_action):
             item.setEnabled(False)
         self.open_model_action = action("Open model…", self._choose_model, "Ctrl+Shift+O")
         self.save_action = action("Save mask and overlay…", self._choose_save_dir, QKeySequence.StandardKey.Save)
@@ -146,6 +154,7 @@ class MainWindow(QMainWindow):
                                                      ("fill", "Fill a closed outline", "F"),
                                                      ("off", "Pan (no editing tool)", "P"))}
         self.reset_action = action("Reset to the model's mask", self.editing.reset, "Ctrl+R")
+        self.preferences_action = action("Preferences…", self.open_preferences, QKeySequence.StandardKey.Preferences)
         quit_action = action("Quit", self.close, QKeySequence.StandardKey.Quit)
         fit = action("Fit to window", self.view.fit_to_window, "Ctrl+0")
         actual = action("100 %", self.view.actual_size, "Ctrl+1")
@@ -157,11 +166,15 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addActions([self.save_case_action, self.save_case_as_action, self.save_action])
         file_menu.addSeparator()
+        file_menu.addActions([self.report_action, self.export_corrections_action])
+        file_menu.addSeparator()
         file_menu.addAction(quit_action)
         edit_menu = self.menuBar().addMenu("&Edit")
         edit_menu.addActions([self.undo_action, self.redo_action])
         edit_menu.addSeparator()
         edit_menu.addActions([*self.tool_actions.values(), self.reset_action])
+        edit_menu.addSeparator()
+        edit_menu.addAction(self.preferences_action)
         view_menu = self.menuBar().addMenu("&View")
         view_menu.addActions([fit, actual, zoom_in, zoom_out])
         view_menu.addSeparator()
@@ -189,10 +202,10 @@ class MainWindow(QMainWindow):
     def use_segmenter(self, segmenter: Segmenter) -> None:
         """Switches to an already loaded model and re-segments the open frame."""
         self.segmenter = segmenter
-        self.session.use_contract(segmenter.contract)
+        self.session.use_contract(segmenter.contract, self.settings.threshold)
         if self.session.case is not None:
             self.session.case.forget_segmentations()
-        self.panel.set_model(segmenter.contract, segmenter.path)
+        self.panel.set_model(segmenter.contract, segmenter.path, self.session.class_colours())
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
         contract = segmenter.contract
         log.info("model loaded: %s (%s/%s, classes %s, dataset %s, code %s)", segmenter.path, contract.arch,
@@ -212,7 +225,8 @@ class MainWindow(QMainWindow):
         """
         REDACT.add(Path(path))  # its path or name may identify the patient: never in the log
         self.cases.open(Path(path))
-        for item in (self.save_case_action, self.save_case_as_action, self.next_action, self.previous_action):
+        for item in (self.save_case_action, self.save_case_as_action, self.next_action, self.previous_action,
+                     self.report_action, self.export_corrections_action):
             item.setEnabled(True)
 
     def show_case_frame(self, number: int, frame: Frame) -> None:
@@ -333,6 +347,11 @@ class MainWindow(QMainWindow):
             self._refresh()
         self.statusBar().showMessage(f"Depth scale: {tick_mm:g} mm between the longer ticks.")
 
+    def open_preferences(self) -> PreferencesDialog:
+        """Edit › Preferences…: PSA density threshold, tick interval, class colours (:mod:`app.preferences`);
+        OK applies and persists them, Cancel changes nothing. Returns the open dialog."""
+        return open_preferences(self)
+
     # Drag and drop: a frame file opens it, an .onnx file loads the model.
 
     @staticmethod
@@ -402,6 +421,7 @@ class MainWindow(QMainWindow):
 
     def _on_threshold(self, value: float) -> None:
         self.session.set_threshold(value)
+        self.settings.threshold = self.session.threshold
         self._refresh()
 
     def _refresh(self, fit: bool = False) -> None:
@@ -429,4 +449,5 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.worker.shutdown()
+        self.outputs.shutdown()
         super().closeEvent(event)

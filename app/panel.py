@@ -163,8 +163,10 @@ class SidePanel(QWidget):
         self._opacity_value.setText(f"{round(opacity * 100)} %")
         self._threshold_value.setText(f"{threshold:.2f}")
 
-    def set_model(self, contract: ModelContract | None, path: Path | None) -> None:
-        """Shows a model's classes, note and provenance (None: no model loaded)."""
+    def set_model(self, contract: ModelContract | None, path: Path | None,
+                  colours: list[tuple[int, int, int]] | None = None) -> None:
+        """Shows a model's classes (with their overlay colours, RGB 0-255; default
+        :func:`pipeline.inference.measure.colour_for`), note and provenance (None: no model loaded)."""
         for widget in self.class_boxes + self.area_labels:
             self._class_grid.removeWidget(widget)
             widget.deleteLater()
@@ -178,7 +180,7 @@ class SidePanel(QWidget):
             return
         for index, name in enumerate(contract.classes):
             box = QCheckBox(name)
-            box.setIcon(swatch(colour_for(index)))
+            box.setIcon(swatch(colours[index] if colours and index < len(colours) else colour_for(index)))
             box.setChecked(True)
             box.setStyleSheet("font-weight: bold;")
             box.toggled.connect(lambda checked, i=index: self.visibility_changed.emit(i, checked))
@@ -214,6 +216,11 @@ class SidePanel(QWidget):
             said = "unknown: areas in px only" + (f" ({calibration.note})" if calibration is not None else "")
         for label, text in (("File", path.name), ("Size", f"{width} × {height} px"), ("Pixel spacing", said)):
             self.frame_form.addRow(label, _wrapping(text))
+
+    def set_colours(self, colours: list[tuple[int, int, int]]) -> None:
+        """Shows each class's overlay colour (RGB, 0-255 each, in channel order) in its swatch."""
+        for box, rgb in zip(self.class_boxes, colours):
+            box.setIcon(swatch(rgb))
 
     def set_areas(self, areas: list[ClassArea]) -> None:
         """Shows each class's area; an empty list shows dashes (no result yet)."""

@@ -24,6 +24,7 @@ from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QImage, QPageLayout, QP
                            QTextDocument)
 
 from app.report_data import CaseReport, ReportCaliper, ReportFrame, report_json
+from pipeline.imaging.calibration import SPACING_SOURCES
 from pipeline.files.atomic import PARTIAL_SUFFIX, atomic_file
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def _frame_html(frame: ReportFrame, resource: str, width_css: float, height_css:
     heading = f"Frame {frame.number}: {escape(plane)}" + (f" ({escape(frame.role)})" if frame.role else "")
     spacing = (f"{frame.spacing_mm[0]:.4f} × {frame.spacing_mm[1]:.4f} mm/px" if frame.spacing_mm is not None
                else "none (lengths in px)")
-    rows = [_row("Calibration", escape(frame.spacing_source)), _row("Spacing", spacing),
+    rows = [_row("Calibration", escape(SPACING_SOURCES.get(frame.spacing_source, frame.spacing_source))), _row("Spacing", spacing),
             _row("Note", escape(frame.spacing_note) or "–")]
     for caliper in frame.calipers:
         how = "automatic" if caliper.automatic else "placed by the user"

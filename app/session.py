@@ -23,7 +23,7 @@ from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import THRESHOLD_RANGE, ModelContract
 from pipeline.inference.gland_size import GLAND_CLASS, PSA_DENSITY_THRESHOLD, check_psa
-from pipeline.inference.measure import ClassArea, class_areas, draw_overlay
+from pipeline.inference.measure import ClassArea, class_areas, colour_for, draw_overlay
 from pipeline.inference.saving import mask_and_overlay_paths, write_mask_and_overlay
 from pipeline.inference.predictor import Segmentation
 
@@ -58,6 +58,8 @@ class Session:
         case: the open case (:mod:`app.case`), or None for a frame shown on its own.
         frame_number: the open frame's 0-based number in ``case``, or None.
         psa_threshold: the PSA density threshold, ng/mL/cc (> 0).
+        colours: the user's overlay colour (RGB, 0-255 each) per class name; a class not in it has its
+            default colour (:func:`pipeline.inference.measure.colour_for` of its channel).
     """
 
     classes: tuple[str, ...] = ()
@@ -75,14 +77,21 @@ class Session:
     case: Case | None = None
     frame_number: int | None = None
     psa_threshold: float = PSA_DENSITY_THRESHOLD
+    colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     _review_for: tuple[Segmentation, float] | None = field(default=None, repr=False)
     _review: str | None = field(default=None, repr=False)
 
-    def use_contract(self, contract: ModelContract) -> None:
-        """Adopts a (new) model's classes and threshold; drops the old model's result."""
+    def use_contract(self, contract: ModelContract, threshold: float | None = None) -> None:
+        """Adopts a (new) model's classes and threshold; drops the old model's result.
+
+        Args:
+            contract: the model's contract.
+            threshold: the user's own probability threshold (clamped to :data:`THRESHOLD_RANGE`),
+                or None for the contract's.
+        """
         self.classes = tuple(contract.classes)
         self.default_threshold = clamp_threshold(contract.threshold)
-        self.threshold = self.default_threshold
+        self.threshold = self.default_threshold if threshold is None else clamp_threshold(threshold)
         self.visible = [True] * len(self.classes)
         self.segmentation = None
 
@@ -189,6 +198,10 @@ class Session:
         """Shows or hides class ``index`` in the overlay (saved masks keep every class)."""
         self.visible[index] = bool(visible)
 
+    def class_colours(self) -> list[tuple[int, int, int]]:
+        """The overlay colour (RGB, 0-255 each) of every class, in channel order: the user's, else the default."""
+        return [self.colours.get(name, colour_for(index)) for index, name in enumerate(self.classes)]
+
     def masks(self) -> np.ndarray | None:
         """(C, H, W) bool: the user's edited masks, else the model's at the current threshold; None without either."""
         if self.edited is not None:
@@ -256,7 +269,7 @@ class Session:
             shown = np.zeros((0,) + self.frame.gray.shape, bool)
         else:
             shown = masks & np.asarray(self.visible, bool)[:, None, None]
-        return draw_overlay(self.frame.gray, shown, self.opacity)
+        return draw_overlay(self.frame.gray, shown, self.opacity, self.class_colours() or None)
 
     def save(self, out_dir: Path) -> tuple[Path, Path]:
         """Writes ``<stem>_mask.png`` (all classes) and ``<stem>_overlay.png`` (as shown).

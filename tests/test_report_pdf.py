@@ -65,7 +65,7 @@ def test_the_pdf_states_the_case_and_its_figures(qapp, tmp_path: Path, report: C
                      "π/6 × length × width × height", "PSA 4.00 ng/mL", "0.196 ng/mL/cc",
                      "≥ 0.15 ng/mL/cc: above threshold", "Frame 1: transverse (width and height)",
                      "Frame 2: sagittal (length)", "Caliper width 36.0 mm (automatic)",
-                     "Caliper height 24.0 mm (placed by the user)", "depth_scale", "0.3000 × 0.3000 mm/px",
+                     "Caliper height 24.0 mm (placed by the user)", "the depth scale burned into the frame", "0.3000 × 0.3000 mm/px",
                      "depth scale read from the frame", "Area gland 678.6 mm²", "flagged: small gland",
                      "unet-resnet34-v3.onnx", "unet / resnet34", "a1b2c3d", "trus-ds-7", "dice 0.912",
                      "iou / gland 0.850", "Threshold 0.50", "yes: masks or calipers were changed by the user",
