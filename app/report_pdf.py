@@ -23,6 +23,7 @@ from PySide6.QtCore import QMarginsF, QObject, QPointF, QRectF, QRunnable, QSize
 from PySide6.QtGui import (QColor, QFont, QFontMetricsF, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter, QPen,
                            QTextDocument)
 
+from app.caliper_items import AUTOMATIC_COLOUR, USER_COLOUR
 from app.report_data import CaseReport, ReportCaliper, ReportFrame, report_json
 from pipeline.imaging.calibration import SPACING_SOURCES
 from pipeline.files.atomic import PARTIAL_SUFFIX, atomic_file
@@ -83,7 +84,7 @@ def _length(caliper: ReportCaliper) -> str:
 
 def _draw_caliper(painter: QPainter, caliper: ReportCaliper, scale: float) -> None:
     """One caliper: the line, a perpendicular tick at each end and a boxed ``name length`` label."""
-    colour = QColor("#ffd400") if caliper.automatic else QColor("#00e5ff")
+    colour = QColor(AUTOMATIC_COLOUR if caliper.automatic else USER_COLOUR)  # as in the app's view
     start = QPointF(caliper.start_xy[0] * scale, caliper.start_xy[1] * scale)
     end = QPointF(caliper.end_xy[0] * scale, caliper.end_xy[1] * scale)
     dx, dy = end.x() - start.x(), end.y() - start.y()
@@ -171,7 +172,7 @@ def report_html(report: CaseReport) -> tuple[str, dict[str, QImage]]:
         _row("Edited", "yes: masks or calipers were changed by the user" if report.edited
              else "no: as segmented and measured by the software"), "</table>",
         f"<h2>Frames used ({len(report.frames)})</h2>",
-        "<p style='color:#444444'>Yellow calipers: automatic; cyan: placed or moved by the user.</p>",
+        "<p style='color:#444444'>Cyan calipers: automatic, from the gland mask; yellow: placed or moved by the user (as in the app).</p>",
     ]
     width_px = round(_mm_to_px(IMAGE_WIDTH_MM))
     for index, frame in enumerate(report.frames):
