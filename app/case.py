@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from app.calipers import FrameCaliper
-from pipeline.imaging.calibration import Calibration
+from pipeline.imaging.calibration import MANUAL, Calibration
 from pipeline.imaging.frames import FRAME_SUFFIXES, Frame, FrameReadError, frame_kind, read_frames
 from pipeline.inference.predictor import Segmentation
 
@@ -49,6 +49,11 @@ class FrameRef:
         """A file stem for what is saved from this frame (``name`` or ``name_f003``)."""
         return self.path.stem if self.count == 1 else f"{self.path.stem}_f{self.index + 1:03d}"
 
+    @property
+    def image_name(self) -> str:
+        """The name of this frame's image in the Roboflow project: the file's name, a cine frame's ``<stem>.png``."""
+        return self.path.name if self.count == 1 else f"{self.stem}.png"
+
 
 @dataclass
 class FrameWork:
@@ -69,8 +74,10 @@ class FrameWork:
 
     @property
     def empty(self) -> bool:
-        """Nothing the user did (automatic calipers alone are the model's)."""
-        return (self.user_plane is None and self.edited is None and self.calibration is None
+        """Nothing the user did: automatic calipers alone are the model's, and a calibration that is not manual
+        is found again from the frame."""
+        return (self.user_plane is None and self.edited is None
+                and (self.calibration is None or self.calibration.source != MANUAL)
                 and all(caliper.automatic for caliper in self.calipers))
 
 
@@ -122,6 +129,7 @@ class Case:
         accepted_at: ISO 8601 time the user accepted the measurements, or None (not accepted).
         accepted_figures: the (width, height, length, volume, PSA) they accepted, to notice a change.
         case_id: the identifier the user gave the case for reports ("" until given).
+        classes: the model's class names, in the channel order of the edited masks (() until saved with a model).
         revision: counts the user's changes (compared with the revision last saved).
     """
 
@@ -133,6 +141,7 @@ class Case:
     accepted_at: str | None = None
     accepted_figures: tuple | None = None
     case_id: str = ""
+    classes: tuple[str, ...] = ()
     revision: int = 0
     _pixels: dict[Path, list[Frame]] = field(default_factory=dict, repr=False)
     _segmentations: OrderedDict[int, Segmentation] = field(default_factory=OrderedDict, repr=False)

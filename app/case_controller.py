@@ -55,6 +55,7 @@ class CaseController(QObject):
         volume_panel.use_frame.connect(self.use_for_volume)
         volume_panel.psa_changed.connect(self.set_psa)
         volume_panel.accept.connect(self.accept)
+        window.measuring.changed.connect(self.refresh)  # a caliper or the plane changes the volume and the marks
 
     @property
     def case(self) -> Case | None:
@@ -88,6 +89,8 @@ class CaseController(QObject):
         try:
             frame = case.read(number)
         except FrameReadError as error:
+            if self.window.session.frame_number is not None:
+                self.frame_list.select(self.window.session.frame_number)  # the list shows the frame still open
             self.window.report(str(error))
             return False
         self.frame_list.select(number)
@@ -95,10 +98,13 @@ class CaseController(QObject):
         return True
 
     def step(self, delta: int) -> None:
-        """Moves ``delta`` frames on (clamped to the case)."""
+        """Moves ``delta`` frames on, past frames that cannot be read (reported); nothing at either end."""
         session = self.window.session
-        if self.case is not None and session.frame_number is not None:
-            self.go_to(min(max(session.frame_number + delta, 0), len(self.case.frames) - 1))
+        if self.case is None or session.frame_number is None:
+            return
+        number = session.frame_number + delta
+        while 0 <= number < len(self.case.frames) and not self.go_to(number):
+            number += 1 if delta > 0 else -1
 
     def refresh(self) -> None:
         """Updates the open frame's marks in the list and the Volume box."""
@@ -186,6 +192,7 @@ class CaseController(QObject):
         session = self.window.session
         if session.frame_number is not None:
             case.work[session.frame_number] = session.current_work()
+        case.classes = session.classes  # the channels of the edited masks
         try:
             save_case(case, path)
         except OSError as error:
@@ -207,9 +214,13 @@ class CaseController(QObject):
         if answer == QMessageBox.StandardButton.Cancel:
             return False
         if answer == QMessageBox.StandardButton.Discard:
-            self._saved_revision = self.case.revision  # asked once: the work is given up, not asked about again
-            return True
+            return True  # given up only once another case opens or the window closes (see discard)
         return self.save() is not None
+
+    def discard(self) -> None:
+        """The user gave up the unsaved work (the window is closing): not asked about again."""
+        if self.case is not None:
+            self._saved_revision = self.case.revision
 
 
 __all__ = ["CaseController", "CaseFileError", "frame_marks"]

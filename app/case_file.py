@@ -21,6 +21,7 @@ import numpy as np
 
 from app.calipers import FrameCaliper, check_plane
 from app.case import Case, FrameRef, FrameWork, case_frames
+from pipeline.corrections import CorrectedFrame
 from pipeline.files.atomic import write_text_atomically
 from pipeline.imaging.calibration import SPACING_SOURCES, Calibration
 
@@ -77,13 +78,14 @@ def case_json(case: Case, path: Path) -> dict[str, Any]:
     """The case file's content for ``case`` saved as ``path`` (frame paths relative to its folder)."""
     folder = Path(path).resolve().parent
     return {
-        "schema": CASE_SCHEMA, "case_id": case.case_id,
+        "schema": CASE_SCHEMA, "case_id": case.case_id, "classes": list(case.classes),
         "source": Path(os.path.relpath(Path(case.source).resolve(), folder)).as_posix(),
         "psa_ng_per_ml": case.psa_ng_per_ml,
         "volume_frames": dict(case.volume_frames), "accepted_at": case.accepted_at,
         "accepted_figures": list(case.accepted_figures) if case.accepted_figures is not None else None,
         "frames": {str(number): _work_json(case.frames[number], work, folder)
-                   for number, work in sorted(case.work.items())},
+                   for number, work in sorted(case.work.items())
+                   if not work.empty or number in case.volume_frames.values()},  # frames only looked at: no entry
     }
 
 
@@ -159,10 +161,29 @@ def read_case(path: Path) -> tuple[Case, Path | None]:
     return case, case_file
 
 
+def case_corrections(path: Path) -> list[CorrectedFrame]:
+    """The frames whose masks were edited in the case file ``path``, as corrections named like their images in
+    the Roboflow project (:attr:`app.case.FrameRef.image_name`), in case order.
+
+    Raises:
+        CaseFileError: the case file cannot be read, or it holds no edited frame.
+        FrameReadError: its frames are gone.
+    """
+    if not Path(path).name.endswith(CASE_SUFFIX):
+        raise CaseFileError(f"{path}: not a case file (its name must end in {CASE_SUFFIX})")
+    case, _ = read_case(Path(path))
+    frames = [CorrectedFrame(case.frames[number].image_name, work.edited, case.classes)
+              for number, work in sorted(case.work.items()) if work.edited is not None]
+    if not frames:
+        raise CaseFileError(f"{path}: no frame of this case has edited masks")
+    return frames
+
+
 def load_case_work(case: Case, path: Path) -> Case:
     """Fills a freshly opened ``case`` with the work saved in the case file ``path``; returns it.
 
-    A saved frame is matched by its file (relative to the case file) and frame number; frames
+    A saved frame is matched by its file (relative to the case file) and frame number, and so are
+    the frames used for the volume (frames added to the folder since renumber the case); frames
     that are no longer in the case are reported, not guessed.
 
     Raises:
@@ -175,16 +196,19 @@ def load_case_work(case: Case, path: Path) -> Case:
     numbers = {(Path(ref.path).resolve(), ref.index): number for number, ref in enumerate(case.frames)}
     try:
         work: dict[int, FrameWork] = {}
+        renumbered: dict[int, int] = {}  # saved frame number -> its number in the case now
         missing = []
-        for value in content["frames"].values():
+        for saved, value in content["frames"].items():
             number = numbers.get(((folder / value["file"]).resolve(), int(value["frame"])))
             if number is None:
                 missing.append(f"{value['file']} frame {int(value['frame']) + 1}")
                 continue
             work[number] = _work(value)
+            renumbered[int(saved)] = number
         if missing:
             raise CaseFileError(f"{path}: the case no longer has {', '.join(missing)}")
-        volume_frames = {check_plane(plane): int(number) for plane, number in content["volume_frames"].items()}
+        volume_frames = {check_plane(plane): renumbered.get(int(number), int(number))
+                         for plane, number in content["volume_frames"].items()}
         if any(not 0 <= number < len(case.frames) for number in volume_frames.values()):
             raise ValueError(f"volume frames {volume_frames} outside the case's {len(case.frames)} frames")
         psa = content["psa_ng_per_ml"]
@@ -195,6 +219,10 @@ def load_case_work(case: Case, path: Path) -> Case:
         case.accepted_figures = None if figures is None else tuple(
             tuple(item) if isinstance(item, list) else item for item in figures)
         case.case_id = str(content.get("case_id", ""))
+        case.classes = tuple(str(name) for name in content.get("classes", []))
+        if case.classes and any(w.edited is not None and w.edited.shape[0] != len(case.classes)
+                                for w in work.values()):
+            raise ValueError(f"edited masks do not have one channel per class {list(case.classes)}")
     except CaseFileError:
         raise
     except (KeyError, TypeError, ValueError, zlib.error) as error:

@@ -130,8 +130,7 @@ def corrected_frames(session: Session) -> list[CorrectedFrame]:
         work = session.work_on(number)
         if work is None or work.edited is None:
             continue
-        name = ref.path.name if ref.count == 1 else f"{ref.stem}.png"
-        frames.append(CorrectedFrame(name, work.edited.copy(), session.classes))
+        frames.append(CorrectedFrame(ref.image_name, work.edited.copy(), session.classes))
     if not frames:
         raise CaseOutputError("no frame of this case has edited masks: correct a mask first (brush, eraser, fill)")
     return frames

@@ -100,10 +100,11 @@ class EditController(QObject):
         self.view.set_painting(tool != "off")
 
     def new_frame(self) -> None:
-        """A new frame: its edits start from nothing (the undo history is of the last frame)."""
+        """Another frame is shown: the undo history (of the last frame) is cleared; the frame's masks may be
+        edited already (a case frame keeps its edits)."""
         self.undo_stack.clear()
         self._points, self._before = [], None
-        self.panel.set_edited(False)
+        self.panel.set_edited(self.session.edited is not None)
 
     def reset(self) -> None:
         """Back to the model's mask, as one undoable step."""

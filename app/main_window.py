@@ -448,6 +448,7 @@ class MainWindow(QMainWindow):
         if not self.cases.ask_to_save():
             event.ignore()
             return
+        self.cases.discard()
         self.worker.shutdown()
         self.outputs.shutdown()
         super().closeEvent(event)

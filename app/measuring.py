@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
 from app.caliper_items import CaliperLayer
 from app.image_view import ImageView
@@ -28,7 +28,13 @@ class MeasureController(QObject):
         view: the image view (its scene gets the caliper items).
         panel: the Measurements box.
         say: shows a one-line message (the status bar's).
+
+    Signals:
+        changed(): the user moved, added or deleted a caliper or chose the plane (the session and the
+            Measurements box already show it), so what depends on the calipers can be redrawn.
     """
+
+    changed = Signal()
 
     def __init__(self, session: Session, view: ImageView, panel: MeasurePanel, say: Callable[[str], None]) -> None:
         super().__init__(view)
@@ -55,6 +61,7 @@ class MeasureController(QObject):
         name = self.session.calipers[index].name
         self.session.delete_caliper(index)
         self.refresh()
+        self.changed.emit()
         self._say(f"Deleted the caliper '{name}'.")
         return True
 
@@ -62,14 +69,17 @@ class MeasureController(QObject):
         if index < len(self.session.calipers):
             self.session.move_caliper(index, end, (x, y))
             self.refresh()
+            self.changed.emit()
 
     def _add(self, start: Point, end: Point) -> None:
         caliper = self.session.add_caliper(start, end)
         log.info("caliper added")
         self.refresh()
+        self.changed.emit()
         spacing = self.session.calibration.spacing_mm if self.session.calibration is not None else None
         self._say(f"Added {caliper.text(spacing)}.")
 
     def _on_plane(self, plane: str | None) -> None:
         self.session.set_plane(plane)
         self.refresh()
+        self.changed.emit()

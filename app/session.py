@@ -142,6 +142,11 @@ class Session:
         self.user_plane = check_plane(plane)
         self._edited_frame()
         self.refresh_calipers()
+        if self.case is not None:  # a volume frame no longer of its plane no longer gives that plane's diameters
+            new_plane = self.plane[0]
+            for volume_plane, number in list(self.case.volume_frames.items()):
+                if number == self.frame_number and volume_plane != new_plane:
+                    del self.case.volume_frames[volume_plane]
 
     def refresh_calipers(self) -> None:
         """Re-places the untouched automatic calipers on the current gland mask; the user's stay."""

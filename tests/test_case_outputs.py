@@ -250,3 +250,11 @@ def test_corrections_export_writes_the_edited_frames_for_roboflow(qtbot, window:
     assert window.outputs.export_corrections(foreign) is None
     assert str(foreign) in errors[-1] and (foreign / "notes.txt").read_text() == "keep"
     assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("file, index, count, name", [("P001_F01.png", 0, 1, "P001_F01.png"),
+                                                      ("cine.dcm", 0, 12, "cine_f001.png"),
+                                                      ("cine.dcm", 11, 12, "cine_f012.png")])
+def test_the_image_name_a_correction_is_sent_under(file: str, index: int, count: int, name: str) -> None:
+    from app.case import FrameRef
+    assert FrameRef(Path(file), index, count).image_name == name
