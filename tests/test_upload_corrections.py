@@ -186,6 +186,38 @@ def test_bad_input_is_one_line_and_sends_nothing(fake, tmp_path):
     assert fake.requests == [] and not folder.with_name("corrections.upload_report.json").exists()
 
 
+def test_a_case_file_sends_its_edited_frames(fake, tmp_path):
+    from app.case import Case, FrameWork, case_frames
+    from app.case_file import default_case_path, save_case
+
+    images = fake.project_images()
+    study = tmp_path / "study"
+    study.mkdir()
+    for image in images[:2]:  # the clinician's copies of two project images, under the same names
+        cv2.imwrite(str(study / image["name"]), np.zeros(SIZE, np.uint8))
+    _, frames = corrections(tmp_path, [images[1]["name"]])
+    case = Case(study, case_frames(study), classes=CLASSES)
+    names = [ref.path.name for ref in case.frames]
+    case.work = {names.index(images[0]["name"]): FrameWork(user_plane="transverse"),  # not edited: not sent
+                 names.index(images[1]["name"]): FrameWork(edited=frames[0].masks)}
+    case_file = save_case(case, default_case_path(study))
+    result = run_upload(case_file, fake.url, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert [save["image_id"] for save in fake.annotation_saves] == [images[1]["id"]]
+    assert fake.annotation_saves[0]["document"] == json.loads(
+        frame_document_path(tmp_path / "corrections", images[1]["name"]).read_text())  # as the app would export it
+    report = json.loads(case_file.with_name(f"{case_file.name}.upload_report.json").read_text())
+    assert report["sent"] == [{"file_name": images[1]["name"], "image_id": images[1]["id"]}]
+    assert sorted(p.name for p in study.iterdir()) == sorted([images[0]["name"], images[1]["name"], case_file.name,
+                                                              f"{case_file.name}.upload_report.json"])
+    unedited = Case(study, case_frames(study), classes=CLASSES)
+    unedited.work = {0: FrameWork(user_plane="transverse")}
+    save_case(unedited, case_file)
+    nothing = run_upload(case_file, fake.url, tmp_path)
+    assert nothing.returncode == 2 and f"{case_file}: no frame of this case has edited masks" in \
+        " ".join(nothing.stderr.split())
+
+
 def test_a_corrected_mask_comes_back_through_the_pull_stages_ingest(tmp_path, monkeypatch):
     """Corrections at a realistic frame size -> the fake's project -> its version export -> ingest -> same masks."""
     export = tmp_path / "export"

@@ -3,6 +3,9 @@ corrected masks back to it (key from ROBOFLOW_API_KEY for both)."""
 
 from __future__ import annotations
 
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +14,8 @@ import typer
 from pipeline.cli.common import one_line_errors, say
 from pipeline.files.atomic import write_json_atomically
 from pipeline.layout import IMAGES
+
+CASE_SUFFIX = ".trus-case.json"  # app.case_file.CASE_SUFFIX, without importing the app to parse the command line
 
 
 def upload(
@@ -30,8 +35,8 @@ def upload(
 
 
 def upload_corrections(
-    folder: Annotated[Path, typer.Argument(help="A corrections folder written by the app "
-                                                "(pipeline.corrections.write_corrections).")],
+    folder: Annotated[Path, typer.Argument(help="A corrections folder (the app's File › Export corrections…) or a "
+                                                "case file (*.trus-case.json): its edited frames.")],
     workspace: Annotated[str, typer.Option(help="Roboflow workspace slug.")],
     project: Annotated[str, typer.Option(help="Roboflow project slug.")],
     tag: Annotated[str, typer.Option(help="Tag added to every corrected image, for the team's review.")]
@@ -50,7 +55,8 @@ def upload_corrections(
 
         report_path = report or default_report_path(folder)
         refuse_overlap(report_path, [folder])  # the report never goes into (or replaces) the source folder
-        outcome = send_corrections(folder, workspace, project, tag, timeout)
+        with corrections_folder(folder) as sent:
+            outcome = send_corrections(sent, workspace, project, tag, timeout)
     sent = len(outcome.outcomes) - len(outcome.failed)
     say(f"upload-corrections: {sent} of {len(outcome.outcomes)} frame(s) from {folder} sent to Roboflow "
         f"{workspace}/{project} (tagged {tag!r}, annotation replaced)")
@@ -70,6 +76,21 @@ def upload_corrections(
         say(f"{len(outcome.failed)} frame(s) not sent; fix the cause and run again (sent frames are sent again "
             "harmlessly: the tag is added once, the annotation replaced)", "error")
         raise typer.Exit(1)
+
+
+@contextmanager
+def corrections_folder(path: Path) -> Iterator[Path]:
+    """``path`` itself for a corrections folder; for a case file, a temporary corrections folder of its edited
+    frames (removed afterwards)."""
+    if not path.name.endswith(CASE_SUFFIX):
+        yield path
+        return
+    from app.case_file import case_corrections  # the case file's format belongs to the app (no Qt needed)
+    from pipeline.corrections import write_corrections
+
+    frames = case_corrections(path)
+    with tempfile.TemporaryDirectory(prefix="trus-corrections-") as temporary:
+        yield write_corrections(Path(temporary) / "corrections", frames)
 
 
 def default_report_path(folder: Path) -> Path:
