@@ -102,11 +102,11 @@ def describe_failure(error: BaseException, observer: Observer | None) -> str:
     export = names.get("export", "the export")
     if step == "link" and status is not None and status >= 400:
         return f"the export link of {export} answered HTTP {status} (expired or unavailable); run again for a fresh link"
-    if step == "link" and _caused_by(error, requests.RequestException):
+    if step == "link" and caused_by(error, requests.RequestException):
         return f"the download of {export} from its storage link failed ({type(error).__name__}); run again"
-    if _caused_by(error, requests.ConnectionError):
+    if caused_by(error, requests.ConnectionError):
         return f"cannot reach Roboflow at {observer.api_url} (connection refused or offline); check the network/API_URL"
-    if _caused_by(error, zipfile.BadZipFile) or "Error unzipping download" in str(error):
+    if caused_by(error, zipfile.BadZipFile) or "Error unzipping download" in str(error):
         return f"the export zip of {export} is corrupt ({_one_line(error)}); run again"
     if status in (401, 403):
         if step == "key":
@@ -137,7 +137,8 @@ def _one_line(value: object, limit: int = 300) -> str:
     return " ".join(str(value).split())[:limit]
 
 
-def _caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
+def caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
+    """Whether ``error`` is, or was raised from (``__cause__``/``__context__``, 10 links at most), a ``kind``."""
     for _ in range(10):
         if error is None or isinstance(error, kind):
             return error is not None

@@ -32,7 +32,7 @@ from typing import Any
 
 from pipeline.corrections.coco import frame_document_path, read_corrections
 from pipeline.ingest.names import parse_export_name
-from pipeline.ingest.roboflow.child import ClientFailure, Observer, open_project, send
+from pipeline.ingest.roboflow.child import ClientFailure, Observer, caused_by, open_project, send
 from pipeline.ingest.roboflow.client import run_client
 from pipeline.ingest.roboflow.common import (
     API_KEY_VARIABLE,
@@ -232,7 +232,7 @@ def _send_frame(observer: Observer, target: Any, index: dict[str, list[str]], wh
 def _failure(error: BaseException, observer: Observer, what: str, status: int | None) -> tuple[str, bool]:
     """Child side: one line for a failed call, and whether it stops the upload (key, network)."""
     import requests
-    if _caused_by(error, requests.RequestException):
+    if caused_by(error, requests.RequestException):
         return f"cannot reach Roboflow at {observer.api_url} ({_root_name(error)}); check the network/API_URL", True
     if status in (401, 403):
         return f"Roboflow rejected the API key (HTTP {status}) for {what}; check {API_KEY_VARIABLE}", True
@@ -245,14 +245,6 @@ def _failure(error: BaseException, observer: Observer, what: str, status: int | 
         pass
     message = " ".join(message.split())[:200]
     return f"Roboflow refused {what} (HTTP {status if status is not None else '?'}): {message}", False
-
-
-def _caused_by(error: BaseException | None, kind: type[BaseException]) -> bool:
-    for _ in range(10):
-        if error is None or isinstance(error, kind):
-            return error is not None
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def _root_name(error: BaseException) -> str:
