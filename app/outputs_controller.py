@@ -49,9 +49,12 @@ class OutputsController(QObject):
         assert case is not None
         return case.source if case.source.is_dir() else case.source.parent
 
-    def write_report(self, pdf_path: Path | None = None) -> bool:
+    def write_report(self, pdf_path: Path | None = None, replace: bool | None = None) -> bool:
         """Builds the report of the accepted measurements and starts writing it (asking for the case identifier
-        and the file when needed); returns whether writing started."""
+        and the file when needed); returns whether writing started.
+
+        ``replace``: whether an existing report of that name is replaced (None: ask the user).
+        """
         window, session = self.window, self.window.session
         if self.pending is not None:
             window.say("A report is being written; wait for it to finish.")
@@ -82,8 +85,8 @@ class OutputsController(QObject):
         pdf_path = Path(pdf_path)
         existing = [path for path in (pdf_path, pdf_path.with_suffix(".json")) if path.exists()]
         overwrite = bool(existing)
-        if existing and not window.confirm(f"{' and '.join(p.name for p in existing)} already exist in "
-                                           f"{pdf_path.parent}. Replace them?"):
+        if existing and not (replace if replace is not None else window.confirm(
+                f"{' and '.join(p.name for p in existing)} already exist in {pdf_path.parent}. Replace them?")):
             window.say("Report not written: the files already exist.")
             return False
         self.pending = pdf_path

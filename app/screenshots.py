@@ -88,7 +88,6 @@ def take(case_folder: Path, model: Path, out: Path, psa: float) -> list[Path]:
     window = MainWindow(report_error=errors.append)
     window.resize(*WINDOW_SIZE)
     window.load_model(model)
-    window.confirm = lambda question: True  # main() checked that replacing the outputs is allowed
     window.show()
     window.load_frame(case_folder)
     written = []
@@ -111,7 +110,7 @@ def take(case_folder: Path, model: Path, out: Path, psa: float) -> list[Path]:
 
         window.session.set_case_id(CASE_ID)
         pdf = out / "report.pdf"
-        if not window.outputs.write_report(pdf):
+        if not window.outputs.write_report(pdf, replace=True):  # main() checked that replacing is allowed
             raise RuntimeError(f"the report was not written: {errors[-1] if errors else ''}")
         wait_until(lambda: window.outputs.pending is None)
         if errors:
@@ -126,8 +125,9 @@ def take(case_folder: Path, model: Path, out: Path, psa: float) -> list[Path]:
                      12)
         written.append(grab(window, out / "app-editing.png"))
     finally:
-        window.cases.ask_to_save = lambda: True  # the pictures are taken: the case is not saved
+        window.cases.discard()  # the pictures are taken: the case is not saved
         window.close()
+        window.deleteLater()
     if shutil.which("pdftoppm"):
         subprocess.run(["pdftoppm", "-png", "-r", str(PAGE_DPI), "-f", "1", "-l", "1", "-singlefile", str(pdf),
                         str(out / "report-page1")], check=True)

@@ -178,3 +178,6 @@ def no_unexpected_modal_dialogs(monkeypatch: pytest.MonkeyPatch) -> None:
                          (QFileDialog, ("getOpenFileName", "getSaveFileName", "getExistingDirectory"))):
         for name in names:
             monkeypatch.setattr(owner, name, unexpected(f"{owner.__name__}.{name}"))
+
+
+pytest_plugins = ["tests.app_fixtures"]  # the app's window, model and error-dialog fixtures

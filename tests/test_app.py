@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import math
 import os
 
@@ -51,11 +50,6 @@ def blend(grey: int, colour: tuple[int, int, int], opacity: float) -> tuple[int,
     return tuple(int(np.rint((1 - opacity) * grey + opacity * c)) for c in colour)
 
 
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_threshold_model(tmp_path_factory.mktemp("model") / "model.onnx")
-
-
 @pytest.fixture
 def frame_png(tmp_path: Path) -> Path:
     path = tmp_path / "case01.png"
@@ -72,28 +66,6 @@ def session(model_path: Path) -> Session:
     session.set_frame(Path("case01.png"), Frame(gray))
     session.set_segmentation(segmenter.segment(gray))
     return session
-
-
-@pytest.fixture
-def errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: shown.append(text))
-    return shown
-
-
-@pytest.fixture
-def window(qtbot, model_path: Path, errors: list[str], tmp_path: Path,
-           monkeypatch: pytest.MonkeyPatch) -> Iterator[MainWindow]:
-    window = MainWindow(settings=AppSettings(tmp_path / "settings.ini"))  # each test starts from the defaults
-    window.resize(900, 600)
-    window.load_model(model_path)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    with monkeypatch.context() as patch:  # a test's unsaved case work is dropped when the window closes
-        patch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Discard)
-        window.close()  # closed here, not by qtbot.addWidget (which closes before fixtures end)
-    window.deleteLater()
 
 
 def wait_segmented(qtbot, window: MainWindow) -> None:

@@ -15,8 +15,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from PySide6.QtCore import QPointF, QSize, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
@@ -27,7 +25,7 @@ from app.main_window import MainWindow
 from app.settings import AppSettings
 from app.volume_panel import ACCEPTED_STYLE, FLAG_STYLE, NOT_ACCEPTED_STYLE
 from pipeline.inference.measure import colour_for
-from tests import test_app
+from tests.test_measure_cli import write_ultrasound_dicom
 from tests.test_app import (
     GLAND,
     LESION,
@@ -37,10 +35,6 @@ from tests.test_app import (
     screen_rgb,
     wait_segmented,
 )
-
-# The fixtures of tests/test_app.py: the tiny ONNX model, the window (closed with unsaved work discarded) and the
-# error dialogs it showed. Bound by assignment, so that a test's argument does not shadow an import.
-model_path, errors, window = test_app.model_path, test_app.errors, test_app.window
 
 HEIGHT, WIDTH = 64, 96
 RECT_X0 = (4, 26, 48, 70)  # frame k's 20 x 20 px rectangle starts here: no two frames' rectangles overlap
@@ -75,36 +69,6 @@ def write_pngs(folder: Path, frames: dict[str, np.ndarray]) -> Path:
     for name, gray in frames.items():
         assert cv2.imwrite(str(folder / name), gray)
     return folder
-
-
-def write_dicom(path: Path, pixels: np.ndarray, spacing_mm: tuple[float, float]) -> Path:
-    """An uncompressed MONOCHROME2 ultrasound DICOM (multi-frame when ``pixels`` is (N, H, W)), with a valid file
-    meta and one ultrasound region over the image at ``spacing_mm`` (x, y)."""
-    pixels = np.ascontiguousarray(pixels, np.uint8)
-    multi_frame = pixels.ndim == 3
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1" if multi_frame else "1.2.840.10008.5.1.4.1.1.6.1"
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    dataset = Dataset()
-    dataset.file_meta = meta
-    dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
-    dataset.Modality = "US"
-    dataset.Rows, dataset.Columns = pixels.shape[-2:]
-    if multi_frame:
-        dataset.NumberOfFrames = pixels.shape[0]
-    dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
-    dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
-    dataset.PixelData = pixels.tobytes()
-    region = Dataset()
-    region.RegionSpatialFormat, region.RegionDataType = 1, 1
-    region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
-    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = pixels.shape[-1] - 1, pixels.shape[-2] - 1
-    region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # cm
-    region.PhysicalDeltaX, region.PhysicalDeltaY = spacing_mm[0] / 10, spacing_mm[1] / 10
-    dataset.SequenceOfUltrasoundRegions = [region]
-    dataset.save_as(path, enforce_file_format=True)
-    return path
 
 
 def gray_of(image: QImage) -> np.ndarray:
@@ -332,7 +296,7 @@ def test_the_work_on_a_frame_is_still_there_after_visiting_another(qtbot, window
 def test_a_multi_frame_dicom_is_a_case_of_its_frames(qtbot, window: MainWindow, tmp_path: Path) -> None:
     cine = np.stack([rect_at(x0) for x0 in RECT_X0])
     cine[np.arange(4), 2, 2] = (10, 20, 30, 40)  # and a pixel that tells the frames apart
-    path = write_dicom(tmp_path / "loop.dcm", cine, (0.3, 0.25))
+    path = write_ultrasound_dicom(tmp_path / "loop.dcm", cine, (0.3, 0.25))
     open_case(qtbot, window, path)
     assert [text.split("\n")[0] for text in list_texts(window)] == [f"{n}. loop.dcm · frame {n}/4"
                                                                      for n in range(1, 5)]
@@ -373,7 +337,7 @@ def volume_folder(root: Path, calibration: str) -> Path:
         return write_pngs(folder, {f"{n}.png": big_rect() for n in (1, 2, 3)})
     folder.mkdir(parents=True)
     for n in (1, 2, 3):
-        write_dicom(folder / f"{n}.dcm", big_rect(), DICOM_SPACING)
+        write_ultrasound_dicom(folder / f"{n}.dcm", big_rect(), DICOM_SPACING)
     return folder
 
 
@@ -594,7 +558,7 @@ def test_a_saved_case_reopens_with_its_work(qtbot, window: MainWindow, model_pat
 def test_the_work_on_cine_frames_is_saved_beside_the_dicom_and_reopens(qtbot, window: MainWindow, tmp_path: Path,
                                                                        save_dialog: list[str]) -> None:
     cine = np.stack([rect_at(x0) for x0 in RECT_X0])
-    path = write_dicom(tmp_path / "loop.dcm", cine, (0.3, 0.25))
+    path = write_ultrasound_dicom(tmp_path / "loop.dcm", cine, (0.3, 0.25))
     open_case(qtbot, window, path)
     go_to(qtbot, window, 1)
     choose_plane(window, "sagittal")
@@ -829,7 +793,7 @@ def test_the_volume_frames_stay_with_their_files_when_frames_are_added(qtbot, wi
     accept(qtbot, window)
     figures = window.panel.volume_box.volume_label.text(), window.panel.volume_box.density_label.text()
     window.save_case_action.trigger()
-    write_dicom(folder / added, rect_at(10), DICOM_SPACING)  # another frame exported into the folder later
+    write_ultrasound_dicom(folder / added, rect_at(10), DICOM_SPACING)  # another frame exported into the folder later
     second = MainWindow(settings=AppSettings(tmp_path / "second.ini"))
     qtbot.addWidget(second)
     second.load_model(model_path)

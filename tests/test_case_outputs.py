@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -21,20 +20,14 @@ from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from app.main_window import MainWindow
 from app.outputs_controller import report_file_name
-from app.settings import AppSettings
 from pipeline.corrections import read_corrections
+from tests.app_fixtures import measure_case_volume
 from tests.test_app import GLAND, drag, rect_frame, wait_segmented
 from tests.test_measure_cli import write_ultrasound_dicom
-from tests.tiny_models import write_threshold_model
 
 SPACING_MM = 0.5
 PATIENT_NAME = "DOE^JANE"
 CASE_ID = "ACC-2026-0042"
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_threshold_model(tmp_path_factory.mktemp("model") / "model.onnx")
 
 
 @pytest.fixture
@@ -53,25 +46,6 @@ def asked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 @pytest.fixture
-def errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: shown.append(text))
-    return shown
-
-
-@pytest.fixture
-def window(qtbot, model_path: Path, errors: list[str], asked: list[str], tmp_path: Path) -> Iterator[MainWindow]:
-    window = MainWindow(settings=AppSettings(tmp_path / "settings.ini"))
-    window.resize(900, 700)
-    window.load_model(model_path)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    window.close()
-    window.deleteLater()
-
-
-@pytest.fixture
 def case_folder(tmp_path: Path) -> Path:
     """Two DICOMs (a transverse and a sagittal frame) at SPACING_MM, carrying a patient's name."""
     folder = tmp_path / "study"
@@ -87,15 +61,7 @@ def case_folder(tmp_path: Path) -> Path:
 
 def measure_and_accept(qtbot, window: MainWindow, folder: Path, psa: float) -> None:
     """Opens the case, chooses each frame's plane and uses it for the volume, enters the PSA and accepts."""
-    assert window.open_frame(folder)
-    for number, plane_index in ((0, 1), (1, 2)):  # the plane box: automatic, Transverse, Sagittal
-        window.cases.go_to(number)
-        wait_segmented(qtbot, window)
-        box = window.panel.measure_box.plane_box
-        box.setCurrentIndex(plane_index)
-        box.activated.emit(plane_index)
-        qtbot.mouseClick(window.panel.volume_box.use_button, Qt.MouseButton.LeftButton)
-    window.panel.volume_box.psa_box.setValue(psa)
+    measure_case_volume(qtbot, window, folder, psa)
     qtbot.mouseClick(window.panel.volume_box.accept_button, Qt.MouseButton.LeftButton)
     assert window.session.accepted
 

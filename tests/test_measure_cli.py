@@ -59,24 +59,29 @@ def with_depth_scale(gray: np.ndarray) -> np.ndarray:
     return ruled
 
 
-def write_ultrasound_dicom(path: Path, gray: np.ndarray, spacing_mm: tuple[float, float]) -> Path:
-    """A single-frame MONOCHROME2 ultrasound DICOM whose one region covers the image at ``spacing_mm``."""
+def write_ultrasound_dicom(path: Path, pixels: np.ndarray, spacing_mm: tuple[float, float]) -> Path:
+    """An uncompressed MONOCHROME2 ultrasound DICOM (multi-frame when ``pixels`` is (N, H, W)), with a valid file
+    meta and one ultrasound region over the image at ``spacing_mm`` (x, y)."""
+    pixels = np.ascontiguousarray(pixels, np.uint8)
+    multi_frame = pixels.ndim == 3
     meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.6.1"  # Ultrasound Image Storage
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.3.1" if multi_frame else "1.2.840.10008.5.1.4.1.1.6.1"
     meta.MediaStorageSOPInstanceUID = generate_uid()
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
     dataset = Dataset()
     dataset.file_meta = meta
     dataset.SOPClassUID, dataset.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
     dataset.Modality = "US"
-    dataset.Rows, dataset.Columns = gray.shape
+    dataset.Rows, dataset.Columns = pixels.shape[-2:]
+    if multi_frame:
+        dataset.NumberOfFrames = pixels.shape[0]
     dataset.SamplesPerPixel, dataset.PhotometricInterpretation = 1, "MONOCHROME2"
     dataset.BitsAllocated, dataset.BitsStored, dataset.HighBit, dataset.PixelRepresentation = 8, 8, 7, 0
-    dataset.PixelData = gray.tobytes()
+    dataset.PixelData = pixels.tobytes()
     region = Dataset()
     region.RegionSpatialFormat, region.RegionDataType = 1, 1
     region.RegionLocationMinX0, region.RegionLocationMinY0 = 0, 0
-    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = gray.shape[1] - 1, gray.shape[0] - 1
+    region.RegionLocationMaxX1, region.RegionLocationMaxY1 = pixels.shape[-1] - 1, pixels.shape[-2] - 1
     region.PhysicalUnitsXDirection = region.PhysicalUnitsYDirection = 3  # cm
     region.PhysicalDeltaX, region.PhysicalDeltaY = spacing_mm[0] / 10, spacing_mm[1] / 10
     dataset.SequenceOfUltrasoundRegions = [region]

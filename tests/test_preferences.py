@@ -7,31 +7,26 @@ with accept()/reject(), never exec().
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QColorDialog, QMessageBox
+from PySide6.QtWidgets import QColorDialog
 
 from app.main_window import MainWindow
 from app.preferences import PreferencesDialog
 from app.settings import AppSettings, parse_hex, to_hex
 from pipeline.inference.gland_size import PSA_DENSITY_THRESHOLD
 from pipeline.inference.measure import colour_for
+from tests.app_fixtures import measure_case_volume
 from tests.test_app import GLAND, INSIDE, LESION, OUTSIDE, blend, rect_frame, screen_rgb, wait_segmented
 from tests.test_measure_cli import write_ultrasound_dicom
-from tests.tiny_models import write_threshold_model
 
 CHOSEN = (10, 20, 200)  # a gland colour no default has
 SPACING_MM = 0.5
-
-
-@pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_threshold_model(tmp_path_factory.mktemp("model") / "model.onnx")
 
 
 @pytest.fixture
@@ -39,47 +34,6 @@ def frame_png(tmp_path: Path) -> Path:
     path = tmp_path / "case01.png"
     cv2.imwrite(str(path), rect_frame())
     return path
-
-
-@pytest.fixture
-def settings_file(tmp_path: Path) -> Path:
-    return tmp_path / "settings.ini"
-
-
-@pytest.fixture
-def errors(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    shown: list[str] = []
-    monkeypatch.setattr(QMessageBox, "critical", lambda parent, title, text, *a: shown.append(text))
-    return shown
-
-
-@pytest.fixture
-def make_window(qtbot, model_path: Path, settings_file: Path, errors: list[str],
-                monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., MainWindow]]:
-    """Opens a window on ``settings_file`` (a new AppSettings each time: another run of the app), model loaded."""
-    made: list[MainWindow] = []
-
-    def make(load_model: bool = True) -> MainWindow:
-        window = MainWindow(settings=AppSettings(settings_file))
-        window.resize(900, 600)
-        if load_model:
-            window.load_model(model_path)
-        window.show()
-        qtbot.waitExposed(window)
-        made.append(window)
-        return window
-
-    yield make
-    with monkeypatch.context() as patch:  # a test's unsaved case work is dropped when the window closes
-        patch.setattr(QMessageBox, "question", lambda *args: QMessageBox.StandardButton.Discard)
-        for window in made:
-            window.close()
-            window.deleteLater()
-
-
-@pytest.fixture
-def window(make_window: Callable[..., MainWindow]) -> MainWindow:
-    return make_window()
 
 
 def open_dialog(window: MainWindow) -> PreferencesDialog:
@@ -265,15 +219,7 @@ def test_a_cancelled_colour_chooser_keeps_the_colour(window: MainWindow, monkeyp
 
 def measure_case(qtbot, window: MainWindow, folder: Path, psa: float) -> float:
     """Opens a two-frame case, uses each frame for the volume, enters the PSA; returns the PSA density."""
-    assert window.open_frame(folder)
-    for number, plane_index in ((0, 1), (1, 2)):  # the plane box: automatic, Transverse, Sagittal
-        window.cases.go_to(number)
-        wait_segmented(qtbot, window)
-        box = window.panel.measure_box.plane_box
-        box.setCurrentIndex(plane_index)
-        box.activated.emit(plane_index)
-        qtbot.mouseClick(window.panel.volume_box.use_button, Qt.MouseButton.LeftButton)
-    window.panel.volume_box.psa_box.setValue(psa)
+    measure_case_volume(qtbot, window, folder, psa)
     figures = window.session.volume()
     assert figures is not None and figures.psa is not None
     return figures.psa.density
