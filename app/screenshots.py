@@ -26,7 +26,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QPointF, Qt, QTimer
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QScrollArea
 
 from app.case_file import CaseFileError
 from app.main_window import MainWindow
@@ -123,6 +123,9 @@ def take(case_folder: Path, model: Path, out: Path, psa: float) -> list[Path]:
         right, middle = int(columns.max()), int(rows.mean())
         brush_stroke(window, [(right - 10.0, middle - 20.0), (right + 25.0, middle), (right - 10.0, middle + 20.0)],
                      12)
+        scroll = window.findChild(QScrollArea)
+        if scroll is not None:  # the side panel scrolls: show the Edit box with its undo and redo
+            scroll.ensureWidgetVisible(window.panel.edit_box)
         written.append(grab(window, out / "app-editing.png"))
     finally:
         window.cases.discard()  # the pictures are taken: the case is not saved
