@@ -49,6 +49,17 @@ def frame_masks(session: Session, number: int) -> np.ndarray | None:
     return None if segmentation is None else segmentation.masks(session.threshold)
 
 
+def region_only(gray: np.ndarray, region_box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """(H, W) uint8 ``gray`` with 0 outside the DICOM ultrasound region (x, y, width, height px), where scanners
+    burn in the patient's name, ID and the date; unchanged without a region."""
+    if region_box is None:
+        return gray
+    x, y, width, height = region_box
+    kept = np.zeros_like(gray)
+    kept[y:y + height, x:x + width] = gray[y:y + height, x:x + width]
+    return kept
+
+
 def _report_frame(session: Session, number: int, plane: str, colours: list[tuple[int, int, int]] | None
                   ) -> ReportFrame:
     case, work = session.case, session.work_on(number)
@@ -57,7 +68,8 @@ def _report_frame(session: Session, number: int, plane: str, colours: list[tuple
     if masks is None:
         raise CaseOutputError(f"the {plane} frame ({number + 1}) has not been segmented since the case was opened: "
                               "show it once, then write the report")
-    gray = case.read(number).gray
+    frame = case.read(number)
+    gray = region_only(frame.gray, frame.region_box)  # no burned-in identifiers in the report
     calibration = work.calibration
     spacing = calibration.spacing_mm if calibration is not None else None
     segmentation = case.segmentation(number)

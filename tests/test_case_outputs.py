@@ -224,3 +224,15 @@ def test_corrections_export_writes_the_edited_frames_for_roboflow(qtbot, window:
 def test_the_image_name_a_correction_is_sent_under(file: str, index: int, count: int, name: str) -> None:
     from app.case import FrameRef
     assert FrameRef(Path(file), index, count).image_name == name
+
+
+@pytest.mark.parametrize("region_box, kept", [(None, (0, 0, 6, 4)), ((1, 2, 3, 1), (1, 2, 3, 1)),
+                                              ((0, 0, 6, 4), (0, 0, 6, 4))])
+def test_the_report_shows_only_the_ultrasound_region(region_box, kept) -> None:
+    from app.case_outputs import region_only
+    gray = np.arange(1, 25, dtype=np.uint8).reshape(4, 6)
+    shown = region_only(gray, region_box)
+    x, y, width, height = kept
+    expected = np.zeros_like(gray)
+    expected[y:y + height, x:x + width] = gray[y:y + height, x:x + width]
+    assert np.array_equal(shown, expected)
