@@ -281,8 +281,8 @@ def file_mime(path: Path) -> QMimeData:
 
 
 def drag_events(mime: QMimeData) -> tuple[QDragEnterEvent, QDropEvent]:
-    args = (QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
-    return QDragEnterEvent(*args), QDropEvent(*args)
+    rest = (Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    return QDragEnterEvent(QPoint(10, 10), *rest), QDropEvent(QPointF(10, 10), *rest)
 
 
 def test_drag_and_drop_opens_frame_and_model(qtbot, window: MainWindow, frame_png: Path, tmp_path: Path) -> None:
