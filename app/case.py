@@ -65,18 +65,20 @@ class FrameWork:
         edited: (C, H, W) bool masks the user edited, or None.
         calibration: the frame's calibration as last shown (a manual one is used again when the
             frame is shown; otherwise the chain finds the DICOM or depth-scale spacing again).
+        tags: the user's words for the frame (e.g. ``poor view``, ``teaching``), in the order given.
     """
 
     user_plane: str | None = None
     calipers: list[FrameCaliper] = field(default_factory=list)
     edited: np.ndarray | None = None
     calibration: Calibration | None = None
+    tags: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
         """Nothing the user did: automatic calipers alone are the model's, and a calibration that is not manual
         is found again from the frame."""
-        return (self.user_plane is None and self.edited is None
+        return (self.user_plane is None and self.edited is None and not self.tags
                 and (self.calibration is None or self.calibration.source != MANUAL)
                 and all(caliper.automatic for caliper in self.calipers))
 
@@ -214,3 +216,22 @@ def first_readable_frame(case: Case) -> int:
             first_error = first_error or error
     assert first_error is not None  # case_frames never returns an empty case
     raise first_error
+
+
+MAX_TAG_CHARS = 40
+
+
+def parse_tags(text: str) -> tuple[str, ...]:
+    """The tags in a comma-separated text: each stripped of spaces, empty ones dropped, repeats (ignoring case)
+    dropped, in the order given.
+
+    Raises:
+        ValueError: a tag longer than :data:`MAX_TAG_CHARS` characters.
+    """
+    tags: list[str] = []
+    for tag in (" ".join(part.split()) for part in text.split(",")):
+        if len(tag) > MAX_TAG_CHARS:
+            raise ValueError(f"a tag may have at most {MAX_TAG_CHARS} characters: {tag[:MAX_TAG_CHARS]}…")
+        if tag and tag.casefold() not in (known.casefold() for known in tags):
+            tags.append(tag)
+    return tuple(tags)

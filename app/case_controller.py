@@ -28,12 +28,13 @@ log = logging.getLogger(__name__)
 CASE_FILTER = f"TRUS cases (*{CASE_SUFFIX});;All files (*)"
 
 
-def frame_marks(plane: str | None, edited: bool, volume_planes: list[str]) -> str:
-    """A frame's second line in the list: its plane, 'edited', and what it gives the volume."""
+def frame_marks(plane: str | None, edited: bool, volume_planes: list[str], tags: tuple[str, ...] = ()) -> str:
+    """A frame's second line in the list: its plane, 'edited', what it gives the volume, and its tags."""
     parts = [plane or "plane ?"]
     if edited:
         parts.append("edited")
     parts += [f"volume ({'W, H' if p == 'transverse' else 'L'})" for p in volume_planes]
+    parts += [f"#{tag}" for tag in tags]
     return " · ".join(parts)
 
 
@@ -56,6 +57,7 @@ class CaseController(QObject):
         volume_panel.psa_changed.connect(self.set_psa)
         volume_panel.accept.connect(self.accept)
         window.measuring.changed.connect(self.refresh)  # a caliper or the plane changes the volume and the marks
+        window.panel.measure_box.tags_edited.connect(self.set_tags)
 
     @property
     def case(self) -> Case | None:
@@ -115,10 +117,19 @@ class CaseController(QObject):
         if session.frame_number is not None:
             planes = [p for p, n in sorted(case.volume_frames.items()) if n == session.frame_number]
             self.frame_list.show_marks(session.frame_number,
-                                       frame_marks(session.plane[0], session.edited is not None, planes))
+                                       frame_marks(session.plane[0], session.edited is not None, planes, session.tags))
+        self.window.panel.measure_box.show_tags(session.tags)
         used = [f"{plane} frame {number + 1}" for plane, number in sorted(case.volume_frames.items(), reverse=True)]
         said = "From " + " and ".join(used) if used else "No frames chosen for the volume yet."
         self.volume_panel.show_figures(session.volume(), said, session.accepted, case.accepted_at, case.psa_ng_per_ml)
+
+    def set_tags(self, text: str) -> None:
+        """Tags the open frame (the Measurements box's tag field)."""
+        try:
+            self.window.session.set_tags(text)
+        except ValueError as error:
+            self.window.report(f"Tags not changed: {error}")
+        self.refresh()
 
     def use_for_volume(self) -> None:
         try:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.calipers import FrameCaliper, check_plane
-from app.case import Case, FrameRef, FrameWork, case_frames
+from app.case import Case, FrameRef, FrameWork, case_frames, parse_tags
 from pipeline.corrections import CorrectedFrame
 from pipeline.files.atomic import write_text_atomically
 from pipeline.imaging.calibration import SPACING_SOURCES, Calibration
@@ -71,6 +71,7 @@ def _work_json(ref: FrameRef, work: FrameWork, folder: Path) -> dict[str, Any]:
             "spacing_mm": list(calibration.spacing_mm) if calibration.spacing_mm else None,
             "source": calibration.source, "note": calibration.note},
         "edited": None if work.edited is None else _pack(work.edited),
+        "tags": list(work.tags),
     }
 
 
@@ -113,7 +114,8 @@ def _work(value: dict[str, Any]) -> FrameWork:
                              (float(c["end_xy"][0]), float(c["end_xy"][1])), bool(c["automatic"]))
                 for c in value["calipers"]]
     edited = None if value["edited"] is None else _unpack(value["edited"])
-    return FrameWork(check_plane(value["plane"]), calipers, edited, _calibration(value["calibration"]))
+    return FrameWork(check_plane(value["plane"]), calipers, edited, _calibration(value["calibration"]),
+                     parse_tags(",".join(str(tag) for tag in value.get("tags", []))))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QGroupBox, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QGroupBox, QLabel, QLineEdit, QVBoxLayout, QWidget
 
 from app.calipers import PLANE_SOURCES, FrameCaliper
 from pipeline.inference.gland_size import Spacing
@@ -21,9 +21,11 @@ class MeasurePanel(QGroupBox):
     Signals:
         plane_chosen(object): ``transverse``, ``sagittal``, or None for the automatic plane
             (the file name's, else the model's).
+        tags_edited(str): the frame's tags as typed, comma-separated (when the user leaves the field).
     """
 
     plane_chosen = Signal(object)
+    tags_edited = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Measurements", parent)
@@ -38,8 +40,12 @@ class MeasurePanel(QGroupBox):
         self.calipers_label = QLabel()
         self.calipers_label.setTextFormat(Qt.TextFormat.RichText)
         self.calipers_label.setWordWrap(True)
+        self.tags_edit = QLineEdit()
+        self.tags_edit.setPlaceholderText("Tags, comma-separated (e.g. poor view, teaching)")
+        self.tags_edit.setToolTip("Your words for this frame: kept with the case and shown in the frame list")
+        self.tags_edit.editingFinished.connect(self._on_tags_edited)
         layout = QVBoxLayout(self)
-        for widget in (self.review_label, self.plane_box, self.plane_label, self.calipers_label):
+        for widget in (self.review_label, self.plane_box, self.plane_label, self.calipers_label, self.tags_edit):
             layout.addWidget(widget)
         self.show_state(None, None, None, [], None)
         self.show_review(None, False)
@@ -70,6 +76,14 @@ class MeasurePanel(QGroupBox):
             f"<td align='right'>&nbsp;{html.escape(c.text(spacing_mm)[len(c.name) + 1:])}</td>"
             f"<td>&nbsp;{'auto' if c.automatic else 'edited'}</td></tr>" for c in calipers)
         self.calipers_label.setText(f"<table cellspacing='0'>{rows}</table>")
+
+    def show_tags(self, tags: tuple[str, ...]) -> None:
+        """Shows the frame's tags (unless the user is typing in the field)."""
+        if not self.tags_edit.hasFocus():
+            self.tags_edit.setText(", ".join(tags))
+
+    def _on_tags_edited(self) -> None:
+        self.tags_edited.emit(self.tags_edit.text())
 
     def _on_plane(self, index: int) -> None:
         self.plane_chosen.emit(None if index == 0 else PLANES[index - 1])

@@ -54,6 +54,7 @@ class Session(CaseSession):
         calipers: the frame's calipers, the automatic ones first (:mod:`app.calipers`).
         edited: (C, H, W) bool masks the user has edited, or None while the masks are the
             model's at the threshold (:meth:`masks`).
+        tags: the user's tags for the frame (:func:`app.case.parse_tags`).
         case: the open case (:mod:`app.case`), or None for a frame shown on its own.
         frame_number: the open frame's 0-based number in ``case``, or None.
         psa_threshold: the PSA density threshold, ng/mL/cc (> 0).
@@ -73,6 +74,7 @@ class Session(CaseSession):
     user_plane: str | None = None
     calipers: list[FrameCaliper] = field(default_factory=list)
     edited: np.ndarray | None = None
+    tags: tuple[str, ...] = ()
     case: Case | None = None
     frame_number: int | None = None
     psa_threshold: float = PSA_DENSITY_THRESHOLD
@@ -100,6 +102,7 @@ class Session(CaseSession):
         self.frame = frame
         self.calibration = calibrate(frame.gray, frame.spacing_mm, tick_mm)
         self.user_plane = None
+        self.tags = ()
         self.calipers = []
         self.edited = None
         self.segmentation = None

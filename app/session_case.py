@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from app.case import Case, FrameWork
+from app.case import Case, FrameWork, parse_tags
 from app.case_volume import VolumeFigures, volume_figures
 from pipeline.imaging.calibration import MANUAL
 from pipeline.imaging.depth_scale import TICK_MM
@@ -25,12 +25,12 @@ class CaseSession:
         self.case = case
         self.frame_number = None
         self.frame_path = self.frame = self.calibration = self.segmentation = None
-        self.user_plane, self.calipers, self.edited = None, [], None
+        self.user_plane, self.calipers, self.edited, self.tags = None, [], None, ()
 
     def current_work(self) -> FrameWork:
         """The open frame's work, as :class:`app.case.FrameWork` (what is kept when the user moves on)."""
         return FrameWork(self.user_plane, list(self.calipers), None if self.edited is None else self.edited.copy(),
-                         self.calibration)
+                         self.calibration, self.tags)
 
     def work_on(self, number: int) -> FrameWork | None:
         """The work on case frame ``number`` (the open one's as it is now), or None if never opened."""
@@ -56,12 +56,28 @@ class CaseSession:
         if work is not None:
             if work.calibration is not None and work.calibration.source == MANUAL:
                 self.calibration = work.calibration
-            self.user_plane, self.calipers = work.user_plane, list(work.calipers)
+            self.user_plane, self.calipers, self.tags = work.user_plane, list(work.calipers), work.tags
             if work.edited is not None and work.edited.shape[1:] == frame.gray.shape:
                 self.edited = work.edited.copy()
         kept = self.case.segmentation(number)
         if kept is not None:
             self.set_segmentation(kept)
+
+    def set_tags(self, text: str) -> tuple[str, ...]:
+        """Tags the open frame from a comma-separated text (:func:`app.case.parse_tags`); returns the tags.
+        Tags change no measurement: the acceptance stays.
+
+        Raises:
+            ValueError: no frame is open, or a tag is too long.
+        """
+        if self.frame is None:
+            raise ValueError("no frame is open")
+        tags = parse_tags(text)
+        if tags != self.tags:
+            self.tags = tags
+            if self.case is not None:
+                self.case.changed()
+        return tags
 
     def _edited_frame(self) -> None:
         """An edit on the open frame: measurements that use it are no longer accepted."""

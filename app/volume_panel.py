@@ -45,7 +45,7 @@ class VolumePanel(QGroupBox):
         self.psa_box.setSuffix(" ng/mL")
         self.psa_box.setSpecialValueText("not entered")
         self.psa_box.setToolTip("Serum PSA; 0 means not entered")
-        self.psa_box.valueChanged.connect(lambda value: self.psa_changed.emit(value if value > 0 else None))
+        self.psa_box.valueChanged.connect(self._on_psa)
         self.accept_button = QPushButton("Accept measurements")
         self.accept_button.clicked.connect(self.accept)
         form = QFormLayout(self)
@@ -60,6 +60,9 @@ class VolumePanel(QGroupBox):
         form.addRow(self.status_label)
         form.addRow(self.accept_button)
         self.show_figures(None, "", False, None)
+
+    def _on_psa(self, value: float) -> None:
+        self.psa_changed.emit(value if value > 0 else None)
 
     def show_figures(self, figures: VolumeFigures | None, frames: str, accepted: bool, accepted_at: str | None,
                      psa_ng_per_ml: float | None = None) -> None:

@@ -805,3 +805,89 @@ def test_the_volume_frames_stay_with_their_files_when_frames_are_added(qtbot, wi
     assert second.session.frame_number == transverse and second.session.user_plane == "transverse"
     assert box.frames_label.text() == f"From transverse frame {transverse + 1} and sagittal frame {sagittal + 1}"
     assert (box.volume_label.text(), box.density_label.text()) == figures and second.session.accepted
+
+
+# Tags: the user's words for a frame, kept with the case
+
+
+def tag(window: MainWindow, text: str) -> None:
+    """Types ``text`` into the Measurements box's tag field and leaves it."""
+    field = window.panel.measure_box.tags_edit
+    field.setText(text)
+    field.editingFinished.emit()
+
+
+def test_tags_stay_with_their_frame_and_the_case_file(qtbot, window: MainWindow, make_window, png_folder: Path,
+                                                     save_dialog: list[str], errors: list[str]) -> None:
+    open_case(qtbot, window, png_folder)
+    tag(window, " poor  view, Teaching ,POOR view,, ")
+    assert window.session.tags == ("poor view", "Teaching") and window.cases.unsaved
+    assert list_texts(window)[0] == "1. a.png\nplane ? · #poor view · #Teaching"
+    go_to(qtbot, window, 1)
+    assert window.panel.measure_box.tags_edit.text() == "" and window.session.tags == ()
+    tag(window, "x" * 41)
+    assert errors[-1] == f"Tags not changed: a tag may have at most 40 characters: {'x' * 40}…"
+    assert window.session.tags == () and window.panel.measure_box.tags_edit.text() == ""
+    go_to(qtbot, window, 0)
+    assert window.panel.measure_box.tags_edit.text() == "poor view, Teaching"
+    window.save_case_action.trigger()
+
+    reopened = make_window()
+    open_case(qtbot, reopened, png_folder)
+    assert reopened.session.tags == ("poor view", "Teaching")
+    assert reopened.panel.measure_box.tags_edit.text() == "poor view, Teaching"
+
+
+@pytest.mark.parametrize("text, tags", [("", ()), ("a,b", ("a", "b")), (" a , A ,b", ("a", "b")),
+                                        ("one  two", ("one two",)), (",,", ())])
+def test_parse_tags(text: str, tags: tuple[str, ...]) -> None:
+    from app.case import parse_tags
+    assert parse_tags(text) == tags
+
+
+# PySide6 6.12.0's Signal.emit() drops a reference to True on every call: after a few thousand signals (a mouse
+# moving over the view emits one per move) the interpreter aborts ("bool_dealloc"). requirements.txt keeps it out;
+# these tests catch a release with the same fault.
+
+
+def test_emitting_a_signal_keeps_pythons_true() -> None:
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Emitter(QObject):
+        fired = Signal()
+
+    emitter = Emitter()
+    before = sys.getrefcount(True)
+    for _ in range(100):
+        emitter.fired.emit()
+    assert sys.getrefcount(True) > before - 50  # the fault takes 100 away
+
+SLOT_ACTIONS = [
+    ("class checkbox", lambda window: window.panel.class_boxes[GLAND].toggle()),
+    ("tool buttons", lambda window: window.panel.edit_box.tool_buttons["brush"].click()),
+    ("tags field", lambda window: window.panel.measure_box.tags_edit.editingFinished.emit()),
+    ("PSA box", lambda window: window.panel.volume_box.psa_box.setValue(
+        3.0 if window.panel.volume_box.psa_box.value() != 3.0 else 4.0)),
+    ("frame list", lambda window: window.frame_list.frame_chosen.emit(0)),
+    ("menu actions", lambda window: window.tool_actions["off"].trigger()),
+    ("write report action", lambda window: window.report_action.trigger()),
+    ("plane box", lambda window: window.panel.measure_box.plane_box.activated.emit(0)),
+]
+
+
+@pytest.mark.parametrize("act", [row[1] for row in SLOT_ACTIONS], ids=[row[0] for row in SLOT_ACTIONS])
+def test_the_users_actions_keep_pythons_true(qtbot, window: MainWindow, png_folder: Path, act) -> None:
+    import gc
+    import sys
+
+    open_case(qtbot, window, png_folder)
+    for _ in range(5):  # caches and widgets made once are made before counting
+        act(window)
+    gc.collect()
+    before = sys.getrefcount(True)
+    for _ in range(300):
+        act(window)
+    gc.collect()
+    assert sys.getrefcount(True) > before - 100  # a signal that drops True would take 300 away
