@@ -72,6 +72,12 @@ class AppSettings:
             return default
         return value if math.isfinite(value) and low <= value <= high else default
 
+    def _set_number(self, key: str, value: float, limits: tuple[float, float], name: str, unit: str = "") -> None:
+        """Stores ``value`` under ``key``; raises ValueError naming the setting outside ``limits`` (inclusive)."""
+        if not limits[0] <= value <= limits[1]:
+            raise ValueError(f"the {name} must be {limits[0]}-{limits[1]}{unit}, got {value}")
+        self._store.setValue(key, float(value))
+
     @property
     def last_folder(self) -> Path | None:
         """The folder of the last frame opened, if it still exists."""
@@ -98,9 +104,7 @@ class AppSettings:
 
     @tick_mm.setter
     def tick_mm(self, value: float) -> None:
-        if not TICK_RANGE_MM[0] <= value <= TICK_RANGE_MM[1]:
-            raise ValueError(f"the tick interval must be {TICK_RANGE_MM[0]}-{TICK_RANGE_MM[1]} mm, got {value}")
-        self._store.setValue("tick_mm", float(value))
+        self._set_number("tick_mm", value, TICK_RANGE_MM, "tick interval", " mm")
 
     @property
     def threshold(self) -> float | None:
@@ -111,9 +115,7 @@ class AppSettings:
 
     @threshold.setter
     def threshold(self, value: float) -> None:
-        if not THRESHOLD_RANGE[0] <= value <= THRESHOLD_RANGE[1]:
-            raise ValueError(f"the threshold must be {THRESHOLD_RANGE[0]}-{THRESHOLD_RANGE[1]}, got {value}")
-        self._store.setValue("threshold", float(value))
+        self._set_number("threshold", value, THRESHOLD_RANGE, "threshold")
 
     @property
     def psa_threshold(self) -> float:
@@ -122,10 +124,7 @@ class AppSettings:
 
     @psa_threshold.setter
     def psa_threshold(self, value: float) -> None:
-        if not PSA_THRESHOLD_RANGE[0] <= value <= PSA_THRESHOLD_RANGE[1]:
-            raise ValueError(f"the PSA density threshold must be {PSA_THRESHOLD_RANGE[0]}-{PSA_THRESHOLD_RANGE[1]} "
-                             f"ng/mL/cc, got {value}")
-        self._store.setValue("psa_threshold", float(value))
+        self._set_number("psa_threshold", value, PSA_THRESHOLD_RANGE, "PSA density threshold", " ng/mL/cc")
 
     @property
     def colours(self) -> dict[str, Rgb]:

@@ -392,3 +392,13 @@ def _handler(fake: FakeRoboflow) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def small_export_zip(folder: Path) -> bytes:
+    """A small synthetic Roboflow COCO Segmentation export (2 patients x 3 frames, 256 x 192), written under
+    ``folder`` and zipped as Roboflow serves it."""
+    from pipeline.synthetic.roboflow_coco import SampleSpec, write_sample_export
+
+    write_sample_export(folder / "src", seed=7, spec=SampleSpec(n_patients=2, frames_per_patient=3, frame_width=256,
+                                                                frame_height=192))
+    return zip_folder(folder / "src")

@@ -24,8 +24,7 @@ from pipeline.ingest.roboflow.common import RoboflowError, RoboflowRef, api_key_
 from pipeline.ingest.roboflow.download import download_export
 from pipeline.ingest.source import ingest, opened_export
 from pipeline.ingest.roboflow.upload import upload_frames
-from pipeline.synthetic.roboflow_coco import SampleSpec, write_sample_export
-from tests.fake_roboflow import FakeRoboflow, refused_url, zip_folder
+from tests.fake_roboflow import FakeRoboflow, refused_url, small_export_zip
 
 KEY = "rf_Live_k3yS3cretXyz"  # has lowercase letters: the client treats all-caps keys as placeholders
 REF = RoboflowRef("hospital-urology", "prostate-trus", 1)
@@ -34,11 +33,7 @@ FORMAT = "coco-segmentation"
 
 @pytest.fixture(scope="module")
 def export_zip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """A small synthetic Roboflow COCO Segmentation export, zipped as Roboflow serves it."""
-    folder = tmp_path_factory.mktemp("export") / "src"
-    write_sample_export(folder, seed=7, spec=SampleSpec(n_patients=2, frames_per_patient=3, frame_width=256,
-                                                        frame_height=192))
-    return zip_folder(folder)
+    return small_export_zip(tmp_path_factory.mktemp("export"))
 
 
 @pytest.fixture

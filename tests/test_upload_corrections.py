@@ -25,7 +25,7 @@ from pipeline.ingest.source import ingest
 from pipeline.layout import MANIFEST, MASKS
 from pipeline.synthetic.roboflow_coco import SampleSpec, write_sample_export
 from tests.conftest import PROJECT_ROOT, child_environment
-from tests.fake_roboflow import FakeRoboflow, zip_folder
+from tests.fake_roboflow import FakeRoboflow, small_export_zip, zip_folder
 from tests.test_corrections import CLASSES, ellipse, gland_with_hole_and_blob, iou
 
 KEY = "rf_Live_c0rrecti0nsK3y"
@@ -35,11 +35,7 @@ SIZE = (192, 256)  # height, width of the small synthetic frames
 
 @pytest.fixture(scope="module")
 def export_zip(tmp_path_factory: pytest.TempPathFactory) -> bytes:
-    """A small synthetic Roboflow COCO Segmentation export (6 frames, 256 x 192), zipped as Roboflow serves it."""
-    folder = tmp_path_factory.mktemp("export") / "src"
-    write_sample_export(folder, seed=7, spec=SampleSpec(n_patients=2, frames_per_patient=3, frame_width=256,
-                                                        frame_height=192))
-    return zip_folder(folder)
+    return small_export_zip(tmp_path_factory.mktemp("export"))
 
 
 @pytest.fixture
