@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import yaml
 
 from pipeline.augment_spec import AugmentParams
+from pipeline.int8_spec import Int8Params
 from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import PostprocessSpec, check_threshold
@@ -419,11 +420,13 @@ class ExportParams:
         review_dice_floor: in (0, 1]: a validation frame whose gland Dice is below it counts
             as one a person should have reviewed, when the review flag's threshold is
             calibrated (:func:`pipeline.inference.review.calibrate_review`).
+        int8: the INT8 model and its gate (:class:`pipeline.int8_spec.Int8Params`).
     """
 
     opset: int = 18
     parity_atol: float = 1e-3
     review_dice_floor: float = 0.9
+    int8: Int8Params = field(default_factory=Int8Params)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.review_dice_floor <= 1.0:

@@ -14,7 +14,8 @@ Stage outputs live outside ``data/`` (DVC refuses overlapping outputs).
   structure is in ``pipeline.splitting``).
 - train -> ``models/checkpoint.pt`` (see ``pipeline.training.checkpoint``), ``dvclive/``.
 - evaluate -> ``reports/metrics.json``, ``reports/per_frame.csv``, ``reports/overlays/``.
-- export -> ``models/model.onnx``.
+- export -> ``models/model.onnx``; ``models/int8/model.int8.onnx`` when the INT8 model passes its gate (the
+  folder is the output: DVC cannot declare a file that may not exist), ``reports/int8.json`` (the gate's figures).
 - ood -> ``reports/ood.json``, ``reports/ood_dice.csv`` (see ``pipeline.evaluation.ood``).
 
 Cross-validation (``cv/dvc.yaml``, run on request), fold k as a plain number:
@@ -43,6 +44,9 @@ VOLUME_FILE = REPORTS_DIR / "volume.csv"  # the volume check, per test patient (
 OVERLAYS_DIR = REPORTS_DIR / "overlays"
 PREPROCESS_PLOTS_DIR = REPORTS_DIR / "preprocess"
 MODEL_FILE = Path("models/model.onnx")
+INT8_DIR = MODEL_FILE.parent / "int8"
+INT8_FILE = INT8_DIR / "model.int8.onnx"    # pipeline.inference.runtime.int8_candidates finds it there
+INT8_REPORT = REPORTS_DIR / "int8.json"
 OOD_FILE = REPORTS_DIR / "ood.json"            # the model on scanner variants training never saw
 OOD_PLOT_FILE = REPORTS_DIR / "ood_dice.csv"  # its Dice per variant and class (a DVC bar chart)
 FOLDS = "folds"

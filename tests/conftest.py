@@ -9,7 +9,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -153,6 +153,22 @@ def real_exports() -> Path:
                     f"they are committed with the project, restore them with `git checkout -- {REAL_EXPORTS}`:\n"
                     + "\n".join(problems), pytrace=False)
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnxruntime_cache_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """ONNX Runtime's optimised graphs go to a folder of this test session, never the user's cache folder (the
+    app and ``trus`` cache them; child processes inherit the variable)."""
+    from pipeline.inference.session_cache import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("onnxruntime-cache")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
 
 
 @pytest.fixture(autouse=True)

@@ -121,6 +121,27 @@ def test_exported_model_runs_in_onnx_runtime_with_its_contract(repro: tuple[Path
     assert 0.0 <= probabilities.min() <= probabilities.max() <= 1.0
 
 
+def test_export_writes_the_int8_model_only_with_a_passed_gate(repro: tuple[Path, str]):
+    """The INT8 step ran on the real pipeline: its report, its folder (a DVC output even when empty) and, when
+    the gate passed, a quantised model made from this float model that the runtime picks on a VNNI CPU."""
+    root, output = repro
+    report = json.loads((root / "reports/int8.json").read_text())
+    assert report["enabled"] and report["calibration"] == "percentile" and report["float_nodes"] >= 2
+    gate = report["gate"]
+    assert gate["passed"] == report["written"] == (gate["failures"] == [])
+    assert set(gate["mask_dice"]) == {"gland", "lesion"} and gate["frames"] == len(
+        json.loads((root / "artifacts/split.json").read_text())["frames"]["test"])
+    int8 = root / "models/int8/model.int8.onnx"
+    assert (root / "models/int8").is_dir() and int8.is_file() is report["written"]
+    segmenter = Segmenter(root / "models/model.onnx", fast_int8=True)
+    if report["written"]:
+        assert f"export: int8: models/int8/model.int8.onnx (percentile calibration on" in output
+        assert segmenter.path == int8 and segmenter.contract.quantization["gate"] == gate
+    else:
+        assert "export: int8: gate failed, no INT8 model written" in output
+        assert segmenter.path == root / "models/model.onnx" and segmenter.precision == "fp32"
+
+
 def test_ood_scores_the_deployed_model_on_each_variant(repro: tuple[Path, str]):
     root, _ = repro
     report = json.loads((root / "reports/ood.json").read_text())

@@ -65,3 +65,36 @@ def write_threshold_model(path: Path, contract: ModelContract | None = None, lev
     onnx.checker.check_model(model)
     onnx.save(model, path)
     return path
+
+
+def write_two_layer_model(path: Path, outlier_gain: float = 0.0, gain: float = 12.0,
+                          contract: ModelContract | None = None) -> Path:
+    """Writes a two-convolution model that INT8 quantisation keeps (``outlier_gain`` 0) or breaks (large).
+
+    Layer 1 (quantised by :func:`pipeline.training.quantize.quantize_int8`) maps x = gray / 255 to
+    three channels: x, 1 - x and ``outlier_gain * x``. Layer 2 (the logits, kept in float) gives
+    channel 0 = sigmoid(gain * (x - 0.5)) ("bright") and channel 1 = sigmoid(gain * ((1 - x) - 0.5))
+    ("dark"), ignoring the third channel. With a large ``outlier_gain`` the third channel
+    stretches layer 1's per-tensor activation range, so x and 1 - x lose their 8-bit
+    precision and the masks change: a model that fails the INT8 gate.
+    """
+    contract = contract or tiny_contract()
+    first = numpy_helper.from_array(np.array([1.0, -1.0, outlier_gain], np.float32).reshape(3, 1, 1, 1), "w1")
+    first_bias = numpy_helper.from_array(np.array([0.0, 1.0, 0.0], np.float32), "b1")
+    second = numpy_helper.from_array(np.array([[gain, 0, 0], [0, gain, 0]], np.float32).reshape(2, 3, 1, 1), "w2")
+    second_bias = numpy_helper.from_array(np.array([-gain / 2, -gain / 2], np.float32), "b2")
+    nodes = [helper.make_node("Conv", [INPUT_NAME, "w1", "b1"], ["features"], name="layer1"),
+             helper.make_node("Relu", ["features"], ["activated"], name="relu1"),
+             helper.make_node("Conv", ["activated", "w2", "b2"], ["logits"], name="layer2"),
+             helper.make_node("Sigmoid", ["logits"], [OUTPUT_NAME], name="sigmoid")]
+    graph = helper.make_graph(
+        nodes, "two_layer",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, contract.size, contract.size])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 2, contract.size, contract.size])],
+        [first, first_bias, second, second_bias])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    helper.set_model_props(model, {CONTRACT_KEY: contract.to_json()})
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path

@@ -157,6 +157,12 @@ class ModelContract:
         review: when a frame is flagged for review (its border uncertainty's threshold,
             calibrated on the validation frames at export); None in contracts written before
             it existed: then only an absent or broken gland is flagged.
+        quantization: None for a float model; for a statically quantised one
+            (:mod:`pipeline.training.quantize`), a JSON-ready record: ``format`` (QDQ),
+            ``weights``, ``activations``, ``calibration`` (method), ``calibration_frames``,
+            ``float_nodes`` (the tail kept in float), ``source_sha256`` (the float model it
+            was made from) and ``gate`` (:class:`pipeline.evaluation.int8_gate.GateResult`'s
+            figures on the test frames).
     """
 
     classes: tuple[str, ...]
@@ -173,6 +179,12 @@ class ModelContract:
     note: str = ""
     plane_classes: tuple[str, ...] | None = None
     review: ReviewSpec | None = None
+    quantization: dict[str, Any] | None = None
+
+    @property
+    def precision(self) -> str:
+        """``int8`` for a quantised model, ``fp32`` otherwise."""
+        return "fp32" if self.quantization is None else "int8"
 
     @property
     def size(self) -> int:
@@ -191,6 +203,7 @@ class ModelContract:
             "plane_classes": None if self.plane_classes is None else list(self.plane_classes),
             "plane_output": None if self.plane_classes is None else PLANE_OUTPUT_NAME,
             "review": None if self.review is None else self.review.to_dict(),
+            "quantization": self.quantization,
         }
         return json.dumps(payload, sort_keys=True)
 
@@ -228,11 +241,26 @@ class ModelContract:
                 code_version=str(payload.get("code_version", "unknown")), note=str(payload.get("note", "")),
                 plane_classes=_plane_classes(payload.get("plane_classes")),
                 review=None if payload.get("review") is None else ReviewSpec.from_dict(payload["review"]),
+                quantization=_quantization(payload.get("quantization")),
             )
         except ContractError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             raise ContractError(f"malformed model contract ({error})") from error
+
+
+def _quantization(stored: Any) -> dict[str, Any] | None:
+    """The contract's ``quantization``: None (absent or null: a float model) or a record naming the float
+    model it was made from.
+
+    Raises:
+        ContractError: anything else.
+    """
+    if stored is None:
+        return None
+    if not isinstance(stored, dict) or not isinstance(stored.get("source_sha256"), str):
+        raise ContractError(f"the model's quantization must be null or a record with source_sha256, got {stored!r}")
+    return dict(stored)
 
 
 def _plane_classes(stored: Any) -> tuple[str, ...] | None:

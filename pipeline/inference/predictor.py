@@ -6,6 +6,8 @@ A model whose contract names ``plane_classes`` also gives the frame's plane prob
 
 from __future__ import annotations
 
+import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,10 +21,67 @@ from pipeline.inference.contract import (CONTRACT_KEY, NO_POSTPROCESS, PLANE_OUT
 from pipeline.inference.gland_size import GLAND_CLASS
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.inference.review import ReviewSpec, review_reason, review_signal
+from pipeline.inference.runtime import ModelChoice, PrecisionError, choose_model, file_sha256, physical_cores
+from pipeline.inference.session_cache import cached_graph
+
+log = logging.getLogger(__name__)
 
 
 class ModelLoadError(ValueError):
     """The model file is missing, not ONNX, or lacks the contract; the message names the file."""
+
+
+def open_session(path: Path, threads: int | None, cache_dir: Path | None) -> tuple[ort.InferenceSession, ModelContract]:
+    """An ONNX Runtime session of ``path`` and its contract; with ``cache_dir``, through its optimised graph there.
+
+    The optimised graph (:func:`pipeline.inference.session_cache.cached_graph`) is opened with
+    the optimisations off when it exists; otherwise the model is optimised and the graph saved
+    (under a temporary name, then renamed: two processes never read a half-written file). A
+    cache that cannot be read or written is skipped, never an error.
+
+    Raises:
+        ModelLoadError: not ONNX, or no valid contract in its metadata.
+    """
+    cached = None if cache_dir is None else cached_graph(cache_dir, path)
+    session = None
+    if cached is not None and cached.is_file():
+        options = session_options(threads)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # optimised already
+        try:
+            session = ort.InferenceSession(str(cached), options, providers=["CPUExecutionProvider"])
+        except Exception:  # a damaged cache file: optimise the model again
+            log.warning("ignoring an unreadable optimised-graph cache file %s", cached)
+    if session is None:
+        partial = None
+        if cached is not None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                partial = cached.with_name(f"{cached.stem}.{os.getpid()}.partial.onnx")
+            except OSError:
+                log.warning("cannot create the optimised-graph cache folder %s", cached.parent)
+        try:
+            session = ort.InferenceSession(str(path), session_options(threads, partial),
+                                           providers=["CPUExecutionProvider"])
+        except Exception as error:  # onnxruntime raises its own untyped exceptions
+            raise ModelLoadError(f"{path}: not a valid ONNX model ({str(error).splitlines()[0]})") from error
+        finally:
+            if partial is not None and partial.is_file():
+                try:
+                    os.replace(partial, cached)  # type: ignore[arg-type]
+                except OSError:
+                    partial.unlink(missing_ok=True)
+    metadata = session.get_modelmeta().custom_metadata_map
+    if CONTRACT_KEY not in metadata:
+        raise ModelLoadError(f"{path}: the model has no '{CONTRACT_KEY}' metadata; export it with the pipeline")
+    try:
+        return session, ModelContract.from_json(metadata[CONTRACT_KEY])
+    except ContractError as error:
+        raise ModelLoadError(f"{path}: {error}") from error
+
+
+def _made_from(contract: ModelContract, float_model: Path) -> bool:
+    """Whether a quantised model's contract names ``float_model`` (by its SHA-256) as its source."""
+    return contract.quantization is not None and contract.quantization["source_sha256"] == file_sha256(float_model)
 
 
 @dataclass(frozen=True)
@@ -74,43 +133,94 @@ class Segmentation:
         return review_reason(signal, self.review)
 
 
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A frame ready for the network (:meth:`Segmenter.prepare`).
+
+    Attributes:
+        image: (size, size) uint8, the preprocessed frame.
+        geometry: how the frame was cropped and resized, to map the output back.
+    """
+
+    image: np.ndarray
+    geometry: FrameGeometry
+
+
+def session_options(threads: int | None = None, optimized_cache: Path | None = None) -> ort.SessionOptions:
+    """ONNX Runtime's options for the product's models (figures: README "Inference speed").
+
+    Args:
+        threads: intra-op threads; None: the physical cores (:func:`physical_cores`).
+        optimized_cache: where ONNX Runtime saves the graph it optimised (loaded as is
+            the next time by :func:`open_session`), or None.
+
+    Returns:
+        All graph optimisations on, sequential execution (the graph is a chain: parallel
+        branches gain nothing), ``threads`` intra-op threads, warnings only.
+    """
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = physical_cores() if threads is None else threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    if optimized_cache is not None:
+        options.optimized_model_filepath = str(optimized_cache)
+    return options
+
+
 class Segmenter:
     """Runs an exported model on frames; thread-safe for concurrent ``segment`` calls."""
 
-    def __init__(self, model_path: Path | str, threads: int = 0) -> None:
-        """Loads the model and its contract.
+    def __init__(self, model_path: Path | str, threads: int | None = None, precision: str = "auto",
+                 cache_dir: Path | None = None, fast_int8: bool | None = None) -> None:
+        """Loads the model (or its INT8 companion, :func:`pipeline.inference.runtime.choose_model`) and its contract.
 
         Args:
-            model_path: an ONNX file written by the export stage.
-            threads: ONNX Runtime intra-op threads (0 = all cores).
+            model_path: an ONNX file written by the export stage (the float model; a
+                quantised file given directly runs as it is).
+            threads: ONNX Runtime intra-op threads (None: the physical cores; 0: ONNX
+                Runtime's own choice).
+            precision: ``auto`` (the INT8 model beside ``model_path`` when this CPU runs
+                it fast), ``int8`` or ``fp32``.
+            cache_dir: a folder for ONNX Runtime's optimised graphs
+                (:mod:`pipeline.inference.session_cache`), or None for no cache.
+            fast_int8: whether this CPU runs INT8 fast; None: detect it.
 
         Raises:
-            ModelLoadError: missing file, not ONNX, or no valid contract in its metadata.
+            ModelLoadError: missing file, not ONNX, no valid contract, ``int8`` requested
+                without an INT8 model made from this one.
         """
-        self.path = Path(model_path)
-        if not self.path.is_file():
-            raise ModelLoadError(f"{self.path}: no such model file")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.log_severity_level = 3
+        self.requested_path = Path(model_path)
+        if not self.requested_path.is_file():
+            raise ModelLoadError(f"{self.requested_path}: no such model file")
         try:
-            self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own untyped exceptions
-            raise ModelLoadError(f"{self.path}: not a valid ONNX model ({str(error).splitlines()[0]})") from error
-        metadata = self._session.get_modelmeta().custom_metadata_map
-        if CONTRACT_KEY not in metadata:
-            raise ModelLoadError(f"{self.path}: the model has no '{CONTRACT_KEY}' metadata; export it with the pipeline")
-        try:
-            self.contract = ModelContract.from_json(metadata[CONTRACT_KEY])
-        except ContractError as error:
-            raise ModelLoadError(f"{self.path}: {error}") from error
-        self._input_name = self._session.get_inputs()[0].name
-        self._output_names = [self._session.get_outputs()[0].name]
-        if self.contract.plane_classes is not None:
-            if PLANE_OUTPUT_NAME not in {output.name for output in self._session.get_outputs()}:
+            choice = choose_model(self.requested_path, precision, fast_int8)
+        except PrecisionError as error:
+            raise ModelLoadError(str(error)) from error
+        session, contract = open_session(choice.path, threads, cache_dir)
+        if choice.path != self.requested_path and not _made_from(contract, self.requested_path):
+            if precision == "int8":
+                raise ModelLoadError(f"{choice.path}: this INT8 model was made from another model than "
+                                     f"{self.requested_path}; export again")
+            choice = ModelChoice(self.requested_path, "fp32",
+                                 f"fp32: the INT8 model beside it ({choice.path.name}) was made from another model")
+            session, contract = open_session(choice.path, threads, cache_dir)
+        if choice.path == self.requested_path and contract.quantization is not None:
+            choice = ModelChoice(choice.path, "int8", "INT8: the model file given is quantised")
+        self.path, self.choice, self.contract, self._session = choice.path, choice, contract, session
+        self._input_name = session.get_inputs()[0].name
+        self._output_names = [session.get_outputs()[0].name]
+        if contract.plane_classes is not None:
+            if PLANE_OUTPUT_NAME not in {output.name for output in session.get_outputs()}:
                 raise ModelLoadError(f"{self.path}: the contract names plane classes but the model has no "
                                      f"'{PLANE_OUTPUT_NAME}' output")
             self._output_names.append(PLANE_OUTPUT_NAME)
+
+    @property
+    def precision(self) -> str:
+        """``int8`` or ``fp32``: the model that runs."""
+        return self.choice.precision
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -154,8 +264,21 @@ class Segmenter:
             Probabilities mapped back onto the original (H, W) frame, and the plane
             probabilities when the model has a plane output.
         """
+        return self.segment_prepared(self.prepare(gray, region_box))
+
+    def prepare(self, gray: np.ndarray, region_box: tuple[int, int, int, int] | None = None) -> PreparedFrame:
+        """The first half of :meth:`segment`: the model's preprocessing of one frame (no network).
+
+        Args:
+            gray: (H, W) uint8 grey frame at its original size.
+            region_box: the frame's DICOM ultrasound region, or None.
+        """
         processed = preprocess_frame(gray, self.contract.preprocess, region_box=region_box)
-        probabilities, planes = self.run_processed(processed.image)  # (1, C, S, S), (1, K) or None
+        return PreparedFrame(processed.image, processed.geometry)
+
+    def segment_prepared(self, prepared: PreparedFrame) -> Segmentation:
+        """The second half of :meth:`segment`: the network on a :meth:`prepare`d frame, mapped back onto it."""
+        probabilities, planes = self.run_processed(prepared.image)  # (1, C, S, S), (1, K) or None
         plane = None if planes is None else dict(zip(self.contract.plane_classes or (), map(float, planes[0])))
-        return Segmentation(probabilities_to_original_frame(probabilities[0], processed.geometry), processed.geometry,
+        return Segmentation(probabilities_to_original_frame(probabilities[0], prepared.geometry), prepared.geometry,
                             self.classes, self.contract.postprocess, plane, self.contract.review)

@@ -6,7 +6,9 @@ resolved ``model.plane_head``) gives the model a ``plane`` output and the contra
 ``plane_classes``. ONNX Runtime must agree with PyTorch on the first test frames within
 ``export.parity_atol``, or nothing is written (see :mod:`pipeline.training.onnx_export`).
 The review flag's threshold is calibrated on the validation frames
-(:mod:`pipeline.evaluation.review_calibration`) and stored in the contract.
+(:mod:`pipeline.evaluation.review_calibration`) and stored in the contract. Then the INT8
+model (``export.int8``, :mod:`pipeline.training.int8_export`): ``models/int8/model.int8.onnx`` if
+it passes its gate on the test frames, and ``reports/int8.json`` either way.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from pipeline.config import load_params
 from pipeline.evaluation.review_calibration import calibrated_review, describe_review
 from pipeline.files.tables import read_table
 from pipeline.imaging.frames import read_frame
-from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, METRICS_FILE, MODEL_FILE, PROCESSED_DIR,
-                             PROCESSED_MANIFEST, SOURCE_INFO, SPLIT_FILE)
+from pipeline.files.atomic import write_json_atomically
+from pipeline.layout import (CHECKPOINT_FILE, FRAMES_DIR, IMAGES, INT8_FILE, INT8_REPORT, METRICS_FILE, MODEL_FILE,
+                             PROCESSED_DIR, PROCESSED_MANIFEST, SOURCE_INFO, SPLIT_FILE)
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.training.checkpoint import load_checkpoint
+from pipeline.training.int8_export import describe, export_int8
 from pipeline.training.onnx_export import build_contract, export_checked
 
 PARITY_FRAMES = 4
@@ -50,6 +54,10 @@ def main() -> None:
     print(f"export: {MODEL_FILE} ({size_mb:.1f} MB, opset {params.export.opset}, outputs: {outputs}); "
           f"max |ORT - PyTorch| = {error:.1e} on {len(images)} test frames")
     print(f"export: {describe_review(review)}")
+    report = export_int8(MODEL_FILE, INT8_FILE, contract, params, split["train"], split["test"], table)
+    write_json_atomically(INT8_REPORT, report)
+    for line in describe(report, INT8_FILE):
+        print(f"export: {line}")
 
 
 if __name__ == "__main__":
