@@ -1,10 +1,11 @@
 """Command line of the desktop app (``trus-app`` and ``python -m app``).
 
-``trus-app [CASE] [--model PATH] [--screenshot OUT.png]``
+``trus-app [CASE] [--model PATH] [--precision auto|int8|fp32] [--screenshot OUT.png]``
 
 CASE is a frame file, a multi-frame DICOM, a folder of frames or a case file. The model and the
 case named on the command line are checked before the Qt application starts, so a bad file gives
-a one-line error on stderr and exit code 2. With ``--screenshot`` the app segments the case's
+a one-line error on stderr and exit code 2. ``--precision`` overrides (and does not change) the
+Preferences' model precision. With ``--screenshot`` the app segments the case's
 first frame, saves a picture of the window to OUT.png, prints its path and
 exits (works with ``QT_QPA_PLATFORM=offscreen``). Everything is logged to a rotating file in the
 user's log folder (see :mod:`app.log_file`).
@@ -24,9 +25,12 @@ from PySide6.QtWidgets import QApplication
 from app.case import first_readable_frame
 from app.case_file import CaseFileError, read_case
 from app.log_file import REDACT, configure_file_logging
+from app.settings import AppSettings
 from app.main_window import MainWindow
 from pipeline.imaging.frames import FrameReadError
 from pipeline.inference.predictor import ModelLoadError, Segmenter
+from pipeline.inference.runtime import PRECISIONS
+from pipeline.inference.session_cache import default_cache_dir
 from pipeline.layout import MODEL_FILE
 
 PROG = "trus-app"
@@ -44,6 +48,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                              "a folder of frames or a case file")
     parser.add_argument("--model", type=Path, default=None, metavar="PATH",
                         help=f"the exported ONNX model (default: {MODEL_FILE})")
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
+                        help="which model runs: auto (INT8 where this CPU runs it fast), int8 or fp32 "
+                             "(default: the Preferences' choice)")
     parser.add_argument("--screenshot", type=Path, metavar="OUT.png",
                         help="segment the case's first frame, save a picture of the window to OUT.png and exit")
     args = parser.parse_args(argv)
@@ -69,7 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Without --model, a missing default model is not fatal: the window opens and asks for one.
     model_optional = args.model is None and args.screenshot is None and not model_path.exists()
     try:
-        segmenter = None if model_optional else Segmenter(model_path)
+        settings = AppSettings()
+        precision = args.precision or settings.precision
+        segmenter = None if model_optional else Segmenter(model_path, precision=precision,
+                                                          cache_dir=default_cache_dir())
         if args.frame is not None:
             first_readable_frame(read_case(args.frame)[0])
     except (ModelLoadError, FrameReadError, CaseFileError) as error:

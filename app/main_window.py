@@ -33,6 +33,7 @@ from app.settings import TICK_RANGE_MM, AppSettings
 from app.worker import SegmentationWorker
 from pipeline.imaging.frames import FRAME_SUFFIXES, Frame, FrameReadError
 from pipeline.inference.predictor import ModelLoadError, Segmentation, Segmenter
+from pipeline.inference.session_cache import default_cache_dir
 
 APP_TITLE = "TRUS Segmentation"
 MODEL_SUFFIX = ".onnx"
@@ -194,10 +195,17 @@ class MainWindow(QMainWindow):
     def load_model(self, path: Path | str) -> None:
         """Loads a model and re-segments the open frame.
 
+        The settings' precision picks the file (:func:`pipeline.inference.runtime.choose_model`); ONNX
+        Runtime's optimised graph is cached (:func:`pipeline.inference.session_cache.default_cache_dir`).
+
         Raises:
-            ModelLoadError: missing file, not ONNX, or no valid contract.
+            ModelLoadError: missing file, not ONNX, no valid contract, or INT8 asked for without an INT8 model.
         """
-        self.use_segmenter(Segmenter(path))
+        self.use_segmenter(Segmenter(path, precision=self.settings.precision, cache_dir=default_cache_dir()))
+
+    def reload_model(self) -> bool:
+        """Loads the current model again (after a precision change); returns whether it worked (True without one)."""
+        return self.segmenter is None or self.open_model(self.segmenter.requested_path)
 
     def use_segmenter(self, segmenter: Segmenter) -> None:
         """Switches to an already loaded model and re-segments the open frame."""
@@ -205,11 +213,12 @@ class MainWindow(QMainWindow):
         self.session.use_contract(segmenter.contract, self.settings.threshold)
         if self.session.case is not None:
             self.session.case.forget_segmentations()
-        self.panel.set_model(segmenter.contract, segmenter.path, self.session.class_colours())
+        self.panel.set_model(segmenter.contract, segmenter.path, self.session.class_colours(), segmenter.choice.reason)
         self.panel.set_display(self.session.opacity, self.session.threshold, self.session.default_threshold)
         contract = segmenter.contract
-        log.info("model loaded: %s (%s/%s, classes %s, dataset %s, code %s)", segmenter.path, contract.arch,
-                 contract.encoder, ",".join(contract.classes), contract.dataset_version, contract.code_version)
+        log.info("model loaded: %s (%s/%s, classes %s, dataset %s, code %s; %s)", segmenter.path, contract.arch,
+                 contract.encoder, ",".join(contract.classes), contract.dataset_version, contract.code_version,
+                 segmenter.choice.reason)
         self.statusBar().showMessage(f"Model {segmenter.path.name} loaded.")
         self._refresh()
         self._segment()

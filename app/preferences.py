@@ -1,4 +1,5 @@
-"""Edit › Preferences…: the PSA density threshold, the depth scale's tick interval and the class colours.
+"""Edit › Preferences…: the PSA density threshold, the depth scale's tick interval, the class colours and
+the model's precision (a new precision reloads the model).
 
 The dialog only collects values (:meth:`PreferencesDialog.preferences`); OK hands them to
 :func:`apply_preferences`, which persists them (:class:`app.settings.AppSettings`) and redraws the
@@ -13,12 +14,15 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QColorDialog, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout, QLabel,
-                               QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QColorDialog, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFormLayout,
+                               QLabel, QPushButton, QVBoxLayout, QWidget)
 
 from app.panel import swatch
 from app.settings import PSA_THRESHOLD_RANGE, TICK_RANGE_MM, Rgb, to_hex
 from pipeline.inference.measure import colour_for
+from pipeline.inference.runtime import PRECISIONS
+
+PRECISION_LABELS = {"auto": "Automatic (INT8 where this CPU runs it fast)", "int8": "INT8", "fp32": "fp32"}
 
 if TYPE_CHECKING:
     from app.main_window import MainWindow
@@ -32,11 +36,13 @@ class Preferences:
         psa_threshold: PSA density threshold, ng/mL/cc, in :data:`app.settings.PSA_THRESHOLD_RANGE` (0.01-1.0).
         tick_mm: mm between the depth scale's longer ticks, in :data:`app.settings.TICK_RANGE_MM` (0.5-100).
         colours: the overlay colour (RGB, 0-255 each) per class name of the loaded model.
+        precision: which model runs, one of :data:`pipeline.inference.runtime.PRECISIONS`.
     """
 
     psa_threshold: float
     tick_mm: float
     colours: dict[str, Rgb]
+    precision: str = "auto"
 
 
 def _spin_box(low: float, high: float, value: float, step: float, suffix: str) -> QDoubleSpinBox:
@@ -56,10 +62,11 @@ class PreferencesDialog(QDialog):
         psa_box: the PSA density threshold, ng/mL/cc (0.01-1.0).
         tick_box: mm between the depth scale's longer ticks (0.5-100).
         colour_buttons: per class name, the button that opens a colour chooser.
+        precision_box: which model runs (the items' data: :data:`pipeline.inference.runtime.PRECISIONS`).
     """
 
     def __init__(self, classes: Sequence[str], colours: Sequence[Rgb], psa_threshold: float, tick_mm: float,
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None, precision: str = "auto") -> None:
         """Shows the current values.
 
         Args:
@@ -67,6 +74,7 @@ class PreferencesDialog(QDialog):
             colours: their current overlay colours (RGB, 0-255 each), in the same order.
             psa_threshold: the current PSA density threshold, ng/mL/cc.
             tick_mm: the current tick interval, mm.
+            precision: the current model precision setting.
         """
         super().__init__(parent)
         self.setWindowTitle("Preferences")
@@ -79,6 +87,13 @@ class PreferencesDialog(QDialog):
         self.tick_box = _spin_box(*TICK_RANGE_MM, tick_mm, 0.5, " mm")
         self.tick_box.setToolTip("mm between the longer ticks of the depth scale burned into the frames")
         form.addRow("Depth scale tick interval", self.tick_box)
+        self.precision_box = QComboBox()
+        for value in PRECISIONS:
+            self.precision_box.addItem(PRECISION_LABELS[value], value)
+        self.precision_box.setCurrentIndex(PRECISIONS.index(precision))
+        self.precision_box.setToolTip("INT8 is faster on CPUs with integer dot-product instructions (VNNI); "
+                                      "it is used only when its accuracy gate passed at export")
+        form.addRow("Model precision", self.precision_box)
         self.colour_buttons: dict[str, QPushButton] = {}
         for name in classes:
             button = QPushButton()
@@ -122,7 +137,8 @@ class PreferencesDialog(QDialog):
 
     def preferences(self) -> Preferences:
         """The values as the dialog shows them."""
-        return Preferences(self.psa_box.value(), self.tick_box.value(), dict(self._colours))
+        return Preferences(self.psa_box.value(), self.tick_box.value(), dict(self._colours),
+                           self.precision_box.currentData())
 
     def _show_colour(self, name: str) -> None:
         button, rgb = self.colour_buttons[name], self._colours[name]
@@ -157,6 +173,9 @@ def apply_preferences(window: MainWindow, chosen: Preferences) -> None:
     window.panel.set_colours(session.class_colours())
     if chosen.tick_mm != settings.tick_mm:
         window.set_tick_interval(chosen.tick_mm)  # persists it and recalibrates the open frame
+    if chosen.precision != settings.precision:
+        settings.precision = chosen.precision
+        window.reload_model()  # reports its own error; the window keeps the model it has
     settings.sync()
     window.refresh()
     window.say("Preferences saved.")
@@ -167,7 +186,7 @@ def open_preferences(window: MainWindow) -> PreferencesDialog:
     (:func:`apply_preferences`), Cancel changes nothing. Returns the dialog (deleted when closed)."""
     session = window.session
     dialog = PreferencesDialog(session.classes, session.class_colours(), session.psa_threshold,
-                               window.settings.tick_mm, window)
+                               window.settings.tick_mm, window, window.settings.precision)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.accepted.connect(lambda: apply_preferences(window, dialog.preferences()))
     dialog.open()

@@ -19,6 +19,7 @@ from app.session import DEFAULT_OPACITY
 from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.inference.contract import THRESHOLD_RANGE
 from pipeline.inference.gland_size import PSA_DENSITY_THRESHOLD
+from pipeline.inference.runtime import PRECISIONS
 
 ENV_PATH = "TRUS_APP_SETTINGS"
 TICK_RANGE_MM = (0.5, 100.0)
@@ -125,6 +126,19 @@ class AppSettings:
     @psa_threshold.setter
     def psa_threshold(self, value: float) -> None:
         self._set_number("psa_threshold", value, PSA_THRESHOLD_RANGE, "PSA density threshold", " ng/mL/cc")
+
+    @property
+    def precision(self) -> str:
+        """Which model runs, one of :data:`pipeline.inference.runtime.PRECISIONS`: ``auto`` (the default: the
+        INT8 model where this CPU runs it fast), ``int8`` or ``fp32``."""
+        value = self._store.value("precision", "auto")
+        return value if value in PRECISIONS else "auto"
+
+    @precision.setter
+    def precision(self, value: str) -> None:
+        if value not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {value!r}")
+        self._store.setValue("precision", value)
 
     @property
     def colours(self) -> dict[str, Rgb]:

@@ -244,3 +244,57 @@ def test_a_new_psa_threshold_flags_the_density_at_once(qtbot, window: MainWindow
     dialog.psa_box.setValue(0.1)
     dialog.accept()
     assert label.text() == f"{density:.3f} ng/mL/cc ≥ 0.1: above the threshold"
+
+
+# The model's precision
+
+
+def test_precision_setting_reads_unknown_values_as_auto(settings_file: Path) -> None:
+    settings = AppSettings(settings_file)
+    assert settings.precision == "auto"
+    settings.precision = "fp32"
+    assert AppSettings(settings_file).precision == "fp32"
+    with pytest.raises(ValueError, match="precision must be one of auto, int8, fp32"):
+        settings.precision = "fp16"
+    raw = QSettings(str(settings_file), QSettings.Format.IniFormat)
+    raw.setValue("precision", "bf16")
+    raw.sync()
+    assert AppSettings(settings_file).precision == "auto"
+
+
+def test_choosing_a_precision_reloads_the_model_and_the_card_shows_it(
+        qtbot, make_window: Callable[..., MainWindow], model_path: Path, tmp_path: Path, errors: list[str]) -> None:
+    from tests.test_runtime import quantised_beside
+    from tests.test_app import form_texts
+
+    folder = tmp_path / "deployed"
+    folder.mkdir()
+    model = folder / model_path.name
+    model.write_bytes(model_path.read_bytes())
+    quantised_beside(model)
+    window = make_window(load_model=False)
+    window.settings.precision = "int8"
+    window.load_model(model)
+    texts = form_texts(window.panel.model_form)
+    assert (window.segmenter.precision, texts["File"], texts["Runs"]) == ("int8", "model.int8.onnx",
+                                                                        "INT8: chosen in the settings")
+    assert texts["INT8 gate"] == "masks agree with fp32: gland Dice 0.999; largest test metric drop 0.000 on ? frames"
+    dialog = open_dialog(window)
+    assert dialog.precision_box.currentData() == "int8"
+    dialog.precision_box.setCurrentIndex(dialog.precision_box.findData("fp32"))
+    dialog.accept()
+    texts = form_texts(window.panel.model_form)
+    assert (window.segmenter.precision, texts["File"], texts["Runs"]) == ("fp32", "model.onnx",
+                                                                        "fp32: chosen in the settings")
+    assert "INT8 gate" not in texts
+    assert AppSettings(window.settings.file).precision == "fp32" and errors == []
+
+
+def test_a_precision_that_cannot_be_met_keeps_the_loaded_model(
+        qtbot, make_window: Callable[..., MainWindow], model_path: Path, errors: list[str]) -> None:
+    window = make_window()
+    dialog = open_dialog(window)
+    dialog.precision_box.setCurrentIndex(dialog.precision_box.findData("int8"))
+    dialog.accept()
+    assert window.segmenter is not None and window.segmenter.path == model_path and window.segmenter.precision == "fp32"
+    assert len(errors) == 1 and "no INT8 model beside it" in errors[0]

@@ -1,4 +1,4 @@
-"""What every ``trus`` command shares: the error console, one-line errors, ``--force``, frame inputs.
+"""What every ``trus`` command shares: the error console, one-line errors, ``--force``, ``--precision``, frame inputs.
 
 A command's user-fixable errors (ValueError/OSError subclasses whose message names the file
 and the problem) print one line, ``error: <message>``, and exit with status 2; ``trus
@@ -12,13 +12,18 @@ import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from pipeline.imaging.frames import FRAME_SUFFIXES, FrameReadError
+from pipeline.inference.runtime import PRECISIONS
+
+if TYPE_CHECKING:
+    from pipeline.inference.predictor import Segmenter
 
 console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
@@ -26,6 +31,23 @@ log = logging.getLogger("pipeline.cli")
 
 Force = Annotated[bool, typer.Option("--force", help="Replace an earlier output of this same command in OUT "
                                      "(never a folder holding files it did not write).")]
+Precision = Annotated[str, typer.Option(
+    "--precision", click_type=click.Choice(PRECISIONS),
+    help="Which model runs: auto (the INT8 model beside MODEL where this CPU has VNNI), int8 or fp32.")]
+
+
+def load_segmenter(model: Path, precision: str) -> Segmenter:
+    """The runtime of ``model`` at ``precision``, with ONNX Runtime's optimised-graph cache; logs which file runs.
+
+    Raises:
+        ModelLoadError: see :class:`pipeline.inference.predictor.Segmenter`.
+    """
+    from pipeline.inference.predictor import Segmenter  # ONNX Runtime is loaded by the commands that run a model
+    from pipeline.inference.session_cache import default_cache_dir
+
+    segmenter = Segmenter(model, precision=precision, cache_dir=default_cache_dir())
+    log.info("model: %s (%s)", segmenter.path, segmenter.choice.reason)
+    return segmenter
 
 
 LABEL_COLOURS = {"error": "red", "warning": "yellow", "skipped": "yellow"}

@@ -1,0 +1,161 @@
+"""Which model runs (INT8 or fp32), ONNX Runtime's session options and its optimised-graph cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline.cli.main import app as cli
+from pipeline.inference.predictor import ModelLoadError, Segmenter, session_options
+from pipeline.inference.runtime import (PrecisionError, choose_model, cpu_flags, file_sha256, has_int8_dot_product,
+                                        int8_candidates, physical_cores)
+from pipeline.inference.session_cache import CACHE_ENV, cached_graph, default_cache_dir
+from pipeline.training.int8_export import write_contract
+from tests.tiny_models import tiny_contract, write_threshold_model, write_two_layer_model
+
+
+def quantised_beside(float_model: Path, where: str = "beside", source: Path | None = None) -> Path:
+    """A stand-in INT8 model of ``float_model`` (the two-layer model, its contract naming ``source``'s SHA-256)."""
+    path = int8_candidates(float_model)[0 if where == "beside" else 1]
+    path.parent.mkdir(exist_ok=True)
+    write_two_layer_model(path)
+    write_contract(path, replace(tiny_contract(), quantization={"source_sha256": file_sha256(source or float_model),
+                                                                "gate": {"mask_dice": {"gland": 0.999}}}))
+    return path
+
+
+@pytest.mark.parametrize("int8, precision, fast, expected_file, expected_precision, reason", [
+    (None, "auto", True, "model.onnx", "fp32", "fp32: no INT8 model beside it"),
+    ("beside", "auto", True, "model.int8.onnx", "int8", "INT8: this CPU has integer dot-product instructions"),
+    ("folder", "auto", True, "int8/model.int8.onnx", "int8", "INT8: this CPU has integer dot-product instructions"),
+    ("beside", "auto", False, "model.onnx", "fp32", "lacks integer dot-product instructions (VNNI)"),
+    ("beside", "fp32", True, "model.onnx", "fp32", "fp32: chosen in the settings"),
+    ("beside", "int8", False, "model.int8.onnx", "int8", "INT8: chosen in the settings"),
+])
+def test_choose_model(tmp_path, int8, precision, fast, expected_file, expected_precision, reason):
+    model = write_threshold_model(tmp_path / "model.onnx")
+    if int8 is not None:
+        quantised_beside(model, int8)
+    choice = choose_model(model, precision, fast_int8=fast)
+    assert choice.path == tmp_path / expected_file and choice.precision == expected_precision
+    assert reason in choice.reason
+
+
+def test_choose_model_refuses_int8_without_an_int8_model_and_unknown_precisions(tmp_path):
+    model = write_threshold_model(tmp_path / "model.onnx")
+    with pytest.raises(PrecisionError, match=r"model.onnx: no INT8 model beside it \(.*model.int8.onnx or "):
+        choose_model(model, "int8")
+    with pytest.raises(ValueError, match="precision must be one of auto, int8, fp32"):
+        choose_model(model, "fp16")
+
+
+@pytest.mark.parametrize("flags, fast", [
+    ({"sse4_2", "avx2", "avx512f"}, False),
+    ({"avx2", "avx512_vnni"}, True),
+    ({"avx2", "avx_vnni"}, True),   # Alder Lake and later desktops: VNNI without AVX-512
+    ({"amx_int8"}, True),
+    ({"fp", "asimd", "asimddp"}, True),  # ARM with the dot-product extension
+    ({"fp", "asimd"}, False),
+    (set(), False),
+])
+def test_int8_dot_product_detection(flags, fast):
+    assert has_int8_dot_product(frozenset(flags)) is fast
+
+
+def test_cpu_flags_reads_x86_flags_and_arm_features(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu AVX2 avx512_vnni\n\nprocessor\t: 1\nFeatures\t: asimddp\n")
+    assert {"fpu", "avx2", "avx512_vnni", "asimddp"} <= cpu_flags(cpuinfo)
+    assert isinstance(cpu_flags(tmp_path / "missing"), frozenset)  # Windows, macOS: NumPy's detection only
+
+
+def test_segmenter_runs_the_int8_model_made_from_it(tmp_path):
+    model = write_threshold_model(tmp_path / "model.onnx")
+    int8 = quantised_beside(model)
+    segmenter = Segmenter(model, fast_int8=True)
+    assert (segmenter.path, segmenter.precision, segmenter.requested_path) == (int8, "int8", model)
+    assert segmenter.contract.quantization["gate"]["mask_dice"] == {"gland": 0.999}
+    assert Segmenter(model, fast_int8=False).precision == "fp32"
+    assert Segmenter(model, precision="fp32", fast_int8=True).path == model
+
+
+def test_an_int8_model_of_another_model_is_not_used(tmp_path):
+    model = write_threshold_model(tmp_path / "model.onnx")
+    other = write_threshold_model(tmp_path / "other.onnx", level=0.3)
+    quantised_beside(model, source=other)  # left over from an earlier export
+    segmenter = Segmenter(model, fast_int8=True)
+    assert segmenter.path == model and segmenter.precision == "fp32"
+    assert segmenter.choice.reason == "fp32: the INT8 model beside it (model.int8.onnx) was made from another model"
+    with pytest.raises(ModelLoadError, match="model.int8.onnx: this INT8 model was made from another model than"):
+        Segmenter(model, precision="int8")
+
+
+def test_a_quantised_file_given_directly_runs_as_int8(tmp_path):
+    int8 = quantised_beside(write_threshold_model(tmp_path / "model.onnx"))
+    segmenter = Segmenter(int8, precision="auto", fast_int8=False)
+    assert segmenter.path == int8 and segmenter.precision == "int8"
+    assert segmenter.choice.reason == "INT8: the model file given is quantised"
+
+
+def test_session_options_use_the_physical_cores_and_all_optimisations():
+    options = session_options()
+    assert options.intra_op_num_threads == physical_cores() >= 1
+    assert options.graph_optimization_level.name == "ORT_ENABLE_ALL"
+    assert session_options(threads=1).intra_op_num_threads == 1
+    assert physical_cores() <= (os.cpu_count() or 1)
+
+
+def test_the_optimised_graph_is_cached_and_gives_the_same_result(tmp_path):
+    model = write_two_layer_model(tmp_path / "model.onnx")
+    cache = tmp_path / "cache"
+    gray = (np.random.default_rng(0).random((40, 50)) * 255).astype(np.uint8)
+    first = Segmenter(model, cache_dir=cache)
+    cached = cached_graph(cache, model)
+    assert cached.is_file() and list(cache.iterdir()) == [cached]  # no partial file left
+    second = Segmenter(model, cache_dir=cache)
+    assert second.contract == first.contract
+    np.testing.assert_array_equal(second.segment(gray).probabilities, first.segment(gray).probabilities)
+    np.testing.assert_array_equal(Segmenter(model).segment(gray).probabilities, first.segment(gray).probabilities)
+
+
+def test_a_new_model_file_gets_a_new_cache_entry_and_a_damaged_one_is_skipped(tmp_path, caplog):
+    model = write_two_layer_model(tmp_path / "model.onnx")
+    cache = tmp_path / "cache"
+    before = cached_graph(cache, model)
+    shutil.copy(write_threshold_model(tmp_path / "other.onnx"), model)
+    os.utime(model, ns=(1, 1))
+    assert cached_graph(cache, model) != before
+    cache.mkdir()
+    cached_graph(cache, model).write_bytes(b"not onnx")
+    segmenter = Segmenter(model, cache_dir=cache)
+    assert segmenter.contract.arch == "tiny-threshold"
+    assert "ignoring an unreadable optimised-graph cache file" in caplog.text
+
+
+def test_the_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "shared"))
+    assert default_cache_dir() == tmp_path / "shared"
+    monkeypatch.delenv(CACHE_ENV)
+    assert default_cache_dir().name == "onnxruntime"
+
+
+@pytest.mark.parametrize("command", ["segment", "measure"])
+def test_cli_precision_int8_without_an_int8_model_is_a_one_line_error(tmp_path, monkeypatch, command):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    model = write_threshold_model(tmp_path / "model.onnx")
+    frame = tmp_path / "frame.png"
+    import cv2
+
+    cv2.imwrite(str(frame), np.full((40, 40), 200, np.uint8))
+    arguments = [str(frame)] if command == "segment" else [str(frame), str(frame)]
+    result = CliRunner().invoke(cli, [command, *arguments, "--model", str(model), "--precision", "int8",
+                                      *(["--out", str(tmp_path / "out")] if command == "segment" else [])])
+    assert result.exit_code == 2
+    assert "model.onnx: no INT8 model beside it" in result.output
+    assert not (tmp_path / "out").exists()
