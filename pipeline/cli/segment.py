@@ -8,38 +8,65 @@ come from the frame's pixel spacing, found by the calibration chain
 ``spacing_x_mm``, ``spacing_y_mm`` and ``spacing_source`` say which (empty and ``none`` without one).
 ``review`` (``yes``/``no``) and ``review_reason`` flag a frame whose gland the model is unsure
 about (:mod:`pipeline.inference.review`).
+
+The frames go through a pipeline, in input order: the files are read (``read_frames``), each
+frame's spacing calibrated and the frame prepared for the network (``Segmenter.prepare``:
+crop, resize, diffusion filter) on ``--workers`` threads, while the caller's thread runs the
+network on one frame at a time (``Segmenter.segment_prepared``); the same threads then
+threshold the frame's masks and write its mask and overlay PNGs while the network runs on the
+next frames. So reading, preprocessing and PNG encoding overlap the network, and a folder of
+many frames is segmented at about the network's own speed. Memory stays bounded whatever the
+number of files: the frames of at most :data:`FILES_READ_AT_ONCE` files read and not yet
+prepared (the next file is read while the current one's frames are prepared), ``2 * workers``
+frames between their preparation and the end of their network run, and ``workers + 1``
+segmented frames waiting for their PNGs. ``--workers 1`` runs everything in
+one thread, one frame after the other; the outputs are the same, byte for byte, whatever the
+number of workers.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from itertools import chain
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 
 import typer
 from rich.progress import track
 
-from pipeline.cli.common import (EXIT_BAD_INPUT, Force, check_spacing_options, console, expand_inputs, one_line_errors,
-                                 say, unique_stems)
+from pipeline.cli.common import (EXIT_BAD_INPUT, Force, Precision, check_spacing_options, console, expand_inputs,
+                                 load_segmenter, one_line_errors, say, unique_stems)
 from pipeline.files.atomic import write_text_atomically
 from pipeline.files.output_folder import output_folder
-from pipeline.imaging.calibration import calibrate
+from pipeline.imaging.calibration import Calibration, calibrate
 from pipeline.imaging.depth_scale import TICK_MM
-from pipeline.imaging.frames import FrameReadError, read_frames
+from pipeline.imaging.frames import Frame, FrameReadError, read_frames
 from pipeline.inference.contract import THRESHOLD_RANGE
 from pipeline.inference.measure import class_areas, draw_overlay
 from pipeline.inference.saving import write_mask_and_overlay
 from pipeline.layout import MODEL_FILE
 
 if TYPE_CHECKING:
-    from pipeline.inference.predictor import Segmenter
+    from pipeline.inference.predictor import PreparedFrame, Segmentation, Segmenter
 
 AREAS_FILE = "areas.csv"
 AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2", "spacing_x_mm",
                 "spacing_y_mm", "spacing_source", "plane", "plane_probability", "review", "review_reason")
+DEFAULT_WORKERS = 2
+"""Threads that read, prepare and write frames while the caller's thread runs the network."""
+FILES_READ_AT_ONCE = 2
+"""Files in the reading stage at once: the next file is read while the current one's frames are prepared (a
+multi-frame DICOM is read whole)."""
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -66,51 +93,189 @@ def areas_csv(rows: list[dict]) -> str:
     return buffer.getvalue()
 
 
+class _Runner(Protocol):
+    """Runs one stage: ``function`` over ``items``, results in the items' order, lazily."""
+
+    def __call__(self, function: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]: ...
+
+
+def _one_by_one(function: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
+    """A stage in the caller's thread: each item when the next stage asks for it (``ahead`` unused)."""
+    return map(function, items)
+
+
+def _in_order(pool: ThreadPoolExecutor, function: Callable[[T], R], items: Iterable[T], ahead: int) -> Iterator[R]:
+    """A stage on ``pool``: results in the items' order, at most ``ahead`` items submitted and not yet yielded.
+
+    ``ahead`` counts the item whose result is awaited: with 2, one item is worked on ahead of it.
+    The items are taken as the window has room, so a lazy ``items`` is never read far ahead. A
+    worker's exception is raised here, when its result's turn comes.
+    """
+    pending: deque[Future[R]] = deque()
+    for item in items:
+        if len(pending) == ahead:
+            yield pending.popleft().result()
+        pending.append(pool.submit(function, item))
+    while pending:
+        yield pending.popleft().result()
+
+
+@contextmanager
+def _stage_runner(workers: int) -> Iterator[_Runner]:
+    """The stages' runner: the caller's thread for one worker, else a pool of ``workers`` threads.
+
+    On leaving (normally or by an exception) the pool's queued work is cancelled and its threads
+    joined: at most ``workers`` tasks finish first, none is left running.
+    """
+    if workers == 1:
+        yield _one_by_one
+        return
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="trus-segment")
+    try:
+        yield partial(_in_order, pool)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class _NoFrames:
+    """A file without frames to segment: ``failure``, its FrameReadError message, or None for an empty file."""
+
+    failure: str | None = None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """A frame read from a file: ``index`` in it, ``name`` the stem of its outputs, ``last`` whether it ends the file."""
+
+    path: Path
+    index: int
+    name: str
+    last: bool
+    frame: Frame
+
+
+@dataclass(frozen=True)
+class _Ready:
+    """A frame ready for the network: its spacing and the network's input."""
+
+    job: _Job
+    calibration: Calibration
+    prepared: PreparedFrame
+
+
+def _read(entry: tuple[Path, str]) -> list[_Job] | list[_NoFrames]:
+    """A file's frames (multi-frame outputs: ``<stem>_f000``...), or why it has none."""
+    path, stem = entry
+    try:
+        frames = list(read_frames(path))
+    except FrameReadError as error:
+        return [_NoFrames(str(error))]
+    if not frames:
+        return [_NoFrames()]
+    names = [stem] if len(frames) == 1 else [f"{stem}_f{index:03d}" for index in range(len(frames))]
+    return [_Job(path, index, name, index == len(frames) - 1, frame)
+            for index, (name, frame) in enumerate(zip(names, frames))]
+
+
+def _prepare(segmenter: Segmenter, tick_mm: float, spacing_mm: float | None,
+             item: _Job | _NoFrames) -> _Ready | _NoFrames:
+    """Calibrates a frame's spacing and runs the model's preprocessing on it (a worker's part)."""
+    if isinstance(item, _NoFrames):
+        return item
+    calibration = calibrate(item.frame.gray, item.frame.spacing_mm, tick_mm, spacing_mm)
+    return _Ready(item, calibration, segmenter.prepare(item.frame.gray, item.frame.region_box))
+
+
+def _run_network(segmenter: Segmenter, item: _Ready | _NoFrames) -> tuple[_Ready, Segmentation] | _NoFrames:
+    """The network on a prepared frame, mapped back onto the frame (the caller's thread's part)."""
+    if isinstance(item, _NoFrames):
+        return item
+    return item, segmenter.segment_prepared(item.prepared)
+
+
+def _finish(out_dir: Path, classes: tuple[str, ...], threshold: float,
+            item: tuple[_Ready, Segmentation] | _NoFrames) -> tuple[list[dict], bool] | _NoFrames:
+    """Writes a segmented frame's mask and overlay PNGs (a worker's part).
+
+    Returns:
+        The frame's area rows, one per class, and whether it is its file's last frame.
+    """
+    if isinstance(item, _NoFrames):
+        return item
+    ready, segmentation = item
+    job, masks = ready.job, segmentation.masks(threshold)
+    write_mask_and_overlay(out_dir, job.name, masks, draw_overlay(job.frame.gray, masks))
+    plane = segmentation.plane
+    probability = None if plane is None else segmentation.plane_probabilities[plane]  # type: ignore[index]
+    reason = segmentation.review_reason(threshold)
+    spacing = ready.calibration.spacing_mm
+    return [{"file": str(job.path), "frame": job.index, "output": job.name, "width": job.frame.gray.shape[1],
+             "height": job.frame.gray.shape[0], "class": area.name, "area_px": area.pixels, "area_mm2": area.mm2,
+             "spacing_x_mm": None if spacing is None else spacing[0],
+             "spacing_y_mm": None if spacing is None else spacing[1], "spacing_source": ready.calibration.source,
+             "plane": plane, "plane_probability": probability, "review_reason": reason}
+            for area in class_areas(masks, classes, spacing)], job.last
+
+
+def _collect(finished: Iterable[tuple[list[dict], bool] | _NoFrames],
+             progress: Iterable[object] | None) -> SegmentResult:
+    """Gathers the rows and failures in order, advancing ``progress`` one step as each file is finished."""
+    ticks = iter(progress if progress is not None else ())
+    next(ticks, None)  # the first file begins
+    rows: list[dict] = []
+    failures: list[str] = []
+    for item in finished:
+        if isinstance(item, _NoFrames):
+            failures.extend([] if item.failure is None else [item.failure])
+            next(ticks, None)
+        else:
+            frame_rows, last = item
+            rows.extend(frame_rows)
+            if last:
+                next(ticks, None)
+    return SegmentResult(rows, failures)
+
+
 def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, threshold: float | None = None,
-                  progress: Iterable[tuple[Path, str]] | None = None, spacing_mm: float | None = None,
-                  tick_mm: float = TICK_MM) -> SegmentResult:
+                  progress: Iterable[object] | None = None, spacing_mm: float | None = None,
+                  tick_mm: float = TICK_MM, workers: int = DEFAULT_WORKERS) -> SegmentResult:
     """Segments every frame of every file; writes masks, overlays and ``areas.csv``.
 
     A file that cannot be read is reported in ``failures`` and skipped; every file
     written is complete (atomic writes). Multi-frame DICOMs give one output per frame
-    (``<stem>_f000``...).
+    (``<stem>_f000``...). With ``workers`` > 1, ``workers`` threads read, calibrate and
+    prepare the next frames and write the previous ones' PNGs while this thread runs the
+    network (see the module's docstring); the outputs are the same, byte for byte, as with
+    one worker. Any other exception than a :class:`FrameReadError` (in a worker or here) is
+    raised here once the workers are stopped; ``areas.csv`` is then not written.
 
     Args:
         segmenter: the loaded model.
         files: frame files.
         out_dir: an existing output folder.
         threshold: probability threshold; the model's own when None.
-        progress: an iterable wrapping ``unique_stems(files)`` (e.g. a progress bar).
+        progress: an iterable with one item per file (e.g. a progress bar over
+            ``unique_stems(files)``), advanced one step as each file is finished; its items are not used.
         spacing_mm: mm per px for frames without a DICOM spacing or a readable depth scale.
         tick_mm: mm between the depth scale's interval ticks.
+        workers: threads, >= 1; 1 runs everything in this thread, one frame after the other. At most
+            ``2 * workers`` frames are between their preparation and the end of their network run.
+
+    Raises:
+        ValueError: ``workers`` < 1.
     """
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
     threshold = segmenter.contract.threshold if threshold is None else threshold
-    rows, failures = [], []
-    for path, stem in progress if progress is not None else unique_stems(files):
-        try:
-            frames = list(read_frames(path))
-        except FrameReadError as error:
-            failures.append(str(error))
-            continue
-        for index, frame in enumerate(frames):
-            name = stem if len(frames) == 1 else f"{stem}_f{index:03d}"
-            segmentation = segmenter.segment(frame.gray, frame.region_box)
-            masks = segmentation.masks(threshold)
-            write_mask_and_overlay(out_dir, name, masks, draw_overlay(frame.gray, masks))
-            plane = segmentation.plane
-            probability = None if plane is None else segmentation.plane_probabilities[plane]  # type: ignore[index]
-            calibration = calibrate(frame.gray, frame.spacing_mm, tick_mm, spacing_mm)
-            reason = segmentation.review_reason(threshold)
-            spacing = calibration.spacing_mm
-            for area in class_areas(masks, segmenter.classes, spacing):
-                rows.append({"file": str(path), "frame": index, "output": name, "width": frame.gray.shape[1],
-                             "height": frame.gray.shape[0], "class": area.name, "area_px": area.pixels,
-                             "area_mm2": area.mm2, "spacing_x_mm": None if spacing is None else spacing[0],
-                             "spacing_y_mm": None if spacing is None else spacing[1],
-                             "spacing_source": calibration.source, "plane": plane, "plane_probability": probability,
-                             "review_reason": reason})
-    write_text_atomically(out_dir / AREAS_FILE, areas_csv(rows))
-    return SegmentResult(rows, failures)
+    with _stage_runner(workers) as run:
+        jobs = chain.from_iterable(run(_read, unique_stems(files), FILES_READ_AT_ONCE))
+        ready = run(partial(_prepare, segmenter, tick_mm, spacing_mm), jobs, 2 * workers)
+        segmented = map(partial(_run_network, segmenter), ready)
+        finished = run(partial(_finish, out_dir, segmenter.classes, threshold), segmented, workers)
+        result = _collect(finished, progress)
+    write_text_atomically(out_dir / AREAS_FILE, areas_csv(result.areas))
+    return result
 
 
 def segment(
@@ -124,24 +289,27 @@ def segment(
         help="mm per pixel (square pixels) for frames without a DICOM spacing or a readable depth scale.")] = None,
     tick_mm: Annotated[float, typer.Option(
         "--tick-mm", help="mm between the depth scale's interval (longer) ticks.")] = TICK_MM,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Threads that read, preprocess and write frames while the network runs "
+                    "(1: one frame after the other in one thread).")] = DEFAULT_WORKERS,
+    precision: Precision = "auto",
     force: Force = False,
 ) -> None:
     """Segment frames: a mask PNG and an overlay PNG per frame at its own size, and areas.csv (with the
     predicted plane when the model classifies it)."""
-    from pipeline.inference.predictor import Segmenter  # ONNX Runtime is loaded by this command only
-
     with one_line_errors():
         check_spacing_options(spacing_mm, tick_mm)
-        segmenter = Segmenter(model)
+        segmenter = load_segmenter(model, precision)
         files = expand_inputs(inputs)
         stems = list(unique_stems(files))
         with output_folder(out, "trus segment", sources=[*inputs, model], force=force) as staging:
             result = segment_files(segmenter, files, staging, threshold,
                                    progress=track(stems, description="segmenting", console=console, transient=True),
-                                   spacing_mm=spacing_mm, tick_mm=tick_mm)
+                                   spacing_mm=spacing_mm, tick_mm=tick_mm, workers=workers)
     for message in result.failures:
         say(message, "error")
     done = len({row["output"] for row in result.areas})
-    say(f"segment: {done} frame(s) -> {out} (masks, overlays, {AREAS_FILE})")
+    say(f"segment: {done} frame(s) -> {out} (masks, overlays, {AREAS_FILE}); model {segmenter.path.name}, "
+        f"{segmenter.choice.reason}")
     if result.failures:
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -1,0 +1,130 @@
+"""Throughput of ``trus segment`` on a folder of frames, one thread against the pipelined default.
+
+    python benchmarks/segment_throughput.py --model PATH [--frames 40] [--workers 2] [--repeats 3]
+                                            [--precision auto|int8|fp32]
+
+Writes ``--frames`` synthetic 1280x872 TRUS frames (``pipeline.synthetic``'s phantom, the
+original scanner's size) as grey PNG files to a temporary folder and loads the exported ONNX
+model ``--model`` (nothing is trained) with :class:`pipeline.inference.predictor.Segmenter`. It
+times:
+
+- the network's own time per frame: ``Segmenter.run_processed`` on frames already prepared
+  (``Segmenter.prepare``), the median over the frames and ``--repeats`` passes;
+- ``segment_files`` (the command's own function: read, calibrate, prepare, network, masks,
+  overlay and PNGs, ``areas.csv``), wall time per frame, with ``--workers 1`` (everything in
+  one thread) and with ``--workers`` (the pipeline: reading, preparation and PNG writing on
+  worker threads overlap the network in the caller's thread).
+
+It prints frames/s, ms/frame and the throughput as a percentage of the network's own
+(1 / network time per frame): the pipeline's goal is 90% or more. It never fails on speed; the
+load average is printed before and after (other processes on the machine slow every figure).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+
+from pipeline.cli.segment import DEFAULT_WORKERS, segment_files
+from pipeline.imaging.frames import read_frame
+from pipeline.imaging.png import write_png_atomically
+from pipeline.inference.predictor import Segmenter
+from pipeline.synthetic import render_phantom
+
+FRAME_WIDTH, FRAME_HEIGHT = 1280, 872
+
+
+def write_frames(folder: Path, count: int) -> list[Path]:
+    """Renders ``count`` 1280x872 phantom frames into ``folder`` as grey PNG files (as the pull stage writes them)."""
+    paths = []
+    for index in range(count):
+        frame = render_phantom(np.random.default_rng([7, index]), FRAME_WIDTH, FRAME_HEIGHT,
+                               with_lesion=index % 2 == 0, label=f"BENCH F{index:03d}")
+        path = folder / f"frame_{index:03d}.png"
+        write_png_atomically(path, cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY))
+        paths.append(path)
+    return paths
+
+
+def network_seconds(segmenter: Segmenter, paths: list[Path], repeats: int) -> float:
+    """Median seconds of the network alone (``run_processed``) per prepared frame, over ``repeats`` passes."""
+    prepared = [segmenter.prepare(frame.gray, frame.region_box) for frame in map(read_frame, paths)]
+    times = []
+    for _ in range(repeats):
+        for frame in prepared:
+            start = time.perf_counter()
+            segmenter.run_processed(frame.image)
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def segment_seconds(segmenter: Segmenter, paths: list[Path], folder: Path, workers: int) -> float:
+    """Wall seconds per frame of ``segment_files`` over all the frames, into a new folder."""
+    folder.mkdir()
+    start = time.perf_counter()
+    result = segment_files(segmenter, paths, folder, workers=workers)
+    seconds = time.perf_counter() - start
+    if result.failures or len({row["output"] for row in result.areas}) != len(paths):
+        raise RuntimeError(f"segment_files did not segment every frame: {result.failures}")
+    return seconds / len(paths)
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` shows them."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, required=True, help="an exported ONNX model (the float model)")
+    parser.add_argument("--frames", type=int, default=40, help="synthetic frames to segment (default 40)")
+    parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
+                        help=f"the pipelined run's workers (default {DEFAULT_WORKERS}, the command's)")
+    parser.add_argument("--repeats", type=int, default=3, help="passes of the network-only timing (default 3)")
+    parser.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+                        help="which model runs, as the app chooses (default auto)")
+    args = parser.parse_args()
+    if args.frames < 1 or args.workers < 1 or args.repeats < 1:
+        parser.error("--frames, --workers and --repeats must be >= 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    print(f"load average before: {load()}  ({os.cpu_count()} CPUs, ONNX Runtime {ort.__version__}, "
+          f"OpenCV {cv2.__version__})")
+    segmenter = Segmenter(args.model, precision=args.precision)
+    size = segmenter.contract.preprocess.size
+    print(f"model {segmenter.path} ({segmenter.precision}, {size}x{size} px, "
+          f"filter {segmenter.contract.preprocess.filter.method}); {args.frames} frames "
+          f"{FRAME_WIDTH}x{FRAME_HEIGHT} png\n")
+    with tempfile.TemporaryDirectory(prefix="segment_throughput_") as tmp:
+        frames_dir = Path(tmp) / "in"
+        frames_dir.mkdir()
+        paths = write_frames(frames_dir, args.frames)
+        segmenter.segment(read_frame(paths[0]).gray)  # warm-up: ONNX Runtime's first run, lazy imports
+        network = network_seconds(segmenter, paths, args.repeats)
+        runs = {f"segment_files, --workers {workers}": segment_seconds(segmenter, paths, Path(tmp) / f"out{workers}",
+                                                                       workers)
+                for workers in dict.fromkeys((1, args.workers))}
+    header = f"{'path':<32}{'frames/s':>10}{'ms/frame':>10}{'of network':>12}"
+    print(header)
+    print("-" * len(header))
+    print(f"{'network alone (run_processed)':<32}{1 / network:>10.2f}{1e3 * network:>10.1f}{'100%':>12}")
+    for name, seconds in runs.items():
+        print(f"{name:<32}{1 / seconds:>10.2f}{1e3 * seconds:>10.1f}{f'{100 * network / seconds:.0f}%':>12}")
+    print("\nof network: frames/s as a percentage of the network's own, 1 / (its median time per prepared frame); "
+          "the pipeline's goal is >= 90%.")
+    print(f"load average after: {load()}")
+
+
+if __name__ == "__main__":
+    main()

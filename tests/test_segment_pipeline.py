@@ -1,0 +1,193 @@
+"""`trus segment`'s pipeline (pipeline/cli/segment.py): reading, preparing and writing frames on worker threads
+while the caller's thread runs the network gives the same outputs, byte for byte, as one thread; errors stop the
+workers; the frames in flight stay bounded. On the tests' tiny threshold model (tests/tiny_models.py)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import pipeline.cli.segment as segment_module
+from pipeline.cli.common import unique_stems
+from pipeline.cli.main import app
+from pipeline.cli.segment import AREAS_FILE, SegmentResult, segment_files
+from pipeline.inference.predictor import Segmenter
+from pipeline.synthetic import render_phantom
+from tests.test_inference import bright_rectangle
+from tests.test_measure_cli import write_ultrasound_dicom
+from tests.tiny_models import write_threshold_model
+
+CINE_FRAMES = 3
+
+
+@pytest.fixture
+def segmenter(tmp_path: Path) -> Segmenter:
+    """The tiny threshold model: 'gland' = brighter than mid-grey, on a 32 px grid."""
+    return Segmenter(write_threshold_model(tmp_path / "m.onnx"))
+
+
+def write_frames(folder: Path, names: list[str]) -> list[Path]:
+    """Writes the named frame files into ``folder`` (created) and returns them in that order.
+
+    ``a``/``b``/``c``: bright rectangles of different sizes (PNG, BMP, PNG); ``broken``: a corrupt PNG;
+    ``cine``: a 3-frame ultrasound DICOM at 0.2 mm/px; ``scan``: a 640x436 phantom with a depth scale;
+    ``f<n>``: rectangles shifted by n px.
+    """
+    folder.mkdir()
+    paths = []
+    for name in names:
+        if name == "broken":
+            path = folder / "broken.png"
+            path.write_bytes(b"\x89PNG broken")
+        elif name == "cine":
+            cine = np.stack([bright_rectangle(60, 90, (5 + 10 * i, 10, 20 + 5 * i, 30)) for i in range(CINE_FRAMES)])
+            path = write_ultrasound_dicom(folder / "cine.dcm", cine, (0.2, 0.2))
+        elif name == "scan":
+            path = folder / "scan.png"
+            cv2.imwrite(str(path), render_phantom(np.random.default_rng(4), 640, 436, with_lesion=False).image)
+        else:
+            path = folder / ("b.bmp" if name == "b" else f"{name}.png")
+            shift = int(name[1:]) if name.startswith("f") else 0
+            box = {"b": (10, 10, 30, 30), "c": (0, 0, 50, 80)}.get(name, (10 + shift, 20, 20, 30))
+            cv2.imwrite(str(path), bright_rectangle(60 if name == "b" else 50, 60 if name == "b" else 80, box))
+        paths.append(path)
+    return paths
+
+
+def run(segmenter: Segmenter, files: list[Path], out: Path, workers: int, **options) -> SegmentResult:
+    out.mkdir()
+    return segment_files(segmenter, files, out, workers=workers, **options)
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_pipelined_outputs_are_byte_identical_to_one_worker(tmp_path: Path, segmenter: Segmenter, workers: int):
+    files = write_frames(tmp_path / "in", ["a", "b", "broken", "cine", "scan", "c"])
+    one = run(segmenter, files, tmp_path / "one", 1, spacing_mm=0.3)
+    many = run(segmenter, files, tmp_path / "many", workers, spacing_mm=0.3)
+    assert folder_bytes(tmp_path / "many") == folder_bytes(tmp_path / "one")
+    assert many == one
+    assert len(many.failures) == 1 and many.failures[0].startswith(f"{files[2]}: not a readable image")
+    gland = [row for row in many.areas if row["class"] == "gland"]
+    assert [(row["output"], row["frame"], row["spacing_source"]) for row in gland] == [
+        ("a", 0, "manual"), ("b", 0, "manual"), ("cine_f000", 0, "dicom"), ("cine_f001", 1, "dicom"),
+        ("cine_f002", 2, "dicom"), ("scan", 0, "depth_scale"), ("c", 0, "manual")]
+    assert [row["area_px"] for row in gland if row["output"] in ("a", "c")] == [pytest.approx(600, abs=30), 4000]
+    outputs = {row["output"] for row in gland}
+    assert set(folder_bytes(tmp_path / "many")) == {AREAS_FILE} | {f"{name}_{kind}.png" for name in outputs
+                                                                   for kind in ("mask", "overlay")}
+
+
+class Instrumented:
+    """Wraps ``Segmenter.prepare``, ``Segmenter.segment_prepared`` and the PNG writing with counters.
+
+    Attributes:
+        prepared_ahead: the most frames whose preparation had started and whose network run had not ended.
+        written_behind: the most frames whose network run had ended and whose PNGs were not written.
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, network_s: float = 0.0,
+                 fail: str | None = None, fail_at: int = 3) -> None:
+        self.lock = threading.Lock()
+        self.calls = {"prepare": 0, "network": 0, "write": 0}
+        self.networks_done = self.writes_done = 0
+        self.prepared_ahead = self.written_behind = 0
+        self.network_s, self.fail, self.fail_at = network_s, fail, fail_at
+        monkeypatch.setattr(Segmenter, "prepare", self.wrap(Segmenter.prepare, "prepare"))
+        monkeypatch.setattr(Segmenter, "segment_prepared", self.wrap(Segmenter.segment_prepared, "network"))
+        monkeypatch.setattr(segment_module, "write_mask_and_overlay",
+                            self.wrap(segment_module.write_mask_and_overlay, "write"))
+
+    def wrap(self, function: Callable, stage: str) -> Callable:
+        def wrapped(*args, **kwargs):
+            with self.lock:
+                self.calls[stage] += 1
+                if stage == self.fail and self.calls[stage] == self.fail_at:
+                    raise RuntimeError(f"boom in {stage} on frame {self.fail_at}")
+                self.record()
+            if stage == "network":
+                time.sleep(self.network_s)
+            result = function(*args, **kwargs)
+            with self.lock:
+                self.networks_done += stage == "network"
+                self.writes_done += stage == "write"
+                self.record()
+            return result
+        return wrapped
+
+    def record(self) -> None:
+        self.prepared_ahead = max(self.prepared_ahead, self.calls["prepare"] - self.networks_done)
+        self.written_behind = max(self.written_behind, self.networks_done - self.writes_done)
+
+
+@pytest.mark.parametrize("workers, bound", [(1, 1), (2, 4), (3, 6)])
+def test_frames_in_flight_never_exceed_twice_the_workers(tmp_path: Path, segmenter: Segmenter,
+                                                         monkeypatch: pytest.MonkeyPatch, workers: int, bound: int):
+    """With a slow network the window fills: exactly 2 x workers frames prepared ahead (one for one worker)."""
+    files = write_frames(tmp_path / "in", [f"f{n}" for n in range(10)])
+    counters = Instrumented(monkeypatch, network_s=0.03)
+    result = run(segmenter, files, tmp_path / "out", workers)
+    assert counters.calls == {"prepare": 10, "network": 10, "write": 10} and len(result.areas) == 20
+    assert counters.prepared_ahead == bound
+    assert 1 <= counters.written_behind <= workers + 1
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("stage", ["prepare", "network", "write"])
+def test_an_error_in_any_stage_propagates_and_stops_the_workers(tmp_path: Path, segmenter: Segmenter,
+                                                                monkeypatch: pytest.MonkeyPatch, stage: str,
+                                                                workers: int):
+    files = write_frames(tmp_path / "in", [f"f{n}" for n in range(12)])
+    counters = Instrumented(monkeypatch, fail=stage)
+    threads = threading.active_count()
+    with pytest.raises(RuntimeError, match=f"boom in {stage} on frame 3"):
+        run(segmenter, files, tmp_path / "out", workers)
+    assert threading.active_count() == threads
+    calls = dict(counters.calls)
+    time.sleep(0.1)
+    assert counters.calls == calls and calls["prepare"] < len(files)  # stopped, not run to the end
+    assert not (tmp_path / "out" / AREAS_FILE).exists()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_progress_advances_as_each_file_is_finished(tmp_path: Path, segmenter: Segmenter, workers: int):
+    files = write_frames(tmp_path / "in", ["a", "broken", "cine", "c"])
+    out = tmp_path / "out"
+    masks_seen: list[int] = []
+
+    def progress() -> Iterator[tuple[Path, str]]:
+        for entry in unique_stems(files):
+            masks_seen.append(len(list(out.glob("*_mask.png"))))
+            yield entry
+        masks_seen.append(len(list(out.glob("*_mask.png"))))
+
+    run(segmenter, files, out, workers, progress=progress())
+    finished = [0, 1, 1, 1 + CINE_FRAMES, 2 + CINE_FRAMES]  # masks written when each file begins, then at the end
+    assert len(masks_seen) == len(finished) and all(seen >= done for seen, done in zip(masks_seen, finished))
+    if workers == 1:
+        assert masks_seen == finished
+
+
+@pytest.mark.parametrize("workers, exit_code", [("3", 0), ("0", 2)])
+def test_trus_segment_takes_the_number_of_workers(tmp_path: Path, workers: str, exit_code: int):
+    files = write_frames(tmp_path / "in", ["a", "cine", "c"])
+    model = write_threshold_model(tmp_path / "m.onnx")
+    result = CliRunner().invoke(app, ["segment", str(tmp_path / "in"), "--model", str(model),
+                                      "--out", str(tmp_path / "out"), "--workers", workers])
+    assert result.exit_code == exit_code, result.output
+    if exit_code == 0:
+        assert (tmp_path / "out" / AREAS_FILE).read_text().count("\n") == 1 + 2 * (2 + CINE_FRAMES)
+    else:
+        assert "--workers" in result.output and not (tmp_path / "out").exists()
+    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+        segment_files(Segmenter(model), files, tmp_path, workers=0)
