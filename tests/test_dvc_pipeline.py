@@ -135,7 +135,7 @@ def test_export_writes_the_int8_model_only_with_a_passed_gate(repro: tuple[Path,
     assert (root / "models/int8").is_dir() and int8.is_file() is report["written"]
     segmenter = Segmenter(root / "models/model.onnx", fast_int8=True)
     if report["written"]:
-        assert f"export: int8: models/int8/model.int8.onnx (percentile calibration on" in output
+        assert "export: int8: models/int8/model.int8.onnx (percentile calibration on" in output
         assert segmenter.path == int8 and segmenter.contract.quantization["gate"] == gate
     else:
         assert "export: int8: gate failed, no INT8 model written" in output

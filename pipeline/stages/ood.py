@@ -45,7 +45,7 @@ def main() -> None:
     params, plane_pattern = all_params.ood, all_params.data.plane_pattern
     for path, stage in ((MODEL_FILE, "export"), (METRICS_FILE, "evaluate")):
         require_file(path, stage)
-    segmenter = Segmenter(MODEL_FILE)
+    segmenter = Segmenter(MODEL_FILE, precision="fp32")  # the float model, as evaluated: the same on every machine
     classes = segmenter.classes
     check_ood_request(params.variants, classes, MODEL_FILE)
     reference = json.loads(METRICS_FILE.read_text()).get("test", {})

@@ -106,7 +106,7 @@ def parity_error(model: torch.nn.Module, path: Path, images: np.ndarray, mean: f
     """Max |ONNX Runtime - PyTorch| probability over ``images`` ((N, S, S) uint8 processed frames), over
     both outputs (the mask probabilities and, with a plane head, the plane probabilities)."""
     reference, reference_planes = predict_outputs(model, images, mean, std)
-    exported, exported_planes = Segmenter(path).run_processed(images)
+    exported, exported_planes = Segmenter(path, precision="fp32").run_processed(images)
     error = float(np.abs(reference - exported).max())
     if reference_planes is not None or exported_planes is not None:
         if reference_planes is None or exported_planes is None:
