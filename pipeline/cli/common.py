@@ -11,10 +11,10 @@ import logging
 import math
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -31,12 +31,13 @@ log = logging.getLogger("pipeline.cli")
 
 Force = Annotated[bool, typer.Option("--force", help="Replace an earlier output of this same command in OUT "
                                      "(never a folder holding files it did not write).")]
-Precision = Annotated[str, typer.Option(
-    "--precision", click_type=click.Choice(PRECISIONS),
-    help="Which model runs: auto (the INT8 model beside MODEL where this CPU has VNNI), int8 or fp32.")]
+PrecisionChoice = Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
+"""The ``--precision`` values, :data:`pipeline.inference.runtime.PRECISIONS` (typer takes choices as an Enum)."""
+Precision = Annotated[PrecisionChoice, typer.Option(
+    "--precision", help="Which model runs: auto (the INT8 model beside MODEL where this CPU has VNNI), int8 or fp32.")]
 
 
-def load_segmenter(model: Path, precision: str) -> Segmenter:
+def load_segmenter(model: Path, precision: str | Enum) -> Segmenter:
     """The runtime of ``model`` at ``precision``, with ONNX Runtime's optimised-graph cache; logs which file runs.
 
     Raises:
@@ -45,7 +46,8 @@ def load_segmenter(model: Path, precision: str) -> Segmenter:
     from pipeline.inference.predictor import Segmenter  # ONNX Runtime is loaded by the commands that run a model
     from pipeline.inference.session_cache import default_cache_dir
 
-    segmenter = Segmenter(model, precision=precision, cache_dir=default_cache_dir())
+    value = precision.value if isinstance(precision, Enum) else precision
+    segmenter = Segmenter(model, precision=value, cache_dir=default_cache_dir())
     log.info("model: %s (%s)", segmenter.path, segmenter.choice.reason)
     return segmenter
 

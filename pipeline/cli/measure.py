@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 import typer
 
-from pipeline.cli.common import Precision, check_spacing_options, load_segmenter, one_line_errors
+from pipeline.cli.common import Precision, PrecisionChoice, check_spacing_options, load_segmenter, one_line_errors
 from pipeline.imaging.calibration import SPACING_SOURCES, Calibration, calibrate
 from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import Frame, FrameReadError, read_frames
@@ -207,11 +207,11 @@ def measure(
     threshold: Annotated[float | None, typer.Option(min=THRESHOLD_RANGE[0], max=THRESHOLD_RANGE[1],
                                                     help="Probability threshold (default: the model's).")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
-    precision: Precision = "auto",
+    precision: Precision = PrecisionChoice.auto,
 ) -> None:
     """Measure the gland: width and height (transverse), length (sagittal), volume in mL, PSA density."""
     with one_line_errors():
         check_options(psa, psa_threshold, spacing_mm, tick_mm)
-        report = measure_files(load_segmenter(model, precision), transverse, sagittal, psa, psa_threshold, spacing_mm, threshold,
-                               tick_mm)
+        report = measure_files(load_segmenter(model, precision), transverse, sagittal, psa, psa_threshold, spacing_mm,
+                               threshold, tick_mm)
     typer.echo(json.dumps(report, indent=2) if json_output else report_text(report))

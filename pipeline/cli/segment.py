@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Annotated, Protocol, TypeVar
 import typer
 from rich.progress import track
 
-from pipeline.cli.common import (EXIT_BAD_INPUT, Force, Precision, check_spacing_options, console, expand_inputs,
-                                 load_segmenter, one_line_errors, say, unique_stems)
+from pipeline.cli.common import (EXIT_BAD_INPUT, Force, Precision, PrecisionChoice, check_spacing_options, console,
+                                 expand_inputs, load_segmenter, one_line_errors, say, unique_stems)
 from pipeline.files.atomic import write_text_atomically
 from pipeline.files.output_folder import output_folder
 from pipeline.imaging.calibration import Calibration, calibrate
@@ -292,7 +292,7 @@ def segment(
     workers: Annotated[int, typer.Option(
         min=1, help="Threads that read, preprocess and write frames while the network runs "
                     "(1: one frame after the other in one thread).")] = DEFAULT_WORKERS,
-    precision: Precision = "auto",
+    precision: Precision = PrecisionChoice.auto,
     force: Force = False,
 ) -> None:
     """Segment frames: a mask PNG and an overlay PNG per frame at its own size, and areas.csv (with the
