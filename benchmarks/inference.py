@@ -42,11 +42,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 import torch
 
+from bench_frames import FRAME_HEIGHT, FRAME_WIDTH, write_grey_frames
 from pipeline.config import ModelParams, Params
 from pipeline.imaging.frames import read_frame
 from pipeline.int8_spec import Int8Params
@@ -56,13 +56,11 @@ from pipeline.imaging.spec import PreprocessSpec
 from pipeline.inference.contract import ModelContract
 from pipeline.inference.predictor import Segmenter, session_options
 from pipeline.inference.runtime import cpu_flags, file_sha256, has_int8_dot_product, physical_cores
-from pipeline.synthetic import render_phantom
 from pipeline.training.model import build_model
 from pipeline.training.onnx_export import export_onnx
 from pipeline.training.int8_export import write_contract
 from pipeline.training.quantize import quantize_int8
 
-FRAME_WIDTH, FRAME_HEIGHT = 1280, 872
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,19 +81,6 @@ def settings() -> dict[str, Setting]:
     demo = replace(product, arch="Unet", encoder="resnet18")
     return {"product": Setting("product (FPN / ResNet-152, 768 px)", product, defaults.preprocess),
             "demo": Setting("demo (U-Net / ResNet-18, 256 px)", demo, replace(defaults.preprocess, size=256))}
-
-
-def write_frames(folder: Path, count: int, seed: int) -> list[Path]:
-    """``count`` synthetic 1280x872 frames as PNG files in ``folder`` (half with a lesion)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for index in range(count):
-        frame = render_phantom(np.random.default_rng([seed, index]), FRAME_WIDTH, FRAME_HEIGHT,
-                               with_lesion=index % 2 == 0)
-        path = folder / f"frame_{seed}_{index:02d}.png"
-        cv2.imwrite(str(path), frame.image)
-        paths.append(path)
-    return paths
 
 
 def build_models(setting: Setting, work: Path, calibration: list[Path], method: str) -> tuple[torch.nn.Module, Path, Path]:
@@ -216,8 +201,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(physical_cores())
     work = args.work or Path(tempfile.mkdtemp(prefix="trus-bench-"))
-    frames = write_frames(work / "frames", args.frames, seed=1)
-    calibration = write_frames(work / "calibration", args.calibration_frames, seed=2)
+    frames = write_grey_frames(work / "frames", args.frames, seed=1)
+    calibration = write_grey_frames(work / "calibration", args.calibration_frames, seed=2)
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} logical / "
           f"{physical_cores()} physical cores, INT8 dot product: {has_int8_dot_product(cpu_flags())}; "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}")

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench_frames import FRAME_HEIGHT, FRAME_WIDTH, load
 from pipeline.imaging.diffusion import apply_filter
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
@@ -41,7 +42,6 @@ from pipeline.layout import IMAGES, MANIFEST, MASKS
 from pipeline.stages.preprocess import preprocess_all
 from pipeline.synthetic import render_phantom
 
-FRAME_WIDTH, FRAME_HEIGHT = 1280, 872
 FILTERS: dict[str, FilterSpec] = {
     "none": FilterSpec(method="none"),
     "isotropic": FilterSpec(method="isotropic"),
@@ -161,11 +161,6 @@ def stage_fps(frames_dir: Path, spec: PreprocessSpec, repeats: int) -> float:
             preprocess_all(frames_dir, Path(out) / "processed", spec, Path(out) / "plots", progress=False)
             best = min(best, time.perf_counter() - start)
     return count / best
-
-
-def load() -> str:
-    """The 1, 5 and 15 minute load averages, as ``uptime`` shows them."""
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def parse_args() -> argparse.Namespace:

@@ -30,28 +30,13 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 import onnxruntime as ort
 
+from bench_frames import FRAME_HEIGHT, FRAME_WIDTH, load, write_grey_frames
 from pipeline.cli.segment import DEFAULT_WORKERS, segment_files
 from pipeline.imaging.frames import read_frame
-from pipeline.imaging.png import write_png_atomically
 from pipeline.inference.predictor import Segmenter
-from pipeline.synthetic import render_phantom
-
-FRAME_WIDTH, FRAME_HEIGHT = 1280, 872
-
-
-def write_frames(folder: Path, count: int) -> list[Path]:
-    """Renders ``count`` 1280x872 phantom frames into ``folder`` as grey PNG files (as the pull stage writes them)."""
-    paths = []
-    for index in range(count):
-        frame = render_phantom(np.random.default_rng([7, index]), FRAME_WIDTH, FRAME_HEIGHT,
-                               with_lesion=index % 2 == 0, label=f"BENCH F{index:03d}")
-        path = folder / f"frame_{index:03d}.png"
-        write_png_atomically(path, cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY))
-        paths.append(path)
-    return paths
+from pipeline.inference.runtime import PRECISIONS
 
 
 def network_seconds(segmenter: Segmenter, paths: list[Path], repeats: int) -> float:
@@ -77,11 +62,6 @@ def segment_seconds(segmenter: Segmenter, paths: list[Path], folder: Path, worke
     return seconds / len(paths)
 
 
-def load() -> str:
-    """The 1, 5 and 15 minute load averages, as ``uptime`` shows them."""
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", type=Path, required=True, help="an exported ONNX model (the float model)")
@@ -89,7 +69,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help=f"the pipelined run's workers (default {DEFAULT_WORKERS}, the command's)")
     parser.add_argument("--repeats", type=int, default=3, help="passes of the network-only timing (default 3)")
-    parser.add_argument("--precision", choices=("auto", "int8", "fp32"), default="auto",
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="which model runs, as the app chooses (default auto)")
     args = parser.parse_args()
     if args.frames < 1 or args.workers < 1 or args.repeats < 1:
@@ -109,7 +89,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="segment_throughput_") as tmp:
         frames_dir = Path(tmp) / "in"
         frames_dir.mkdir()
-        paths = write_frames(frames_dir, args.frames)
+        paths = write_grey_frames(frames_dir, args.frames)
         segmenter.segment(read_frame(paths[0]).gray)  # warm-up: ONNX Runtime's first run, lazy imports
         network = network_seconds(segmenter, paths, args.repeats)
         runs = {f"segment_files, --workers {workers}": segment_seconds(segmenter, paths, Path(tmp) / f"out{workers}",
