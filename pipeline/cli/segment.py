@@ -45,16 +45,16 @@ from pipeline.cli.common import (EXIT_BAD_INPUT, Force, Precision, PrecisionChoi
                                  expand_inputs, load_segmenter, one_line_errors, say, unique_stems)
 from pipeline.files.atomic import write_text_atomically
 from pipeline.files.output_folder import output_folder
-from pipeline.imaging.calibration import Calibration, calibrate
 from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import Frame, FrameReadError, read_frames
 from pipeline.inference.contract import THRESHOLD_RANGE
-from pipeline.inference.measure import class_areas, draw_overlay
+from pipeline.inference.frame_outputs import ReadyFrame, frame_outputs, prepare_frame
+from pipeline.inference.measure import draw_overlay
 from pipeline.inference.saving import write_mask_and_overlay
 from pipeline.layout import MODEL_FILE
 
 if TYPE_CHECKING:
-    from pipeline.inference.predictor import PreparedFrame, Segmentation, Segmenter
+    from pipeline.inference.predictor import Segmentation, Segmenter
 
 AREAS_FILE = "areas.csv"
 AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2", "spacing_x_mm",
@@ -160,8 +160,7 @@ class _Ready:
     """A frame ready for the network: its spacing and the network's input."""
 
     job: _Job
-    calibration: Calibration
-    prepared: PreparedFrame
+    ready: ReadyFrame
 
 
 def _read(entry: tuple[Path, str]) -> list[_Job] | list[_NoFrames]:
@@ -183,18 +182,17 @@ def _prepare(segmenter: Segmenter, tick_mm: float, spacing_mm: float | None,
     """Calibrates a frame's spacing and runs the model's preprocessing on it (a worker's part)."""
     if isinstance(item, _NoFrames):
         return item
-    calibration = calibrate(item.frame.gray, item.frame.spacing_mm, tick_mm, spacing_mm)
-    return _Ready(item, calibration, segmenter.prepare(item.frame.gray, item.frame.region_box))
+    return _Ready(item, prepare_frame(segmenter, item.frame, tick_mm, spacing_mm))
 
 
 def _run_network(segmenter: Segmenter, item: _Ready | _NoFrames) -> tuple[_Ready, Segmentation] | _NoFrames:
     """The network on a prepared frame, mapped back onto the frame (the caller's thread's part)."""
     if isinstance(item, _NoFrames):
         return item
-    return item, segmenter.segment_prepared(item.prepared)
+    return item, segmenter.segment_prepared(item.ready.prepared)
 
 
-def _finish(out_dir: Path, classes: tuple[str, ...], threshold: float,
+def _finish(out_dir: Path, threshold: float,
             item: tuple[_Ready, Segmentation] | _NoFrames) -> tuple[list[dict], bool] | _NoFrames:
     """Writes a segmented frame's mask and overlay PNGs (a worker's part).
 
@@ -204,18 +202,17 @@ def _finish(out_dir: Path, classes: tuple[str, ...], threshold: float,
     if isinstance(item, _NoFrames):
         return item
     ready, segmentation = item
-    job, masks = ready.job, segmentation.masks(threshold)
-    write_mask_and_overlay(out_dir, job.name, masks, draw_overlay(job.frame.gray, masks))
-    plane = segmentation.plane
-    probability = None if plane is None else segmentation.plane_probabilities[plane]  # type: ignore[index]
-    reason = segmentation.review_reason(threshold)
-    spacing = ready.calibration.spacing_mm
+    job = ready.job
+    outputs = frame_outputs(segmentation, ready.ready.calibration, threshold)
+    write_mask_and_overlay(out_dir, job.name, outputs.masks, draw_overlay(job.frame.gray, outputs.masks))
+    spacing = outputs.calibration.spacing_mm
     return [{"file": str(job.path), "frame": job.index, "output": job.name, "width": job.frame.gray.shape[1],
              "height": job.frame.gray.shape[0], "class": area.name, "area_px": area.pixels, "area_mm2": area.mm2,
              "spacing_x_mm": None if spacing is None else spacing[0],
-             "spacing_y_mm": None if spacing is None else spacing[1], "spacing_source": ready.calibration.source,
-             "plane": plane, "plane_probability": probability, "review_reason": reason}
-            for area in class_areas(masks, classes, spacing)], job.last
+             "spacing_y_mm": None if spacing is None else spacing[1], "spacing_source": outputs.calibration.source,
+             "plane": outputs.plane, "plane_probability": outputs.plane_probability,
+             "review_reason": outputs.review_reason}
+            for area in outputs.areas], job.last
 
 
 def _collect(finished: Iterable[tuple[list[dict], bool] | _NoFrames],
@@ -272,7 +269,7 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
         jobs = chain.from_iterable(run(_read, unique_stems(files), FILES_READ_AT_ONCE))
         ready = run(partial(_prepare, segmenter, tick_mm, spacing_mm), jobs, 2 * workers)
         segmented = map(partial(_run_network, segmenter), ready)
-        finished = run(partial(_finish, out_dir, segmenter.classes, threshold), segmented, workers)
+        finished = run(partial(_finish, out_dir, threshold), segmented, workers)
         result = _collect(finished, progress)
     write_text_atomically(out_dir / AREAS_FILE, areas_csv(result.areas))
     return result
