@@ -73,7 +73,8 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
-EXTRAS = {"pandas": "ingest", "roboflow": "ingest", "requests": "ingest", "PySide6": "app"}
+EXTRAS = {"pandas": "ingest", "roboflow": "ingest", "requests": "ingest", "PySide6": "app", "fastapi": "serve",
+          "uvicorn": "serve", "multipart": "serve", "python_multipart": "serve"}
 """Optional packages -> the pyproject extra that installs them."""
 
 

@@ -1,4 +1,4 @@
-"""The ``trus`` command: ``sample``, ``segment``, ``measure``, ``preprocess``, ``ingest``, ``frames``, ``upload``,
+"""The ``trus`` command: ``sample``, ``segment``, ``serve``, ``measure``, ``preprocess``, ``ingest``, ``frames``, ``upload``,
 ``upload-corrections``.
 
 Each command lives in its own module of :mod:`pipeline.cli`. Errors print one line naming
@@ -19,6 +19,7 @@ from pipeline.cli.measure import measure
 from pipeline.cli.preprocess import preprocess
 from pipeline.cli.sample import sample
 from pipeline.cli.segment import segment
+from pipeline.cli.serve import serve
 from pipeline.cli.upload import upload, upload_corrections
 from pipeline.logs import VERBOSE_VARIABLE, configure_console_logging
 
@@ -33,7 +34,7 @@ def options(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log e
     configure_console_logging(verbose or os.environ.get(VERBOSE_VARIABLE) == "1")
 
 
-for command in (sample, segment, measure, preprocess, ingest, frames, upload, upload_corrections):
+for command in (sample, segment, serve, measure, preprocess, ingest, frames, upload, upload_corrections):
     app.command()(command)
 
 

@@ -1,0 +1,150 @@
+"""The service's limits: the size of a request's body, and the number of requests waiting for the model.
+
+- :class:`BodySizeLimit`, an ASGI middleware: a request whose ``Content-Length`` is above the
+  limit is answered 413 before its body is read; one sent without a length (chunked) is
+  counted as it arrives and answered 413 as soon as it passes the limit.
+- :class:`InferenceQueue`: at most ``limit`` requests are admitted at once (running or
+  waiting for a worker); one more is refused at once (:class:`QueueFull`: the app answers
+  503 with ``Retry-After``). Work runs on a pool of ``workers`` threads, so the event loop
+  never blocks; the network itself runs one frame at a time (:attr:`InferenceQueue.network_lock`)
+  on all the cores, while the other workers decode, prepare and encode the next frames.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Awaitable, Callable, MutableMapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+T = TypeVar("T")
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ServeLimits:
+    """Limits of ``trus serve`` (its options).
+
+    Attributes:
+        max_upload_mb: largest request body, MiB (all its files together), > 0.
+        max_files: most files in one request, >= 1.
+        queue: most requests admitted at once (running or waiting), >= 1; more get 503.
+        workers: threads that decode, run and encode, >= 1.
+        retry_after_s: the ``Retry-After`` of a 503, seconds, >= 1.
+    """
+
+    max_upload_mb: float = 64.0
+    max_files: int = 32
+    queue: int = 16
+    workers: int = 2
+    retry_after_s: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.max_upload_mb > 0:
+            raise ValueError(f"--max-upload-mb must be > 0, got {self.max_upload_mb}")
+        for name, value in (("--max-files", self.max_files), ("--queue", self.queue), ("--workers", self.workers),
+                            ("--retry-after", self.retry_after_s)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        """:attr:`max_upload_mb` in bytes."""
+        return int(self.max_upload_mb * MB)
+
+
+class BodyTooLarge(Exception):
+    """A request body passed the limit while it was being read."""
+
+
+async def send_json(send: Send, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+    """Sends a whole JSON response through a raw ASGI ``send``."""
+    body = json.dumps(payload).encode()
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+           *((key.lower().encode(), value.encode()) for key, value in (headers or {}).items())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for a request body above ``max_bytes`` (see the module's docstring)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    def _too_large(self) -> dict[str, str]:
+        return {"detail": f"the request is larger than the service's limit of {self.max_bytes / MB:g} MiB "
+                          f"(trus serve --max-upload-mb)"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or ()).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await send_json(send, 413, self._too_large(), {"Connection": "close"})
+            return
+        received = 0
+        started = False
+
+        async def counted_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge
+            return message
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, tracked_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await send_json(send, 413, self._too_large(), {"Connection": "close"})
+
+
+class QueueFull(Exception):
+    """The service already has as many requests as its queue admits."""
+
+
+class InferenceQueue:
+    """A bounded admission of requests onto a thread pool (see the module's docstring)."""
+
+    def __init__(self, limit: int, workers: int) -> None:
+        self.limit = limit
+        self.admitted = 0
+        self.network_lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="trus-serve")
+
+    async def run(self, function: Callable[[], T]) -> T:
+        """Runs ``function`` on the pool once admitted.
+
+        Raises:
+            QueueFull: ``limit`` requests are already admitted; nothing is run.
+        """
+        if self.admitted >= self.limit:
+            raise QueueFull
+        self.admitted += 1  # the event loop's thread only: no lock needed
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, function)
+        finally:
+            self.admitted -= 1
+
+    def close(self) -> None:
+        """Waits for the running work and stops the threads."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
