@@ -2,7 +2,8 @@
 
 - :class:`BodySizeLimit`, an ASGI middleware: a request whose ``Content-Length`` is above the
   limit is answered 413 before its body is read; one sent without a length (chunked) is
-  counted as it arrives and answered 413 as soon as it passes the limit.
+  counted as it arrives and answered 413 as soon as it passes the limit (the application then
+  sees the client disconnect, and whatever it answers is dropped).
 - :class:`InferenceQueue`: at most ``limit`` requests are admitted at once (running or
   waiting for a worker); one more is refused at once (:class:`QueueFull`: the app answers
   503 with ``Retry-After``). Work runs on a pool of ``workers`` threads, so the event loop
@@ -62,10 +63,6 @@ class ServeLimits:
         return int(self.max_upload_mb * MB)
 
 
-class BodyTooLarge(Exception):
-    """A request body passed the limit while it was being read."""
-
-
 async def send_json(send: Send, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
     """Sends a whole JSON response through a raw ASGI ``send``."""
     body = json.dumps(payload).encode()
@@ -94,28 +91,26 @@ class BodySizeLimit:
             await send_json(send, 413, self._too_large(), {"Connection": "close"})
             return
         received = 0
-        started = False
+        refused = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLarge
+                if received > self.max_bytes:  # answer now; the application sees the client go away
+                    refused = True
+                    await send_json(send, 413, self._too_large(), {"Connection": "close"})
+                    return {"type": "http.disconnect"}
             return message
 
-        async def tracked_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # after a 413 the application's own answer is dropped
+                await send(message)
 
-        try:
-            await self.app(scope, counted_receive, tracked_send)
-        except BodyTooLarge:
-            if started:
-                raise
-            await send_json(send, 413, self._too_large(), {"Connection": "close"})
+        await self.app(scope, counted_receive, guarded_send)
 
 
 class QueueFull(Exception):
