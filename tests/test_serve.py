@@ -7,6 +7,10 @@ from __future__ import annotations
 import base64
 import io
 import logging
+import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -26,6 +30,7 @@ from pipeline.inference.predictor import Segmenter
 from pipeline.serve.limits import MB, ServeLimits
 from pipeline.serve.service import ServeConfig
 from pipeline.serve.uploads import sniff_kind
+from tests.conftest import PROJECT_ROOT, child_environment
 from tests.serve_fixtures import RunningService, running_service
 from tests.test_segment_pipeline import CINE_FRAMES, write_frames
 from tests.tiny_models import write_threshold_model
@@ -263,6 +268,7 @@ def test_the_type_is_judged_by_content(data: bytes, kind: str | None):
     (["--max-files", "0"], "--max-files must be >= 1, got 0"),
     (["--max-upload-mb", "0"], "--max-upload-mb must be > 0"),
     (["--tick-mm", "-1"], "--tick-mm must be a finite number > 0"),
+    (["--threads", "0"], "Invalid value for '--threads'"),
 ])
 def test_bad_serve_options_are_one_line_errors(model: Path, options: list[str], message: str):
     arguments = ["serve", *options] if options[0] == "--model" else ["serve", "--model", str(model), *options]
@@ -279,3 +285,31 @@ def test_embedded_mask_decodes_to_the_areas(service: RunningService, frames: dic
     masks = unpack_masks(packed, 2)
     assert [int(mask.sum()) for mask in masks] == [entry["area_px"] for entry in frame["classes"]]
     assert io.BytesIO(base64.b64decode(frame["overlay_png"].split(",", 1)[1])).read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_command_serves_until_interrupted_with_the_token_from_the_environment(model: Path, frames: dict[str, Path]):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "pipeline.cli", "serve", "--model", str(model), "--port",
+                               str(port), "--threads", "1"], cwd=PROJECT_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=child_environment({"TRUS_API_TOKEN": TOKEN}))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None and time.monotonic() < deadline, "trus serve did not start"
+            try:
+                assert requests.get(f"{url}/healthz", timeout=2).json()["status"] == "ok"
+                break
+            except requests.ConnectionError:
+                time.sleep(0.2)
+        assert requests.get(f"{url}/v1/model", timeout=10).status_code == 401
+        card = requests.get(f"{url}/v1/model", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10).json()
+        assert card["file"] == "m.onnx"
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=60)
+    assert server.returncode == 0, stderr
+    assert f"serve: m.onnx (fp32: no INT8 model beside it) on http://127.0.0.1:{port}/ (token required)" in stderr
+    assert TOKEN not in stderr

@@ -33,6 +33,9 @@ def serve(
     max_files: Annotated[int, typer.Option(help="Most files in one request; more: 413.")] = 32,
     queue: Annotated[int, typer.Option(help="Most requests in progress at once; more: 503 with Retry-After.")] = 16,
     workers: Annotated[int, typer.Option(help="Threads that decode, run the model and encode.")] = 2,
+    threads: Annotated[int | None, typer.Option(
+        min=1, help="ONNX Runtime's threads for the network (default: the physical cores); give each of "
+                    "several service processes on one machine its share.")] = None,
     tick_mm: Annotated[float, typer.Option("--tick-mm", help="mm between the depth scale's interval ticks.")]
     = TICK_MM,
     precision: Precision = PrecisionChoice.auto,
@@ -47,7 +50,7 @@ def serve(
         check_spacing_options(None, tick_mm)
         limits = ServeLimits(max_upload_mb=max_upload_mb, max_files=max_files, queue=queue, workers=workers)
         token = os.environ.get(TOKEN_VARIABLE) or None
-        segmenter = load_segmenter(model, precision)
+        segmenter = load_segmenter(model, precision, threads)
     if host not in LOOPBACK and token is None:
         say(f"serving on {host} without {TOKEN_VARIABLE}: anyone who can reach this port can use the model", "warning")
     say(f"serve: {segmenter.path.name} ({segmenter.choice.reason}) on http://{host}:{port}/ "
