@@ -121,3 +121,40 @@ def test_the_ingest_extra_adds_trus_ingest_without_torch(clinic: Path):
     assert json.loads((clinic / "ingested.qc.json").read_text())["counts"] == {}
     assert [module for module in ("torch", "dvc", "segmentation_models_pytorch") if
             not cannot_import(python, module, clinic)] == []
+
+
+def test_the_serve_extra_adds_trus_serve_without_torch(clinic: Path):
+    """Without the extra, `trus serve` names it; with it, the installed package serves its gallery and segments."""
+    trus, python = str(clinic / "venv/bin/trus"), clinic / "venv/bin/python"
+    model = write_threshold_model(clinic / "serve_model.onnx")
+    missing = subprocess.run([trus, "serve", "--model", str(model)], cwd=clinic, capture_output=True, text=True,
+                             timeout=120, env=child_environment())
+    assert missing.returncode == 2 and "Traceback" not in missing.stderr, missing.stderr
+    assert "install the 'serve' extra: pip install 'trus-seg[serve]'" in missing.stderr
+    run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{clinic / 'trus-seg'}[serve]"],
+        clinic, timeout=1800)
+    frame = np.zeros((120, 160), np.uint8)
+    frame[30:90, 40:120] = 220
+    cv2.imwrite(str(clinic / "serve_frame.png"), frame)
+    script = (  # the standard library's HTTP client: this venv need not have requests
+        "import json, socket, sys, threading, time, urllib.request, uvicorn\n"
+        "from pipeline.inference.predictor import Segmenter\n"
+        "from pipeline.serve.service import ServeConfig, create_app\n"
+        "sock = socket.socket(); sock.bind(('127.0.0.1', 0)); port = sock.getsockname()[1]\n"
+        f"server = uvicorn.Server(uvicorn.Config(create_app(ServeConfig(Segmenter({str(model)!r}))), log_level='warning'))\n"
+        "threading.Thread(target=server.run, kwargs={'sockets': [sock]}, daemon=True).start()\n"
+        "while not server.started: time.sleep(0.05)\n"
+        "url = f'http://127.0.0.1:{port}'\n"
+        "page = urllib.request.urlopen(url + '/', timeout=10).read().decode()\n"
+        "script = urllib.request.urlopen(url + '/static/gallery.js', timeout=10).status\n"
+        "body = (b'--b\\r\\nContent-Disposition: form-data; name=\"files\"; filename=\"f.png\"\\r\\n'\n"
+        "        b'Content-Type: image/png\\r\\n\\r\\n' + open('serve_frame.png', 'rb').read() + b'\\r\\n--b--\\r\\n')\n"
+        "request = urllib.request.Request(url + '/v1/segment', data=body,\n"
+        "                                 headers={'Content-Type': 'multipart/form-data; boundary=b'})\n"
+        "reply = json.loads(urllib.request.urlopen(request, timeout=60).read())\n"
+        "print('<title>TRUS segmentation gallery</title>' in page, script,\n"
+        "      reply['files'][0]['frames'][0]['classes'][0]['area_px'], 'torch' in sys.modules)\n"
+        "server.should_exit = True\n")
+    shown = run([str(python), "-c", script], clinic).stdout.split()
+    assert shown[:2] == ["True", "200"] and abs(int(shown[2]) - 4800) <= 240 and shown[3] == "False"
+    assert [module for module in NOT_INSTALLED if not cannot_import(python, module, clinic)] == []

@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 
 from pipeline.imaging.depth_scale import TICK_MM
 from pipeline.imaging.frames import Frame
-from pipeline.inference.frame_outputs import frame_outputs, mask_png, overlay_png, prepare_frame
+from pipeline.inference.frame_outputs import FrameOutputs, frame_outputs, mask_png, overlay_png, prepare_frame
 from pipeline.inference.predictor import Segmenter
 from pipeline.inference.runtime import file_sha256
 from pipeline.serve.limits import BodySizeLimit, InferenceQueue, QueueFull, ServeLimits
@@ -61,7 +61,8 @@ class ServeConfig:
     tick_mm: float = TICK_MM
 
 
-def _segment_frame(config: ServeConfig, queue: InferenceQueue, frame: Frame, spacing_mm: float | None) -> Any:
+def _segment_frame(config: ServeConfig, queue: InferenceQueue, frame: Frame,
+                   spacing_mm: float | None) -> FrameOutputs:
     """One frame through the per-frame code path of ``trus segment``; the network under the queue's lock."""
     ready = prepare_frame(config.segmenter, frame, config.tick_mm, spacing_mm)
     with queue.network_lock:
