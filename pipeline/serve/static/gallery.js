@@ -13,6 +13,7 @@ let pending = [];
 let running = 0;
 let done = 0;
 let total = 0;
+let generation = 0; // "Clear" starts a new one: cards still in flight from before are no longer counted
 
 tokenInput.value = sessionStorage.getItem("trus-token") || "";
 tokenInput.addEventListener("change", () => { sessionStorage.setItem("trus-token", tokenInput.value); loadModel(); });
@@ -115,11 +116,14 @@ async function segment(file, card) {
 function pump() {
   while (running < PARALLEL && pending.length) {
     const [file, card] = pending.shift();
+    const started = generation;
     running += 1;
     segment(file, card).finally(() => {
       running -= 1;
-      done += 1;
-      statusLine.textContent = `${done} of ${total} file(s) done`;
+      if (started === generation) {
+        done += 1;
+        statusLine.textContent = `${done} of ${total} file(s) done`;
+      }
       pump();
     });
   }
@@ -153,10 +157,11 @@ downloadAll.addEventListener("click", () => {
   gallery.querySelectorAll("a.download").forEach((link, index) => setTimeout(() => link.click(), 150 * index));
 });
 document.getElementById("clear").addEventListener("click", () => {
+  generation += 1;
   pending = [];
   gallery.replaceChildren();
   done = 0;
-  total = running;
+  total = 0;
   statusLine.textContent = "";
   downloadAll.disabled = true;
 });
