@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 from dataclasses import replace
@@ -12,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app as cli
+from pipeline.imaging.png import write_png_atomically
 from pipeline.inference.predictor import ModelLoadError, Segmenter, session_options
 from pipeline.inference.runtime import (PrecisionError, choose_model, cpu_flags, file_sha256, has_int8_dot_product,
                                         int8_candidates, physical_cores)
@@ -101,6 +103,78 @@ def test_a_quantised_file_given_directly_runs_as_int8(tmp_path):
     segmenter = Segmenter(int8, precision="auto", fast_int8=False)
     assert segmenter.path == int8 and segmenter.precision == "int8"
     assert segmenter.choice.reason == "INT8: the model file given is quantised"
+
+
+def _damage(path: Path, how: str) -> None:
+    """Spoils an INT8 model file: cut short, not ONNX at all, a graph ONNX Runtime cannot run, or no contract."""
+    if how == "truncated":
+        data = path.read_bytes()
+        path.write_bytes(data[:len(data) // 2])
+    elif how == "not onnx":
+        path.write_bytes(b"\x00" * 64)
+    elif how == "no session":  # valid ONNX, but ONNX Runtime has no such operator
+        import onnx
+        from onnx import TensorProto, helper
+
+        tensor = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+        graph = helper.make_graph([helper.make_node("NoSuchOperator", ["x"], ["y"], domain="no.such.domain")],
+                                  "broken", [tensor], [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                          helper.make_opsetid("no.such.domain", 1)]), path)
+    elif how == "no contract":  # runs, but without the contract's metadata
+        import onnx
+
+        model = onnx.load(write_two_layer_model(path))
+        del model.metadata_props[:]
+        onnx.save(model, path)
+    else:
+        raise ValueError(how)
+
+
+DAMAGES = ["truncated", "not onnx", "no session", "no contract"]
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+@pytest.mark.parametrize("where", ["beside", "int8 folder"])
+def test_auto_falls_back_to_fp32_when_the_int8_model_cannot_be_loaded(tmp_path, caplog, how, where):
+    model = write_threshold_model(tmp_path / "model.onnx")
+    int8 = quantised_beside(model, where)
+    _damage(int8, how)
+    with caplog.at_level(logging.WARNING, logger="pipeline.inference.predictor"):
+        segmenter = Segmenter(model, fast_int8=True, cache_dir=tmp_path / "cache")
+    assert (segmenter.path, segmenter.precision) == (model, "fp32")
+    assert segmenter.choice.reason.startswith("fp32: the INT8 model beside it (model.int8.onnx) cannot be loaded (")
+    assert "\n" not in segmenter.choice.reason
+    assert ("has no 'trus_contract' metadata" if how == "no contract" else "not a valid ONNX model") \
+        in segmenter.choice.reason
+    assert f"the INT8 model {int8} cannot be loaded" in caplog.text
+    gray = np.full((40, 50), 200, np.uint8)
+    np.testing.assert_array_equal(segmenter.segment(gray).probabilities,
+                                  Segmenter(model, precision="fp32").segment(gray).probabilities)
+
+
+@pytest.mark.parametrize("how", DAMAGES)
+def test_explicit_int8_with_an_int8_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path, how):
+    model = write_threshold_model(tmp_path / "model.onnx")
+    int8 = quantised_beside(model)
+    _damage(int8, how)
+    with pytest.raises(ModelLoadError) as raised:
+        Segmenter(model, precision="int8", fast_int8=True)
+    message = str(raised.value)
+    assert message.startswith(f"{int8}: ") and "\n" not in message
+
+
+def test_cli_precision_int8_with_a_damaged_int8_model_is_a_one_line_error(tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    model = write_threshold_model(tmp_path / "model.onnx")
+    _damage(quantised_beside(model), "truncated")
+    frame = tmp_path / "frame.png"
+    write_png_atomically(frame, np.full((40, 40), 200, np.uint8))
+    result = CliRunner().invoke(cli, ["segment", str(frame), "--model", str(model), "--precision", "int8",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "model.int8.onnx: not a valid ONNX model" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_session_options_use_the_physical_cores_and_all_optimisations():

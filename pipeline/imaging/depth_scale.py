@@ -88,12 +88,18 @@ class _Ruler:
 
 
 def _bright_marks(gray: np.ndarray, outside: np.ndarray) -> np.ndarray:
-    """(H, W) uint8 0/1: pixels outside the fan that stand out from the black margin."""
-    values = gray[outside]
+    """(H, W) uint8 0/1: pixels outside the fan that stand out from the black margin.
+
+    Args:
+        gray: (H, W) uint8 frame.
+        outside: (H, W) uint8 0/1, 1 outside the fan (at least one pixel).
+    """
+    values = gray[outside.view(bool)]
     black = float(np.median(values))
     otsu, _ = cv2.threshold(values.reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     level = max(float(otsu), black + MIN_CONTRAST)
-    return ((gray > level) & outside).astype(np.uint8)
+    _, brighter = cv2.threshold(gray, level, 1, cv2.THRESH_BINARY)  # grey > level: uint8 is compared to floor(level)
+    return cv2.bitwise_and(brighter, outside)
 
 
 def tick_candidates(gray: np.ndarray, fan_mask: np.ndarray) -> np.ndarray:
@@ -107,10 +113,14 @@ def tick_candidates(gray: np.ndarray, fan_mask: np.ndarray) -> np.ndarray:
         (N, 4) float64 rows of (left x, right x, centre row, length) px, one per mark.
     """
     height, width = gray.shape
-    outside = ~cv2.dilate(fan_mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    dilated = cv2.dilate(np.asarray(fan_mask, bool).view(np.uint8), np.ones((5, 5), np.uint8))
+    outside = (dilated == 0).view(np.uint8)
     if not outside.any():
         return np.empty((0, 4))
-    count, _, stats, centroids = cv2.connectedComponentsWithStats(_bright_marks(gray, outside), connectivity=8)
+    marks = _bright_marks(gray, outside)
+    # 16-bit labels (half the memory to write) whenever the marks cannot hold 65535 components
+    label_type = cv2.CV_16U if cv2.countNonZero(marks) < 65535 else cv2.CV_32S
+    count, _, stats, centroids = cv2.connectedComponentsWithStats(marks, connectivity=8, ltype=label_type)
     max_height, max_length = max(3, round(0.008 * height)), max(8, round(0.06 * width))
     rows = []
     for index in range(1, count):

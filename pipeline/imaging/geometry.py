@@ -174,5 +174,14 @@ def probabilities_to_original_frame(probabilities: np.ndarray, geometry: FrameGe
     Returns:
         (C, frame_height, frame_width) float32 in [0, 1], zero outside the crop box.
     """
-    channels_last = np.ascontiguousarray(probabilities.transpose(1, 2, 0))
-    return np.ascontiguousarray(to_original_frame(channels_last, geometry).transpose(2, 0, 1))
+    g = geometry
+    content = probabilities[:, g.pad_top:g.pad_top + g.content_height, g.pad_left:g.pad_left + g.content_width]
+    # resized channels last, as one image (per channel, OpenCV's bilinear differs in the last bits), as in
+    # to_original_frame; only the crop box is then moved to channels first
+    resized = cv2.resize(np.ascontiguousarray(content.transpose(1, 2, 0)), (g.crop_width, g.crop_height),
+                         interpolation=INTERPOLATION_FLAGS["linear"])
+    if resized.ndim == 2:  # cv2 drops a trailing channel axis of length 1
+        resized = resized[..., None]
+    out = np.zeros((probabilities.shape[0], g.frame_height, g.frame_width), probabilities.dtype)
+    out[:, g.crop_y:g.crop_y + g.crop_height, g.crop_x:g.crop_x + g.crop_width] = resized.transpose(2, 0, 1)
+    return out

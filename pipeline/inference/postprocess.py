@@ -16,24 +16,27 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from pipeline.imaging.components import box_components
 from pipeline.inference.contract import PostprocessSpec
 
 
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected component of a mask.
 
+    Labelled on the mask's bounding box (:func:`pipeline.imaging.components.box_components`),
+    numbered as on the whole frame.
+
     Args:
         mask: (H, W) bool.
 
     Returns:
-        (H, W) bool, the component with the most pixels (of equal ones, the first met in
-        raster order); an empty mask stays empty.
+        (H, W) bool, the component with the most pixels (of equal ones, the first OpenCV
+        labels: the first met in the raster order of 2x2 blocks); an empty mask stays empty.
     """
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if count <= 2:  # background alone, or one component
+    found = box_components(mask)
+    if found.count <= 2:  # background alone, or one component
         return mask.astype(bool, copy=True)
-    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return labels == biggest
+    return found.component(1 + int(np.argmax(found.stats[1:, cv2.CC_STAT_AREA])))
 
 
 def fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -48,10 +51,18 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     Returns:
         (H, W) bool, ``mask`` plus its holes.
     """
-    padded = np.pad(mask.astype(np.uint8), 1)
+    mask = np.asarray(mask, bool)
+    filled = mask.copy()
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0:
+        return filled
+    # the work is on the mask's box: background outside it reaches the border, and the padding joins it to the box
+    box = (slice(y, y + h), slice(x, x + w))
+    padded = np.pad(mask[box].view(np.uint8), 1)
     flood_mask = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
-    cv2.floodFill(padded, flood_mask, (0, 0), 2, flags=4)  # the padding joins every border pixel
-    return (padded != 2)[1:-1, 1:-1]
+    cv2.floodFill(padded, flood_mask, (0, 0), 2, flags=4)  # the padding joins every border pixel of the box
+    filled[box] = padded[1:-1, 1:-1] != 2
+    return filled
 
 
 def open_organ(mask: np.ndarray, fraction: float) -> np.ndarray:
@@ -77,21 +88,22 @@ def open_organ(mask: np.ndarray, fraction: float) -> np.ndarray:
         rounds to 0 px, or when the opening would remove all of it.
     """
     mask = np.asarray(mask, bool)
-    radius = round(fraction * math.sqrt(4.0 * int(mask.sum()) / math.pi))
+    radius = round(fraction * math.sqrt(4.0 * np.count_nonzero(mask) / math.pi))
     if radius < 1:
         return mask.copy()
     rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
     box = (slice(rows[0], rows[-1] + 1), slice(columns[0], columns[-1] + 1))  # the work is on the organ's box
-    margin = radius + 1  # background around it (beyond the frame too: an organ cut by the edge ends there)
-    padded = np.pad(mask[box], margin)
-    inside = cv2.distanceTransform(padded.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    eroded = inside > radius
+    # a 1-px background border (beyond the frame too: an organ cut by the edge ends there) holds the nearest
+    # background pixel of every pixel of the box that is not already in it; the distances are exact
+    padded = np.pad(mask[box].view(np.uint8), 1)
+    eroded = cv2.distanceTransform(padded, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1] > radius
     if not eroded.any():
         return mask.copy()
-    outside = cv2.distanceTransform((~eroded).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    # the eroded organ lies inside the box, so the box holds the nearest eroded pixel of each of its pixels
+    outside = cv2.distanceTransform((~eroded).view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
     opened = np.zeros_like(mask)
-    opened[box] = (outside <= radius)[margin:-margin, margin:-margin]
-    return opened & mask
+    opened[box] = (outside <= radius) & mask[box]
+    return opened
 
 
 def postprocess_masks(masks: np.ndarray, classes: Sequence[str], spec: PostprocessSpec) -> np.ndarray:

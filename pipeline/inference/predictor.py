@@ -63,7 +63,8 @@ def open_session(path: Path, threads: int | None, cache_dir: Path | None) -> tup
             session = ort.InferenceSession(str(path), session_options(threads, partial),
                                            providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped exceptions
-            raise ModelLoadError(f"{path}: not a valid ONNX model ({str(error).splitlines()[0]})") from error
+            first_line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+            raise ModelLoadError(f"{path}: not a valid ONNX model ({first_line.strip()})") from error
         finally:
             if partial is not None and partial.is_file():
                 try:
@@ -189,7 +190,10 @@ class Segmenter:
 
         Raises:
             ModelLoadError: missing file, not ONNX, no valid contract, ``int8`` requested
-                without an INT8 model made from this one.
+                without an INT8 model made from this one or with one that cannot be loaded (the
+                message names the file). With ``auto``, an INT8 model beside it that cannot be
+                loaded (damaged, not ONNX, no contract) is not an error: the float model runs,
+                ``choice.reason`` says why, and a warning is logged.
         """
         self.requested_path = Path(model_path)
         if not self.requested_path.is_file():
@@ -198,7 +202,18 @@ class Segmenter:
             choice = choose_model(self.requested_path, precision, fast_int8)
         except PrecisionError as error:
             raise ModelLoadError(str(error)) from error
-        session, contract = open_session(choice.path, threads, cache_dir)
+        try:
+            session, contract = open_session(choice.path, threads, cache_dir)
+        except ModelLoadError as error:
+            if choice.path == self.requested_path or precision == "int8":
+                raise
+            # auto: a damaged INT8 file beside the float model must not stop the float model from running
+            why = str(error).removeprefix(f"{choice.path}: ")
+            log.warning("the INT8 model %s cannot be loaded (%s); running the fp32 model %s", choice.path, why,
+                        self.requested_path)
+            choice = ModelChoice(self.requested_path, "fp32",
+                                 f"fp32: the INT8 model beside it ({choice.path.name}) cannot be loaded ({why})")
+            session, contract = open_session(choice.path, threads, cache_dir)
         if choice.path != self.requested_path and not _made_from(contract, self.requested_path):
             if precision == "int8":
                 raise ModelLoadError(f"{choice.path}: this INT8 model was made from another model than "

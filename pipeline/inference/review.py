@@ -28,6 +28,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.imaging.components import box_components
+
 BAND_FRACTION = 0.05  # the border band's half-width, over the gland's equivalent diameter
 MIN_PIECE_FRACTION = 0.05  # a second piece counts from this share of the largest piece's area
 DICE_FLOOR = 0.9  # the default gland Dice below which a validation frame needed review
@@ -88,19 +90,18 @@ def review_signal(gland_probability: np.ndarray, threshold: float) -> ReviewSign
         gland_probability: (H, W) float gland probabilities in [0, 1], at the frame's size.
         threshold: the probability a gland pixel exceeds.
     """
-    raw = (gland_probability > threshold).astype(np.uint8)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(raw, connectivity=8)
-    if count <= 1:
+    found = box_components(gland_probability > threshold)  # numbered as on the whole frame
+    if found.count <= 1:
         return ReviewSignal(0, None)
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    areas = found.stats[1:, cv2.CC_STAT_AREA]
     largest = 1 + int(np.argmax(areas))
     pieces = int((areas >= MIN_PIECE_FRACTION * areas.max()).sum())
     half_width = max(2, round(BAND_FRACTION * math.sqrt(4.0 * areas.max() / math.pi)))
-    x, y, w, h = stats[largest, :4]
+    x, y, w, h = (int(value) for value in found.stats[largest, :4])
     margin = half_width + 1  # the work is on the gland's box, with room for the band outside it
-    rows = slice(max(0, y - margin), min(raw.shape[0], y + h + margin))
-    columns = slice(max(0, x - margin), min(raw.shape[1], x + w + margin))
-    gland = (labels[rows, columns] == largest).astype(np.uint8)
+    rows = slice(max(0, y - margin), min(found.shape[0], y + h + margin))
+    columns = slice(max(0, x - margin), min(found.shape[1], x + w + margin))
+    gland = found.component(largest, (rows, columns)).view(np.uint8)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * half_width + 1, 2 * half_width + 1))
     band = cv2.dilate(gland, disk).astype(bool) & ~cv2.erode(gland, disk).astype(bool)
     p = gland_probability[rows, columns][band].astype(np.float64)
