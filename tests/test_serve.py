@@ -164,10 +164,12 @@ def oversized_png(size_mb: float) -> bytes:
     ("frame past the end", 422, "cine.dcm: frame 3 requested, the file has 3"),
     ("four files", 413, "4 files in one request; the limit is 3"),
     ("body over 2 MiB", 413, "larger than the service's limit of 2 MiB"),
-    ("negative frame", 422, None),
+    ("negative frame", 422, "query frame: Input should be greater than or equal to 0"),
+    ("no files", 422, "body files: Field required"),
+    ("output unknown", 422, "query output: Input should be 'json', 'mask' or 'overlay'"),
 ])
 def test_errors_have_their_status_and_a_one_line_reason_naming_the_file(
-        service: RunningService, frames: dict[str, Path], case: str, status: int, detail: str | None):
+        service: RunningService, frames: dict[str, Path], case: str, status: int, detail: str):
     a = ("files", ("a.png", frames["a"].read_bytes()))
     files, params = {
         "text named .png": ([("files", ("notes.png", b"just some text"))], {}),
@@ -179,12 +181,13 @@ def test_errors_have_their_status_and_a_one_line_reason_naming_the_file(
         "four files": ([a] * 4, {}),
         "body over 2 MiB": ([("files", ("big.png", oversized_png(2.5)))], {}),
         "negative frame": ([a], {"output": "mask", "frame": -1}),
+        "no files": ([("other", ("a.png", frames["a"].read_bytes()))], {}),
+        "output unknown": ([a], {"output": "jpeg"}),
     }[case]
     response = requests.post(f"{service.url}/v1/segment", files=files, params=params, timeout=60)
     assert response.status_code == status, response.text
-    if detail is not None:
-        assert detail in response.json()["detail"] and "\n" not in response.json()["detail"]
-        assert "trus-serve-" not in response.json()["detail"]  # never the temporary file's path
+    assert detail in response.json()["detail"] and "\n" not in response.json()["detail"]
+    assert "trus-serve-" not in response.json()["detail"]  # never the temporary file's path
 
 
 def test_a_chunked_body_over_the_limit_is_refused_as_it_arrives(service: RunningService):

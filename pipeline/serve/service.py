@@ -24,7 +24,8 @@ from functools import partial
 from importlib import resources
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, File, HTTPException, Query, UploadFile
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
@@ -128,6 +129,13 @@ def create_app(config: ServeConfig) -> FastAPI:
     app = FastAPI(title=API_TITLE, version="1", lifespan=lifespan,
                   description="Prostate TRUS segmentation on the product's ONNX runtime.")
     app.state.queue = queue  # for tests and operators' tools
+
+    @app.exception_handler(RequestValidationError)
+    async def one_line_validation_error(_: Request, error: RequestValidationError) -> JSONResponse:
+        """A bad query or form (``frame=-1``, no ``files``) as one line, like every other error."""
+        return _error(422, "; ".join(f"{' '.join(str(part) for part in item['loc'])}: {item['msg']}"
+                                     for item in error.errors()))
+
     guarded = [Depends(_token_check(config.token))]
 
     @app.get("/healthz", tags=["service"])
