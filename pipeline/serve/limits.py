@@ -4,8 +4,8 @@
   limit is answered 413 before its body is read; one sent without a length (chunked) is
   counted as it arrives and answered 413 as soon as it passes the limit (the application then
   sees the client disconnect, and whatever it answers is dropped).
-- :class:`InferenceQueue`: at most ``limit`` requests are admitted at once (running or
-  waiting for a worker); one more is refused at once (:class:`QueueFull`: the app answers
+- :class:`InferenceQueue`: at most ``limit`` requests are admitted at once (their files read
+  into memory, running or waiting for a worker); one more is refused at once (:class:`QueueFull`: the app answers
   503 with ``Retry-After``). Work runs on a pool of ``workers`` threads, so the event loop
   never blocks; the network itself runs one frame at a time (:attr:`InferenceQueue.network_lock`)
   on all the cores, while the other workers decode, prepare and encode the next frames.
@@ -16,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -126,19 +127,25 @@ class InferenceQueue:
         self.network_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="trus-serve")
 
-    async def run(self, function: Callable[[], T]) -> T:
-        """Runs ``function`` on the pool once admitted.
+    @asynccontextmanager
+    async def admission(self) -> AsyncIterator[None]:
+        """Holds one of the ``limit`` places for the block: a request's upload is read into memory and run inside it,
+        so at most ``limit`` requests' files are in memory at once.
 
         Raises:
-            QueueFull: ``limit`` requests are already admitted; nothing is run.
+            QueueFull: ``limit`` requests are already admitted; the block does not run.
         """
         if self.admitted >= self.limit:
             raise QueueFull
         self.admitted += 1  # the event loop's thread only: no lock needed
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, function)
+            yield
         finally:
             self.admitted -= 1
+
+    async def run(self, function: Callable[[], T]) -> T:
+        """Runs ``function`` on the pool and waits for it without blocking the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._pool, function)
 
     def close(self) -> None:
         """Waits for the running work and stops the threads."""

@@ -162,30 +162,33 @@ def create_app(config: ServeConfig) -> FastAPI:
         """Segments frames: per file and frame, the classes' areas (px, mm²) and outlines, plane and review flag."""
         start = time.perf_counter()
         if len(files) > limits.max_files:
+            _log_request(files, 413, start)
             return _error(413, f"{len(files)} files in one request; the limit is {limits.max_files} "
                                f"(trus serve --max-files)")
-        uploads = [Upload(upload.filename or f"file {number}", await upload.read())
-                   for number, upload in enumerate(files, 1)]
+        uploads: list[Upload] = []
         try:
-            for upload in uploads:
-                upload_kind(upload)
-            if output is not Output.json and len(uploads) != 1:
-                raise UploadError(422, f"output={output.value} returns one frame's PNG; send one file, "
-                                       f"not {len(uploads)}")
-            if output is Output.json:
-                body: Any = {"model": summary, "files": await queue.run(
-                    partial(_segment_json, config, queue, uploads, spacing_mm, images))}
-            else:
-                body = Response(await queue.run(partial(_segment_png, config, queue, uploads[0], frame, spacing_mm,
-                                                        output)), media_type="image/png")
+            async with queue.admission():
+                uploads = [Upload(upload.filename or f"file {number}", await upload.read())
+                           for number, upload in enumerate(files, 1)]
+                for upload in uploads:
+                    upload_kind(upload)
+                if output is not Output.json and len(uploads) != 1:
+                    raise UploadError(422, f"output={output.value} returns one frame's PNG; send one file, "
+                                           f"not {len(uploads)}")
+                if output is Output.json:
+                    body: Any = {"model": summary, "files": await queue.run(
+                        partial(_segment_json, config, queue, uploads, spacing_mm, images))}
+                else:
+                    body = Response(await queue.run(partial(_segment_png, config, queue, uploads[0], frame,
+                                                            spacing_mm, output)), media_type="image/png")
         except UploadError as error:
-            _log_request(uploads, error.status, start)
+            _log_request(files, error.status, start)
             return _error(error.status, str(error))
         except QueueFull:
-            _log_request(uploads, 503, start)
+            _log_request(files, 503, start)
             return _error(503, f"the service is busy ({limits.queue} requests in progress); retry later",
                           {"Retry-After": str(limits.retry_after_s)})
-        _log_request(uploads, 200, start)
+        _log_request(files, 200, start)
         return body
 
     @app.get("/", include_in_schema=False)
@@ -202,7 +205,7 @@ def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> J
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-def _log_request(uploads: list[Upload], status: int, start: float) -> None:
+def _log_request(files: list[UploadFile], status: int, start: float) -> None:
     """Logs a segmentation request by counts and sizes only: never a file name or its content."""
-    log.info("segment: %d file(s), %d bytes -> %d in %.0f ms", len(uploads),
-             sum(len(upload.data) for upload in uploads), status, 1000 * (time.perf_counter() - start))
+    log.info("segment: %d file(s), %d bytes -> %d in %.0f ms", len(files), sum(upload.size or 0 for upload in files),
+             status, 1000 * (time.perf_counter() - start))
