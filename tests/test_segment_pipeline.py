@@ -191,3 +191,38 @@ def test_trus_segment_takes_the_number_of_workers(tmp_path: Path, workers: str, 
         assert "--workers" in result.output and not (tmp_path / "out").exists()
     with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
         segment_files(Segmenter(model), files, tmp_path, workers=0)
+
+
+@pytest.mark.parametrize("crop, frame_name, detections", [
+    ("auto", "scan", 1),   # the depth scale and the auto crop share one detection
+    ("none", "scan", 1),   # the depth scale alone
+    ("auto", "cine", 1),   # a DICOM spacing: the auto crop alone
+    ("none", "cine", 0),   # a DICOM spacing and no crop: no fan needed
+])
+def test_prepare_frame_detects_the_fan_once_and_matches_the_separate_steps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, crop: str, frame_name: str, detections: int):
+    from dataclasses import replace
+
+    import pipeline.imaging.depth_scale as depth_scale_module
+    import pipeline.imaging.preprocessing as preprocessing_module
+    import pipeline.inference.frame_outputs as frame_outputs_module
+    from pipeline.imaging.calibration import calibrate
+    from pipeline.imaging.fan import detect_fan
+    from pipeline.imaging.frames import read_frames
+    from pipeline.inference.frame_outputs import prepare_frame
+    from tests.tiny_models import TINY_SPEC, tiny_contract
+
+    model = write_threshold_model(tmp_path / "m.onnx", tiny_contract(replace(TINY_SPEC, crop=crop, size=64)))
+    segmenter = Segmenter(model)
+    frame = next(read_frames(write_frames(tmp_path / "in", [frame_name])[0]))
+    calls = []
+    for module in (frame_outputs_module, depth_scale_module, preprocessing_module):  # every place that detects it
+        monkeypatch.setattr(module, "detect_fan", lambda gray: calls.append(1) or detect_fan(gray))
+    ready = prepare_frame(segmenter, frame, spacing_mm=None)
+    assert len(calls) == detections
+    monkeypatch.undo()
+    separate = segmenter.prepare(frame.gray, frame.region_box)
+    assert ready.calibration == calibrate(frame.gray, frame.spacing_mm)
+    np.testing.assert_array_equal(ready.prepared.image, separate.image)
+    assert ready.prepared.geometry == separate.geometry
+    assert ready.calibration.source == ("depth_scale" if frame_name == "scan" else "dicom")

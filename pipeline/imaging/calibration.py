@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.imaging.depth_scale import TICK_MM, DepthScaleError, read_depth_scale
+from pipeline.imaging.fan import Fan
 
 DICOM, DEPTH_SCALE, MANUAL, NONE = "dicom", "depth_scale", "manual", "none"
 SPACING_SOURCES = {DICOM: "the DICOM file (its ultrasound region, else PixelSpacing)",
@@ -75,7 +76,7 @@ def manual_spacing(start_xy: tuple[float, float], end_xy: tuple[float, float], d
 
 
 def calibrate(gray: np.ndarray, dicom_spacing_mm: Spacing | None = None, tick_mm: float = TICK_MM,
-              manual_mm: float | None = None) -> Calibration:
+              manual_mm: float | None = None, fan: Fan | None = None) -> Calibration:
     """A frame's spacing through the chain DICOM, depth scale, manual, none (see the module's docstring).
 
     Args:
@@ -83,6 +84,7 @@ def calibrate(gray: np.ndarray, dicom_spacing_mm: Spacing | None = None, tick_mm
         dicom_spacing_mm: the spacing its DICOM file gives ((x, y) mm per px), or None.
         tick_mm: mm between the depth scale's interval ticks, > 0.
         manual_mm: a square pixel spacing the user gave, mm per px, > 0, or None.
+        fan: the frame's fan when already detected (:func:`pipeline.imaging.fan.detect_fan`), or None.
 
     Raises:
         ValueError: a spacing or interval that is not a finite number > 0.
@@ -92,7 +94,7 @@ def calibrate(gray: np.ndarray, dicom_spacing_mm: Spacing | None = None, tick_mm
                    _positive_spacing("the DICOM spacing", dicom_spacing_mm[1]))
         return Calibration(spacing, DICOM, "from the DICOM file")
     try:
-        scale = read_depth_scale(gray, tick_mm)
+        scale = read_depth_scale(gray, tick_mm, fan=fan)
     except DepthScaleError as error:
         unread = str(error)
     else:

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipeline.imaging.fan import detect_fan
+from pipeline.imaging.fan import Fan, detect_fan
 
 TICK_MM = 10.0  # the default interval between interval (major) ticks, mm
 MIN_CONTRAST = 40  # grey levels a mark stands above the black margin's median
@@ -178,13 +178,15 @@ def _ruler(ticks: np.ndarray, column: int, tick_mm: float) -> _Ruler:
     return _Ruler(scale, len(ticks), "")
 
 
-def read_depth_scale(gray: np.ndarray, tick_mm: float = TICK_MM, fan_mask: np.ndarray | None = None) -> DepthScale:
+def read_depth_scale(gray: np.ndarray, tick_mm: float = TICK_MM, fan_mask: np.ndarray | None = None,
+                     fan: Fan | None = None) -> DepthScale:
     """Reads the pixel spacing from the depth scale beside the fan (see the module's docstring).
 
     Args:
         gray: (H, W) uint8 grey frame (colour overlays converted to grey).
         tick_mm: the depth between interval ticks, mm, > 0 (1 cm on most scanners).
-        fan_mask: (H, W) bool ultrasound fan; found with :func:`detect_fan` when None.
+        fan_mask: (H, W) bool ultrasound fan; taken from ``fan``, else found with :func:`detect_fan`, when None.
+        fan: the frame's fan when already detected (saves detecting it twice), or None.
 
     Returns:
         The scale; ``mm_per_px`` is the spacing, square pixels assumed.
@@ -199,7 +201,7 @@ def read_depth_scale(gray: np.ndarray, tick_mm: float = TICK_MM, fan_mask: np.nd
     if not (np.isfinite(tick_mm) and tick_mm > 0):
         raise ValueError(f"the depth scale's tick interval must be > 0 mm, got {tick_mm}")
     if fan_mask is None:
-        fan = detect_fan(gray)
+        fan = fan if fan is not None else detect_fan(gray)
         if not fan.found:
             raise DepthScaleError("no ultrasound fan found, so no depth scale beside it")
         fan_mask = fan.mask

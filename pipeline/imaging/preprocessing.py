@@ -61,7 +61,8 @@ def crop_box_for(gray: np.ndarray, spec: PreprocessSpec, region_box: Box | None 
     return 0, 0, width, height
 
 
-def preprocess_frame(gray: np.ndarray, spec: PreprocessSpec, *, region_box: Box | None = None) -> ProcessedFrame:
+def preprocess_frame(gray: np.ndarray, spec: PreprocessSpec, *, region_box: Box | None = None,
+                     fan: Fan | None = None) -> ProcessedFrame:
     """Zero outside the fan (optional) -> crop -> resize (letterbox or stretch) -> diffusion filter.
 
     Deterministic: the same frame, spec and region give the same bytes wherever this runs.
@@ -71,6 +72,7 @@ def preprocess_frame(gray: np.ndarray, spec: PreprocessSpec, *, region_box: Box 
         spec: the preprocessing spec (params.yaml or ONNX metadata).
         region_box: the frame's DICOM ultrasound region (x, y, w, h) px, from
             ``Frame.region_box``; used by ``crop: dicom`` only (None: ``auto`` instead).
+        fan: the frame's fan when already detected (saves detecting it twice), or None.
 
     Returns:
         The processed (size, size) uint8 image and its geometry.
@@ -80,7 +82,8 @@ def preprocess_frame(gray: np.ndarray, spec: PreprocessSpec, *, region_box: Box 
     """
     if gray.ndim != 2 or gray.dtype != np.uint8:
         raise ValueError(f"expected a 2-D uint8 grey frame, got {gray.dtype} {gray.shape}")
-    fan = detect_fan(gray) if needs_fan(spec, region_box) else None
+    if needs_fan(spec, region_box):
+        fan = fan if fan is not None else detect_fan(gray)
     if spec.zero_outside_fan and fan is not None and fan.found:
         gray = np.where(fan.mask, gray, np.uint8(0))
     box = crop_box_for(gray, spec, region_box, fan)

@@ -23,9 +23,11 @@ import numpy as np
 
 from pipeline.imaging.calibration import Calibration, calibrate
 from pipeline.imaging.depth_scale import TICK_MM
+from pipeline.imaging.fan import detect_fan
 from pipeline.imaging.frames import Frame
 from pipeline.imaging.masks import pack_masks
 from pipeline.imaging.png import encode_png
+from pipeline.imaging.preprocessing import needs_fan
 from pipeline.inference.measure import ClassArea, class_areas, draw_overlay
 
 if TYPE_CHECKING:
@@ -63,7 +65,7 @@ class FrameOutputs:
 
 def prepare_frame(segmenter: Segmenter, frame: Frame, tick_mm: float = TICK_MM,
                   spacing_mm: float | None = None) -> ReadyFrame:
-    """Calibrates a frame's spacing and runs the model's preprocessing on it.
+    """Calibrates a frame's spacing and runs the model's preprocessing on it, detecting its fan once for both.
 
     Args:
         segmenter: the loaded model.
@@ -71,8 +73,11 @@ def prepare_frame(segmenter: Segmenter, frame: Frame, tick_mm: float = TICK_MM,
         tick_mm: mm between the depth scale's interval ticks, > 0.
         spacing_mm: mm per px for a frame without a DICOM spacing or a readable depth scale, or None.
     """
-    calibration = calibrate(frame.gray, frame.spacing_mm, tick_mm, spacing_mm)
-    return ReadyFrame(calibration, segmenter.prepare(frame.gray, frame.region_box))
+    needs_fan_for_spacing = frame.spacing_mm is None  # the depth scale is read beside the fan
+    fan = detect_fan(frame.gray) \
+        if needs_fan_for_spacing or needs_fan(segmenter.contract.preprocess, frame.region_box) else None
+    calibration = calibrate(frame.gray, frame.spacing_mm, tick_mm, spacing_mm, fan)
+    return ReadyFrame(calibration, segmenter.prepare(frame.gray, frame.region_box, fan))
 
 
 def frame_outputs(segmentation: Segmentation, calibration: Calibration, threshold: float) -> FrameOutputs:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from pipeline.imaging.fan import Fan
 from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_frame
 from pipeline.imaging.preprocessing import network_input, preprocess_frame
 from pipeline.inference.contract import (CONTRACT_KEY, NO_POSTPROCESS, PLANE_OUTPUT_NAME, ContractError, ModelContract,
@@ -281,14 +282,16 @@ class Segmenter:
         """
         return self.segment_prepared(self.prepare(gray, region_box))
 
-    def prepare(self, gray: np.ndarray, region_box: tuple[int, int, int, int] | None = None) -> PreparedFrame:
+    def prepare(self, gray: np.ndarray, region_box: tuple[int, int, int, int] | None = None,
+                fan: Fan | None = None) -> PreparedFrame:
         """The first half of :meth:`segment`: the model's preprocessing of one frame (no network).
 
         Args:
             gray: (H, W) uint8 grey frame at its original size.
             region_box: the frame's DICOM ultrasound region, or None.
+            fan: the frame's fan when already detected, or None.
         """
-        processed = preprocess_frame(gray, self.contract.preprocess, region_box=region_box)
+        processed = preprocess_frame(gray, self.contract.preprocess, region_box=region_box, fan=fan)
         return PreparedFrame(processed.image, processed.geometry)
 
     def segment_prepared(self, prepared: PreparedFrame) -> Segmentation:
