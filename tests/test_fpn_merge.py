@@ -1,5 +1,5 @@
-"""FPN's merge as a chain of additions (pipeline/training/model.py, SumMerge): the same network, bit for
-bit, and an ONNX graph whose INT8 version adds the pyramid's levels in 8 bits.
+"""FPN's merge exported as a chain of additions (pipeline/training/onnx_export.py, SumMerge): the same
+network, bit for bit, and an ONNX graph whose INT8 version adds the pyramid's levels in 8 bits.
 
 Tiny on purpose: FPN / ResNet-18 from scratch at 64 px, 2 calibration frames.
 """
@@ -19,8 +19,8 @@ import torch
 from segmentation_models_pytorch.decoders.fpn.decoder import MergeBlock
 
 from pipeline.config import ModelParams
-from pipeline.training.model import SumMerge, build_model, chain_fpn_merges
-from pipeline.training.onnx_export import export_onnx
+from pipeline.training.model import build_model
+from pipeline.training.onnx_export import SumMerge, chained_fpn_merges, export_onnx
 from pipeline.training.quantize import quantize_int8
 from tests.tiny_models import TINY_SPEC, tiny_contract
 
@@ -41,32 +41,32 @@ def op_counts(model: onnx.ModelProto) -> Counter:
     return Counter(node.op_type for node in model.graph.node)
 
 
-def test_build_model_gives_fpn_the_chained_merge():
-    network = build_model(FPN, 2)
-    merges = [module for module in network.modules() if isinstance(module, (MergeBlock, SumMerge))]
-    assert [type(module) for module in merges] == [SumMerge]
-
-
 @pytest.mark.parametrize("policy, replaced", [("add", True), ("cat", False)])
-def test_chain_fpn_merges_replaces_only_the_add_merge(policy, replaced):
-    network = chain_fpn_merges(smp_fpn(policy))
-    assert isinstance(network.decoder.merge, SumMerge) is replaced
+def test_only_the_add_merge_is_chained_and_only_within_the_block(policy, replaced):
+    network = smp_fpn(policy)
+    original = network.decoder.merge
+    with chained_fpn_merges(network) as chained:
+        assert chained is network
+        assert isinstance(network.decoder.merge, SumMerge) is replaced
+    assert network.decoder.merge is original
 
 
 def test_the_chained_merge_gives_smps_output_bit_for_bit():
-    reference = smp_fpn()
-    chained = build_model(FPN, 2).eval()
-    chained.load_state_dict(reference.state_dict())  # no weights in the merge: the same checkpoint loads
+    network = smp_fpn()
     images = torch.randn(2, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        assert torch.equal(chained(images), reference(images))
+        reference = network(images)
+        with chained_fpn_merges(network):
+            assert torch.equal(network(images), reference)
         parts = [torch.randn(2, 8, 4, 4) * scale for scale in (1.0, 10.0, 1e3, 1e-3)]
         assert torch.equal(SumMerge()(parts), torch.stack(parts).sum(dim=0))
 
 
 def test_the_int8_model_adds_the_pyramid_levels_in_8_bits(tmp_path: Path):
     float_path, int8_path = tmp_path / "model.onnx", tmp_path / "model.int8.onnx"
-    export_onnx(build_model(FPN, 2).eval(), SIZE, 18, float_path, tiny_contract(replace(TINY_SPEC, size=SIZE)))
+    network = build_model(FPN, 2).eval()
+    export_onnx(network, SIZE, 18, float_path, tiny_contract(replace(TINY_SPEC, size=SIZE)))
+    assert isinstance(network.decoder.merge, MergeBlock)  # the caller's network is left as it was
     exported = onnx.load(str(float_path))
     assert op_counts(exported)["ReduceSum"] == 0
     merge_adds = [node for node in exported.graph.node if node.op_type == "Add" and "/merge/" in node.name]

@@ -41,35 +41,6 @@ SIZE_RULES: dict[str, tuple[int, int, str]] = {
 DEFAULT_RULE = (SIZE_MULTIPLE, SIZE_MULTIPLE, "the network halves the image 5 times")
 
 
-class SumMerge(nn.Module):
-    """The FPN decoder's ``add`` merge as a chain of additions: the same sum, bit for bit, as
-    segmentation_models_pytorch's ``torch.stack(x).sum(dim=0)``, without stacking.
-
-    Exported to ONNX, the stack becomes Unsqueeze + Concat + ReduceSum: the INT8 model then
-    dequantises the whole (4, N, 128, S/4, S/4) stack to float to sum it (about 40 ms of the
-    product model's 0.58 s on two cores). Additions stay 8-bit (``QLinearAdd``). No weights:
-    checkpoints are unchanged.
-    """
-
-    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
-        """k tensors of one shape (N, C, H, W) -> their sum (N, C, H, W), added left to right."""
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total
-
-
-def chain_fpn_merges(network: nn.Module) -> nn.Module:
-    """Replaces every FPN ``add`` merge in ``network`` by :class:`SumMerge`, in place; returns it."""
-    from segmentation_models_pytorch.decoders.fpn.decoder import MergeBlock
-
-    for module in list(network.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, MergeBlock) and child.policy == "add":
-                setattr(module, name, SumMerge())
-    return network
-
-
 class WeightsUnavailableError(OSError):
     """Pretrained encoder weights can be neither downloaded nor read from ``model.weights_path``."""
 
@@ -109,7 +80,6 @@ def _create(model: ModelParams, n_classes: int, encoder_weights: str | None, in_
                                    in_channels=in_channels, classes=n_classes, **head)
     except KeyError as error:  # smp's message lists the valid names
         raise ParamsError(f"model: {error.args[0]} (or the project's {', '.join(PROJECT_ARCHITECTURES)})") from error
-    chain_fpn_merges(network)
     if model.plane_head is True and not on_encoder:
         return SegmenterWithFramePlane(network, FramePlaneClassifier(in_channels=IN_CHANNELS))
     return network
