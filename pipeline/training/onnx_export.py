@@ -85,7 +85,7 @@ class SumMerge(torch.nn.Module):
     segmentation_models_pytorch's ``torch.stack(x).sum(dim=0)``, without the stack.
 
     Exported, smp's stack becomes Unsqueeze + Concat + ReduceSum, and the INT8 model then
-    dequantises the whole (4, N, 128, S/4, S/4) stack to float to sum it (about 40 ms of the
+    dequantises the whole (4, N, 128, S/4, S/4) stack to float to sum it (30-40 ms of the
     product model's 0.6 s per frame on two cores). Additions stay 8-bit (``QLinearAdd``).
     """
 
