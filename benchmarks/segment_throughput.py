@@ -1,7 +1,7 @@
 """Throughput of ``trus segment`` on a folder of frames, one thread against the pipelined default.
 
-    python benchmarks/segment_throughput.py --model PATH [--frames 40] [--workers 2] [--repeats 3]
-                                            [--precision auto|int8|fp32]
+    python benchmarks/segment_throughput.py --model PATH [--frames 40] [--workers 2] [--streams 2]
+                                            [--repeats 3] [--precision auto|int8|fp32]
 
 Writes ``--frames`` synthetic 1280x872 TRUS frames (``pipeline.synthetic``'s phantom, the
 original scanner's size) as grey PNG files to a temporary folder and loads the exported ONNX
@@ -9,11 +9,15 @@ model ``--model`` (nothing is trained) with :class:`pipeline.inference.predictor
 times:
 
 - the network's own time per frame: ``Segmenter.run_processed`` on frames already prepared
-  (``Segmenter.prepare``), the median over the frames and ``--repeats`` passes;
+  (``Segmenter.prepare``), one frame at a time on all the physical cores (the app's session),
+  the median over the frames and ``--repeats`` passes;
 - ``segment_files`` (the command's own function: read, calibrate, prepare, network, masks,
-  overlay and PNGs, ``areas.csv``), wall time per frame, with ``--workers 1`` (everything in
-  one thread) and with ``--workers`` (the pipeline: reading, preparation and PNG writing on
-  worker threads overlap the network in the caller's thread).
+  overlay and PNGs, ``areas.csv``), wall time per frame, with ``--workers 1 --streams 1``
+  (everything in one thread, the app's session), with ``--workers`` and one stream (reading,
+  preparation and PNG writing on worker threads overlap the network in the caller's thread),
+  and with ``--workers`` and ``--streams`` (the command's default on this machine: the network
+  on ``--streams`` frames at once, a session of physical cores / streams threads). The
+  pipelined runs' sessions do not spin between operators, as the command's.
 
 It prints frames/s, ms/frame and the throughput as a percentage of the network's own
 (1 / network time per frame): the pipeline's goal is 90% or more. It never fails on speed; the
@@ -33,7 +37,7 @@ import cv2
 import onnxruntime as ort
 
 from bench_frames import FRAME_HEIGHT, FRAME_WIDTH, load, write_grey_frames
-from pipeline.cli.segment import DEFAULT_WORKERS, segment_files
+from pipeline.cli.segment import DEFAULT_WORKERS, PARALLEL_STREAMS, network_threads, segment_files
 from pipeline.imaging.frames import read_frame
 from pipeline.inference.predictor import Segmenter
 from pipeline.inference.runtime import PRECISIONS
@@ -51,11 +55,11 @@ def network_seconds(segmenter: Segmenter, paths: list[Path], repeats: int) -> fl
     return statistics.median(times)
 
 
-def segment_seconds(segmenter: Segmenter, paths: list[Path], folder: Path, workers: int) -> float:
+def segment_seconds(segmenter: Segmenter, paths: list[Path], folder: Path, workers: int, streams: int) -> float:
     """Wall seconds per frame of ``segment_files`` over all the frames, into a new folder."""
     folder.mkdir()
     start = time.perf_counter()
-    result = segment_files(segmenter, paths, folder, workers=workers)
+    result = segment_files(segmenter, paths, folder, workers=workers, streams=streams)
     seconds = time.perf_counter() - start
     if result.failures or len({row["output"] for row in result.areas}) != len(paths):
         raise RuntimeError(f"segment_files did not segment every frame: {result.failures}")
@@ -68,12 +72,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--frames", type=int, default=40, help="synthetic frames to segment (default 40)")
     parser.add_argument("--workers", type=int, default=DEFAULT_WORKERS,
                         help=f"the pipelined run's workers (default {DEFAULT_WORKERS}, the command's)")
+    parser.add_argument("--streams", type=int, default=PARALLEL_STREAMS,
+                        help=f"frames the network runs at once in the last run (default {PARALLEL_STREAMS}, "
+                             "the command's for several files on 2 or more cores)")
     parser.add_argument("--repeats", type=int, default=3, help="passes of the network-only timing (default 3)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="which model runs, as the app chooses (default auto)")
     args = parser.parse_args()
-    if args.frames < 1 or args.workers < 1 or args.repeats < 1:
-        parser.error("--frames, --workers and --repeats must be >= 1")
+    if min(args.frames, args.workers, args.streams, args.repeats) < 1:
+        parser.error("--frames, --workers, --streams and --repeats must be >= 1")
     return args
 
 
@@ -92,15 +99,21 @@ def main() -> None:
         paths = write_grey_frames(frames_dir, args.frames)
         segmenter.segment(read_frame(paths[0]).gray)  # warm-up: ONNX Runtime's first run, lazy imports
         network = network_seconds(segmenter, paths, args.repeats)
-        runs = {f"segment_files, --workers {workers}": segment_seconds(segmenter, paths, Path(tmp) / f"out{workers}",
-                                                                       workers)
-                for workers in dict.fromkeys((1, args.workers))}
-    header = f"{'path':<32}{'frames/s':>10}{'ms/frame':>10}{'of network':>12}"
+        runs = {"--workers 1 --streams 1": segment_seconds(segmenter, paths, Path(tmp) / "one", 1, 1)}
+        for streams in dict.fromkeys((1, args.streams)):
+            if args.workers == 1 and streams == 1:
+                continue
+            threads = network_threads(streams)
+            command = Segmenter(args.model, threads=threads, precision=args.precision, spinning=args.workers == 1)
+            command.segment(read_frame(paths[0]).gray)
+            runs[f"--workers {args.workers} --streams {streams} ({threads} thr.)"] = segment_seconds(
+                command, paths, Path(tmp) / f"streams{streams}", args.workers, streams)
+    header = f"{'path':<36}{'frames/s':>10}{'ms/frame':>10}{'of network':>12}"
     print(header)
     print("-" * len(header))
-    print(f"{'network alone (run_processed)':<32}{1 / network:>10.2f}{1e3 * network:>10.1f}{'100%':>12}")
+    print(f"{'network alone (run_processed)':<36}{1 / network:>10.2f}{1e3 * network:>10.1f}{'100%':>12}")
     for name, seconds in runs.items():
-        print(f"{name:<32}{1 / seconds:>10.2f}{1e3 * seconds:>10.1f}{f'{100 * network / seconds:.0f}%':>12}")
+        print(f"{name:<36}{1 / seconds:>10.2f}{1e3 * seconds:>10.1f}{f'{100 * network / seconds:.0f}%':>12}")
     print("\nof network: frames/s as a percentage of the network's own, 1 / (its median time per prepared frame); "
           "the pipeline's goal is >= 90%.")
     print(f"load average after: {load()}")

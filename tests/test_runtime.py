@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli.main import app as cli
 from pipeline.imaging.png import write_png_atomically
-from pipeline.inference.predictor import ModelLoadError, Segmenter, session_options
+from pipeline.inference.predictor import INTRA_OP_SPINNING, ModelLoadError, Segmenter, session_options
 from pipeline.inference.runtime import (PrecisionError, choose_model, cpu_flags, file_sha256, has_int8_dot_product,
                                         int8_candidates, physical_cores)
 from pipeline.inference.session_cache import CACHE_ENV, cached_graph, default_cache_dir
@@ -183,6 +183,23 @@ def test_session_options_use_the_physical_cores_and_all_optimisations():
     assert options.graph_optimization_level.name == "ORT_ENABLE_ALL"
     assert session_options(threads=1).intra_op_num_threads == 1
     assert physical_cores() <= (os.cpu_count() or 1)
+
+
+@pytest.mark.parametrize("cached", [False, True])
+def test_spinning_can_be_turned_off_and_changes_no_result(tmp_path, cached):
+    """ONNX Runtime's intra-op threads spin by default; ``spinning=False`` (trus segment's pipeline) turns it off."""
+    with pytest.raises(RuntimeError, match="does not have configuration"):  # unset: ONNX Runtime's default, spin
+        session_options().get_session_config_entry(INTRA_OP_SPINNING)
+    assert session_options(spinning=False).get_session_config_entry(INTRA_OP_SPINNING) == "0"
+    model = write_two_layer_model(tmp_path / "model.onnx")
+    cache = tmp_path / "cache" if cached else None
+    if cached:
+        Segmenter(model, cache_dir=cache)  # writes the optimised graph; the next session opens it
+    quiet = Segmenter(model, threads=2, cache_dir=cache, spinning=False)
+    options = quiet._session.get_session_options()
+    assert options.get_session_config_entry(INTRA_OP_SPINNING) == "0" and options.intra_op_num_threads == 2
+    gray = (np.random.default_rng(1).random((40, 50)) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(quiet.segment(gray).probabilities, Segmenter(model).segment(gray).probabilities)
 
 
 def test_the_optimised_graph_is_cached_and_gives_the_same_result(tmp_path):

@@ -1,6 +1,7 @@
 """`trus segment`'s pipeline (pipeline/cli/segment.py): reading, preparing and writing frames on worker threads
-while the caller's thread runs the network gives the same outputs, byte for byte, as one thread; errors stop the
-workers; the frames in flight stay bounded. On the tests' tiny threshold model (tests/tiny_models.py)."""
+while the network runs on one or several frames at once (streams) gives the same outputs, byte for byte, as one
+thread; errors stop the threads; the frames in flight stay bounded. On the tests' tiny threshold model
+(tests/tiny_models.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from typer.testing import CliRunner
 import pipeline.cli.segment as segment_module
 from pipeline.cli.common import unique_stems
 from pipeline.cli.main import app
-from pipeline.cli.segment import AREAS_FILE, SegmentResult, segment_files
+from pipeline.cli.segment import (AREAS_FILE, PARALLEL_STREAMS, SegmentResult, default_streams, network_threads,
+                                  segment_files)
 from pipeline.inference.predictor import Segmenter
 from pipeline.synthetic import render_phantom
 from tests.test_inference import bright_rectangle
@@ -61,20 +63,22 @@ def write_frames(folder: Path, names: list[str]) -> list[Path]:
     return paths
 
 
-def run(segmenter: Segmenter, files: list[Path], out: Path, workers: int, **options) -> SegmentResult:
+def run(segmenter: Segmenter, files: list[Path], out: Path, workers: int, streams: int = 1,
+        **options) -> SegmentResult:
     out.mkdir()
-    return segment_files(segmenter, files, out, workers=workers, **options)
+    return segment_files(segmenter, files, out, workers=workers, streams=streams, **options)
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
 
 
-@pytest.mark.parametrize("workers", [2, 3])
-def test_pipelined_outputs_are_byte_identical_to_one_worker(tmp_path: Path, segmenter: Segmenter, workers: int):
+@pytest.mark.parametrize("workers, streams", [(2, 1), (3, 1), (1, 2), (2, 2), (2, 3)])
+def test_pipelined_outputs_are_byte_identical_to_one_worker(tmp_path: Path, segmenter: Segmenter, workers: int,
+                                                            streams: int):
     files = write_frames(tmp_path / "in", ["a", "b", "broken", "cine", "scan", "c"])
     one = run(segmenter, files, tmp_path / "one", 1, spacing_mm=0.3)
-    many = run(segmenter, files, tmp_path / "many", workers, spacing_mm=0.3)
+    many = run(segmenter, files, tmp_path / "many", workers, streams, spacing_mm=0.3)
     assert folder_bytes(tmp_path / "many") == folder_bytes(tmp_path / "one")
     assert many == one
     assert len(many.failures) == 1 and many.failures[0].startswith(f"{files[2]}: not a readable image")
@@ -94,6 +98,7 @@ class Instrumented:
     Attributes:
         prepared_ahead: the most frames whose preparation had started and whose network run had not ended.
         written_behind: the most frames whose network run had ended and whose PNGs were not written.
+        networks_at_once: the most network runs under way at the same time.
     """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, network_s: float = 0.0,
@@ -101,7 +106,7 @@ class Instrumented:
         self.lock = threading.Lock()
         self.calls = {"prepare": 0, "network": 0, "write": 0}
         self.networks_done = self.writes_done = 0
-        self.prepared_ahead = self.written_behind = 0
+        self.prepared_ahead = self.written_behind = self.networks_at_once = 0
         self.network_s, self.fail, self.fail_at = network_s, fail, fail_at
         monkeypatch.setattr(Segmenter, "prepare", self.wrap(Segmenter.prepare, "prepare"))
         monkeypatch.setattr(Segmenter, "segment_prepared", self.wrap(Segmenter.segment_prepared, "network"))
@@ -127,31 +132,36 @@ class Instrumented:
 
     def record(self) -> None:
         self.prepared_ahead = max(self.prepared_ahead, self.calls["prepare"] - self.networks_done)
+        self.networks_at_once = max(self.networks_at_once, self.calls["network"] - self.networks_done)
         self.written_behind = max(self.written_behind, self.networks_done - self.writes_done)
 
 
-@pytest.mark.parametrize("workers, bound", [(1, 1), (2, 4), (3, 6)])
-def test_frames_in_flight_never_exceed_twice_the_workers(tmp_path: Path, segmenter: Segmenter,
-                                                         monkeypatch: pytest.MonkeyPatch, workers: int, bound: int):
-    """With a slow network the window fills: exactly 2 x workers frames prepared ahead (one for one worker)."""
+@pytest.mark.parametrize("workers, streams, bound", [(1, 1, 1), (2, 1, 4), (3, 1, 6), (1, 2, 3), (2, 2, 6),
+                                                     (3, 3, 9)])
+def test_frames_in_flight_stay_within_the_bound(tmp_path: Path, segmenter: Segmenter, monkeypatch: pytest.MonkeyPatch,
+                                                workers: int, streams: int, bound: int):
+    """With a slow network the windows fill: 2 x workers frames prepared ahead of the network's window for one
+    stream (one frame in all for one worker); for several, ``streams`` frames in the network, the next one taken
+    for it and 2 x workers - 1 (none for one worker) prepared ahead. Exactly ``streams`` network runs at once."""
     files = write_frames(tmp_path / "in", [f"f{n}" for n in range(10)])
-    counters = Instrumented(monkeypatch, network_s=0.03)
-    result = run(segmenter, files, tmp_path / "out", workers)
+    counters = Instrumented(monkeypatch, network_s=0.05)
+    result = run(segmenter, files, tmp_path / "out", workers, streams)
     assert counters.calls == {"prepare": 10, "network": 10, "write": 10} and len(result.areas) == 20
-    assert counters.prepared_ahead == bound
+    assert counters.prepared_ahead == bound <= 2 * workers + streams
+    assert counters.networks_at_once == streams
     assert 1 <= counters.written_behind <= workers + 1
 
 
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("workers, streams", [(1, 1), (2, 1), (2, 2)])
 @pytest.mark.parametrize("stage", ["prepare", "network", "write"])
 def test_an_error_in_any_stage_propagates_and_stops_the_workers(tmp_path: Path, segmenter: Segmenter,
                                                                 monkeypatch: pytest.MonkeyPatch, stage: str,
-                                                                workers: int):
+                                                                workers: int, streams: int):
     files = write_frames(tmp_path / "in", [f"f{n}" for n in range(12)])
     counters = Instrumented(monkeypatch, fail=stage)
     threads = threading.active_count()
     with pytest.raises(RuntimeError, match=f"boom in {stage} on frame 3"):
-        run(segmenter, files, tmp_path / "out", workers)
+        run(segmenter, files, tmp_path / "out", workers, streams)
     assert threading.active_count() == threads
     calls = dict(counters.calls)
     time.sleep(0.1)
@@ -189,8 +199,70 @@ def test_trus_segment_takes_the_number_of_workers(tmp_path: Path, workers: str, 
         assert (tmp_path / "out" / AREAS_FILE).read_text().count("\n") == 1 + 2 * (2 + CINE_FRAMES)
     else:
         assert "--workers" in result.output and not (tmp_path / "out").exists()
-    with pytest.raises(ValueError, match="workers must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="workers and streams must be >= 1, got 0 and 1"):
         segment_files(Segmenter(model), files, tmp_path, workers=0)
+    with pytest.raises(ValueError, match="workers and streams must be >= 1, got 2 and 0"):
+        segment_files(Segmenter(model), files, tmp_path, streams=0)
+
+
+@pytest.mark.parametrize("files, cores, streams, threads", [
+    (1, 2, 1, 2),    # one file: its frames sooner, one at a time on all the cores
+    (2, 2, 2, 1),    # several files on 2 cores: two frames at once, one core each
+    (40, 8, 2, 4),   # 8 cores: two frames at once, 4 cores each
+    (40, 3, 2, 1),   # an odd core is left to the workers
+    (40, 1, 1, 1),   # one core: nothing to share
+])
+def test_default_streams_and_their_threads(files: int, cores: int, streams: int, threads: int):
+    assert default_streams(files, cores) == streams
+    assert network_threads(streams, cores) == threads
+    assert network_threads(5, 4) == 1
+
+
+@pytest.mark.parametrize("arguments, files, streams, threads, spinning", [
+    ([], ["a", "cine", "c"], PARALLEL_STREAMS, 2, False),   # the default, on a machine of 4 physical cores
+    ([], ["cine"], 1, 4, False),                            # one file: one frame at a time
+    (["--streams", "3"], ["a", "c"], 3, 1, False),
+    (["--streams", "1"], ["a", "c"], 1, 4, False),
+    (["--workers", "1"], ["a", "c"], PARALLEL_STREAMS, 2, True),   # nothing beside the network: let it spin
+    (["--workers", "1", "--streams", "1"], ["a", "c"], 1, 4, True),
+])
+def test_trus_segment_runs_the_network_on_its_streams(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      arguments: list[str], files: list[str], streams: int,
+                                                      threads: int, spinning: bool):
+    """The command opens the model with cores / streams threads, spinning only without workers beside it, and
+    passes the streams to the pipeline."""
+    write_frames(tmp_path / "in", files)
+    model = write_threshold_model(tmp_path / "m.onnx")
+    monkeypatch.setattr(segment_module, "physical_cores", lambda: 4)
+    calls: dict[str, int | bool | None] = {}
+    load = segment_module.load_segmenter
+    run_files = segment_module.segment_files
+
+    def loading(model_path: Path, precision: object, threads: int | None = None, spinning: bool = True) -> Segmenter:
+        calls.update(threads=threads, spinning=spinning)
+        return load(model_path, precision, threads, spinning)
+
+    def segmenting(*args, **kwargs) -> SegmentResult:
+        calls["streams"] = kwargs["streams"]
+        return run_files(*args, **kwargs)
+
+    monkeypatch.setattr(segment_module, "load_segmenter", loading)
+    monkeypatch.setattr(segment_module, "segment_files", segmenting)
+    result = CliRunner().invoke(app, ["segment", str(tmp_path / "in"), "--model", str(model),
+                                      "--out", str(tmp_path / "out"), *arguments])
+    assert result.exit_code == 0, result.output
+    assert calls == {"threads": threads, "spinning": spinning, "streams": streams}
+    assert f"{streams} frame(s) at once" in result.output
+    frames = sum(CINE_FRAMES if name == "cine" else 1 for name in files)
+    assert (tmp_path / "out" / AREAS_FILE).read_text().count("\n") == 1 + 2 * frames
+
+
+def test_trus_segment_refuses_zero_streams(tmp_path: Path):
+    write_frames(tmp_path / "in", ["a"])
+    result = CliRunner().invoke(app, ["segment", str(tmp_path / "in"), "--model",
+                                      str(write_threshold_model(tmp_path / "m.onnx")), "--out",
+                                      str(tmp_path / "out"), "--streams", "0"])
+    assert result.exit_code == 2 and "--streams" in result.output and not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("crop, frame_name, detections", [

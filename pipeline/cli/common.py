@@ -37,10 +37,12 @@ Precision = Annotated[PrecisionChoice, typer.Option(
     "--precision", help="Which model runs: auto (the INT8 model beside MODEL where this CPU has VNNI), int8 or fp32.")]
 
 
-def load_segmenter(model: Path, precision: str | Enum, threads: int | None = None) -> Segmenter:
+def load_segmenter(model: Path, precision: str | Enum, threads: int | None = None,
+                   spinning: bool = True) -> Segmenter:
     """The runtime of ``model`` at ``precision``, with ONNX Runtime's optimised-graph cache; logs which file runs.
 
-    ``threads``: ONNX Runtime's intra-op threads (None: the physical cores).
+    ``threads``: ONNX Runtime's intra-op threads (None: the physical cores); ``spinning``: whether they spin
+    between operators (:func:`pipeline.inference.predictor.session_options`).
 
     Raises:
         ModelLoadError: see :class:`pipeline.inference.predictor.Segmenter`.
@@ -49,7 +51,8 @@ def load_segmenter(model: Path, precision: str | Enum, threads: int | None = Non
     from pipeline.inference.session_cache import default_cache_dir
 
     value = precision.value if isinstance(precision, Enum) else precision
-    segmenter = Segmenter(model, threads=threads, precision=value, cache_dir=default_cache_dir())
+    segmenter = Segmenter(model, threads=threads, precision=value, cache_dir=default_cache_dir(),
+                          spinning=spinning)
     log.info("model: %s (%s)", segmenter.path, segmenter.choice.reason)
     return segmenter
 

@@ -11,17 +11,22 @@ about (:mod:`pipeline.inference.review`).
 
 The frames go through a pipeline, in input order: the files are read (``read_frames``), each
 frame's spacing calibrated and the frame prepared for the network (``Segmenter.prepare``:
-crop, resize, diffusion filter) on ``--workers`` threads, while the caller's thread runs the
-network on one frame at a time (``Segmenter.segment_prepared``); the same threads then
+crop, resize, diffusion filter) on ``--workers`` threads, while the network runs
+(``Segmenter.segment_prepared``) on ``--streams`` frames at once: in the caller's thread for
+one stream, else on as many threads of their own, sharing one ONNX Runtime session opened with
+the physical cores / streams intra-op threads (:func:`network_threads`), which do not spin
+between operators when workers run beside them (spinning would take their cores). The workers then
 threshold the frame's masks and write its mask and overlay PNGs while the network runs on the
-next frames. So reading, preprocessing and PNG encoding overlap the network, and a folder of
-many frames is segmented at about the network's own speed. Memory stays bounded whatever the
-number of files: the frames of at most :data:`FILES_READ_AT_ONCE` files read and not yet
-prepared (the next file is read while the current one's frames are prepared), ``2 * workers``
+next frames. So reading, preprocessing and PNG encoding overlap the network. Two frames on one
+core each keep the cores busier than one frame on both (a convolution split over two threads
+waits at each layer's end for the slower half): more frames per second, each one slower
+(figures: README "``trus segment`` on many frames"). Memory stays bounded whatever the number
+of files: the frames of at most :data:`FILES_READ_AT_ONCE` files read and not yet prepared (the
+next file is read while the current one's frames are prepared), ``2 * workers + streams``
 frames between their preparation and the end of their network run, and ``workers + 1``
-segmented frames waiting for their PNGs. ``--workers 1`` runs everything in
-one thread, one frame after the other; the outputs are the same, byte for byte, whatever the
-number of workers.
+segmented frames waiting for their PNGs. ``--workers 1 --streams 1`` runs everything in one
+thread, one frame after the other; the outputs are the same, byte for byte, whatever the
+number of workers and streams on the same session.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from pipeline.imaging.frames import Frame, FrameReadError, read_frames
 from pipeline.inference.contract import THRESHOLD_RANGE
 from pipeline.inference.frame_outputs import ReadyFrame, frame_outputs, prepare_frame
 from pipeline.inference.measure import draw_overlay
+from pipeline.inference.runtime import physical_cores
 from pipeline.inference.saving import write_mask_and_overlay
 from pipeline.layout import MODEL_FILE
 
@@ -60,13 +66,36 @@ AREAS_FILE = "areas.csv"
 AREA_COLUMNS = ("file", "frame", "output", "width", "height", "class", "area_px", "area_mm2", "spacing_x_mm",
                 "spacing_y_mm", "spacing_source", "plane", "plane_probability", "review", "review_reason")
 DEFAULT_WORKERS = 2
-"""Threads that read, prepare and write frames while the caller's thread runs the network."""
+"""Threads that read, prepare and write frames while the network runs."""
+PARALLEL_STREAMS = 2
+"""Frames the network runs at once by default, on a machine of 2 or more physical cores and for more than one file."""
 FILES_READ_AT_ONCE = 2
 """Files in the reading stage at once: the next file is read while the current one's frames are prepared (a
 multi-frame DICOM is read whole)."""
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def default_streams(files: int, cores: int | None = None) -> int:
+    """How many frames the network runs at once when the user does not say.
+
+    Args:
+        files: the number of input files.
+        cores: physical cores; None: this machine's (:func:`pipeline.inference.runtime.physical_cores`).
+
+    Returns:
+        :data:`PARALLEL_STREAMS` for more than one file on 2 or more cores (more frames per
+        second); 1 for one file (its frame sooner, on all the cores) or one core.
+    """
+    cores = physical_cores() if cores is None else cores
+    return PARALLEL_STREAMS if files > 1 and cores >= 2 else 1
+
+
+def network_threads(streams: int, cores: int | None = None) -> int:
+    """ONNX Runtime's intra-op threads for ``streams`` frames at once: the physical cores shared out, at least 1."""
+    cores = physical_cores() if cores is None else cores
+    return max(1, cores // streams)
 
 
 @dataclass(frozen=True)
@@ -121,8 +150,8 @@ def _in_order(pool: ThreadPoolExecutor, function: Callable[[T], R], items: Itera
 
 
 @contextmanager
-def _stage_runner(workers: int) -> Iterator[_Runner]:
-    """The stages' runner: the caller's thread for one worker, else a pool of ``workers`` threads.
+def _stage_runner(workers: int, name: str = "trus-segment") -> Iterator[_Runner]:
+    """The stages' runner: the caller's thread for one worker, else a pool of ``workers`` threads named ``name``.
 
     On leaving (normally or by an exception) the pool's queued work is cancelled and its threads
     joined: at most ``workers`` tasks finish first, none is left running.
@@ -130,7 +159,7 @@ def _stage_runner(workers: int) -> Iterator[_Runner]:
     if workers == 1:
         yield _one_by_one
         return
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="trus-segment")
+    pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
     try:
         yield partial(_in_order, pool)
     finally:
@@ -186,7 +215,7 @@ def _prepare(segmenter: Segmenter, tick_mm: float, spacing_mm: float | None,
 
 
 def _run_network(segmenter: Segmenter, item: _Ready | _NoFrames) -> tuple[_Ready, Segmentation] | _NoFrames:
-    """The network on a prepared frame, mapped back onto the frame (the caller's thread's part)."""
+    """The network on a prepared frame, mapped back onto the frame (a stream's part)."""
     if isinstance(item, _NoFrames):
         return item
     return item, segmenter.segment_prepared(item.ready.prepared)
@@ -236,16 +265,17 @@ def _collect(finished: Iterable[tuple[list[dict], bool] | _NoFrames],
 
 def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, threshold: float | None = None,
                   progress: Iterable[object] | None = None, spacing_mm: float | None = None,
-                  tick_mm: float = TICK_MM, workers: int = DEFAULT_WORKERS) -> SegmentResult:
+                  tick_mm: float = TICK_MM, workers: int = DEFAULT_WORKERS, streams: int = 1) -> SegmentResult:
     """Segments every frame of every file; writes masks, overlays and ``areas.csv``.
 
     A file that cannot be read is reported in ``failures`` and skipped; every file
     written is complete (atomic writes). Multi-frame DICOMs give one output per frame
     (``<stem>_f000``...). With ``workers`` > 1, ``workers`` threads read, calibrate and
-    prepare the next frames and write the previous ones' PNGs while this thread runs the
-    network (see the module's docstring); the outputs are the same, byte for byte, as with
-    one worker. Any other exception than a :class:`FrameReadError` (in a worker or here) is
-    raised here once the workers are stopped; ``areas.csv`` is then not written.
+    prepare the next frames and write the previous ones' PNGs while the network runs, on
+    ``streams`` frames at once (see the module's docstring); the outputs are the same, byte for
+    byte, as with one worker and one stream. Any other exception than a :class:`FrameReadError`
+    (in a worker, a stream or here) is raised here once the threads are stopped; ``areas.csv``
+    is then not written.
 
     Args:
         segmenter: the loaded model.
@@ -256,19 +286,21 @@ def segment_files(segmenter: Segmenter, files: list[Path], out_dir: Path, thresh
             ``unique_stems(files)``), advanced one step as each file is finished; its items are not used.
         spacing_mm: mm per px for frames without a DICOM spacing or a readable depth scale.
         tick_mm: mm between the depth scale's interval ticks.
-        workers: threads, >= 1; 1 runs everything in this thread, one frame after the other. At most
-            ``2 * workers`` frames are between their preparation and the end of their network run.
+        workers: threads, >= 1; 1 reads, prepares and writes in this thread, one frame after the other.
+        streams: frames the network runs at once, >= 1; 1 runs it in this thread. Open ``segmenter``
+            with :func:`network_threads` ``(streams)`` threads. At most ``2 * workers + streams``
+            frames are between their preparation and the end of their network run.
 
     Raises:
-        ValueError: ``workers`` < 1.
+        ValueError: ``workers`` or ``streams`` < 1.
     """
-    if workers < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    if workers < 1 or streams < 1:
+        raise ValueError(f"workers and streams must be >= 1, got {workers} and {streams}")
     threshold = segmenter.contract.threshold if threshold is None else threshold
-    with _stage_runner(workers) as run:
+    with _stage_runner(workers) as run, _stage_runner(streams, "trus-network") as run_network:
         jobs = chain.from_iterable(run(_read, unique_stems(files), FILES_READ_AT_ONCE))
         ready = run(partial(_prepare, segmenter, tick_mm, spacing_mm), jobs, 2 * workers)
-        segmented = map(partial(_run_network, segmenter), ready)
+        segmented = run_network(partial(_run_network, segmenter), ready, streams)
         finished = run(partial(_finish, out_dir, threshold), segmented, workers)
         result = _collect(finished, progress)
     write_text_atomically(out_dir / AREAS_FILE, areas_csv(result.areas))
@@ -289,6 +321,9 @@ def segment(
     workers: Annotated[int, typer.Option(
         min=1, help="Threads that read, preprocess and write frames while the network runs "
                     "(1: one frame after the other in one thread).")] = DEFAULT_WORKERS,
+    streams: Annotated[int | None, typer.Option(
+        min=1, help=f"Frames the network runs at once, each on (physical cores / streams) threads (default: "
+                    f"{PARALLEL_STREAMS} for several files on 2 or more cores, more frames per second; else 1).")] = None,
     precision: Precision = PrecisionChoice.auto,
     force: Force = False,
 ) -> None:
@@ -296,17 +331,18 @@ def segment(
     predicted plane when the model classifies it)."""
     with one_line_errors():
         check_spacing_options(spacing_mm, tick_mm)
-        segmenter = load_segmenter(model, precision)
         files = expand_inputs(inputs)
         stems = list(unique_stems(files))
+        streams = default_streams(len(files)) if streams is None else streams
+        segmenter = load_segmenter(model, precision, network_threads(streams), spinning=workers == 1)
         with output_folder(out, "trus segment", sources=[*inputs, model], force=force) as staging:
             result = segment_files(segmenter, files, staging, threshold,
                                    progress=track(stems, description="segmenting", console=console, transient=True),
-                                   spacing_mm=spacing_mm, tick_mm=tick_mm, workers=workers)
+                                   spacing_mm=spacing_mm, tick_mm=tick_mm, workers=workers, streams=streams)
     for message in result.failures:
         say(message, "error")
     done = len({row["output"] for row in result.areas})
     say(f"segment: {done} frame(s) -> {out} (masks, overlays, {AREAS_FILE}); model {segmenter.path.name}, "
-        f"{segmenter.choice.reason}")
+        f"{segmenter.choice.reason}; {streams} frame(s) at once")
     if result.failures:
         raise typer.Exit(EXIT_BAD_INPUT)

@@ -27,13 +27,19 @@ from pipeline.inference.session_cache import cached_graph
 
 log = logging.getLogger(__name__)
 
+INTRA_OP_SPINNING = "session.intra_op.allow_spinning"
+"""ONNX Runtime's session setting: "1" (its default) lets the intra-op threads spin between operators, "0" not."""
+
 
 class ModelLoadError(ValueError):
     """The model file is missing, not ONNX, or lacks the contract; the message names the file."""
 
 
-def open_session(path: Path, threads: int | None, cache_dir: Path | None) -> tuple[ort.InferenceSession, ModelContract]:
+def open_session(path: Path, threads: int | None, cache_dir: Path | None,
+                 spinning: bool = True) -> tuple[ort.InferenceSession, ModelContract]:
     """An ONNX Runtime session of ``path`` and its contract; with ``cache_dir``, through its optimised graph there.
+
+    ``threads`` and ``spinning``: see :func:`session_options`.
 
     The optimised graph (:func:`pipeline.inference.session_cache.cached_graph`) is opened with
     the optimisations off when it exists; otherwise the model is optimised and the graph saved
@@ -46,7 +52,7 @@ def open_session(path: Path, threads: int | None, cache_dir: Path | None) -> tup
     cached = None if cache_dir is None else cached_graph(cache_dir, path)
     session = None
     if cached is not None and cached.is_file():
-        options = session_options(threads)
+        options = session_options(threads, spinning=spinning)
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # optimised already
         try:
             session = ort.InferenceSession(str(cached), options, providers=["CPUExecutionProvider"])
@@ -61,7 +67,7 @@ def open_session(path: Path, threads: int | None, cache_dir: Path | None) -> tup
             except OSError:
                 log.warning("cannot create the optimised-graph cache folder %s", cached.parent)
         try:
-            session = ort.InferenceSession(str(path), session_options(threads, partial),
+            session = ort.InferenceSession(str(path), session_options(threads, partial, spinning),
                                            providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped exceptions
             first_line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
@@ -148,13 +154,18 @@ class PreparedFrame:
     geometry: FrameGeometry
 
 
-def session_options(threads: int | None = None, optimized_cache: Path | None = None) -> ort.SessionOptions:
+def session_options(threads: int | None = None, optimized_cache: Path | None = None,
+                    spinning: bool = True) -> ort.SessionOptions:
     """ONNX Runtime's options for the product's models (figures: README "Inference speed").
 
     Args:
         threads: intra-op threads; None: the physical cores (:func:`physical_cores`).
         optimized_cache: where ONNX Runtime saves the graph it optimised (loaded as is
             the next time by :func:`open_session`), or None.
+        spinning: whether the intra-op threads spin between operators, waiting for work
+            (ONNX Runtime's default). It makes one frame faster when nothing else runs; it
+            takes the cores from threads working beside the network (``trus segment``'s
+            pipeline turns it off).
 
     Returns:
         All graph optimisations on, sequential execution (the graph is a chain: parallel
@@ -166,6 +177,8 @@ def session_options(threads: int | None = None, optimized_cache: Path | None = N
     options.intra_op_num_threads = physical_cores() if threads is None else threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if not spinning:
+        options.add_session_config_entry(INTRA_OP_SPINNING, "0")
     if optimized_cache is not None:
         options.optimized_model_filepath = str(optimized_cache)
     return options
@@ -175,7 +188,7 @@ class Segmenter:
     """Runs an exported model on frames; thread-safe for concurrent ``segment`` calls."""
 
     def __init__(self, model_path: Path | str, threads: int | None = None, precision: str = "auto",
-                 cache_dir: Path | None = None, fast_int8: bool | None = None) -> None:
+                 cache_dir: Path | None = None, fast_int8: bool | None = None, spinning: bool = True) -> None:
         """Loads the model (or its INT8 companion, :func:`pipeline.inference.runtime.choose_model`) and its contract.
 
         Args:
@@ -188,6 +201,7 @@ class Segmenter:
             cache_dir: a folder for ONNX Runtime's optimised graphs
                 (:mod:`pipeline.inference.session_cache`), or None for no cache.
             fast_int8: whether this CPU runs INT8 fast; None: detect it.
+            spinning: whether ONNX Runtime's threads spin between operators (:func:`session_options`).
 
         Raises:
             ModelLoadError: missing file, not ONNX, no valid contract, ``int8`` requested
@@ -204,7 +218,7 @@ class Segmenter:
         except PrecisionError as error:
             raise ModelLoadError(str(error)) from error
         try:
-            session, contract = open_session(choice.path, threads, cache_dir)
+            session, contract = open_session(choice.path, threads, cache_dir, spinning)
         except ModelLoadError as error:
             if choice.path == self.requested_path or precision == "int8":
                 raise
@@ -214,14 +228,14 @@ class Segmenter:
                         self.requested_path)
             choice = ModelChoice(self.requested_path, "fp32",
                                  f"fp32: the INT8 model beside it ({choice.path.name}) cannot be loaded ({why})")
-            session, contract = open_session(choice.path, threads, cache_dir)
+            session, contract = open_session(choice.path, threads, cache_dir, spinning)
         if choice.path != self.requested_path and not _made_from(contract, self.requested_path):
             if precision == "int8":
                 raise ModelLoadError(f"{choice.path}: this INT8 model was made from another model than "
                                      f"{self.requested_path}; export again")
             choice = ModelChoice(self.requested_path, "fp32",
                                  f"fp32: the INT8 model beside it ({choice.path.name}) was made from another model")
-            session, contract = open_session(choice.path, threads, cache_dir)
+            session, contract = open_session(choice.path, threads, cache_dir, spinning)
         if choice.path == self.requested_path and contract.quantization is not None:
             choice = ModelChoice(choice.path, "int8", "INT8: the model file given is quantised")
         self.path, self.choice, self.contract, self._session = choice.path, choice, contract, session
