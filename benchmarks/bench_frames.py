@@ -13,22 +13,26 @@ import cv2
 import numpy as np
 
 from pipeline.imaging.png import write_png_atomically
-from pipeline.synthetic import render_phantom
+from pipeline.synthetic import PhantomFrame, render_phantom
 
 FRAME_WIDTH, FRAME_HEIGHT = 1280, 872
 """The original scanner's frame size, px."""
 
 
+def render_frame(index: int, seed: int = 7) -> PhantomFrame:
+    """The ``index``-th 1280x872 phantom frame of ``seed`` (with a lesion when ``index`` is even) and its truth."""
+    return render_phantom(np.random.default_rng([seed, index]), FRAME_WIDTH, FRAME_HEIGHT,
+                          with_lesion=index % 2 == 0, label=f"BENCH F{index:03d}")
+
+
 def write_grey_frames(folder: Path, count: int, seed: int = 7) -> list[Path]:
-    """Renders ``count`` 1280x872 phantom frames (every other one with a lesion) into ``folder`` as grey PNG
+    """Renders ``count`` 1280x872 phantom frames (:func:`render_frame` 0, 1, ...) into ``folder`` as grey PNG
     files, as the pull stage writes them; ``seed`` picks the frames (the same seed, the same pixels)."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for index in range(count):
-        frame = render_phantom(np.random.default_rng([seed, index]), FRAME_WIDTH, FRAME_HEIGHT,
-                               with_lesion=index % 2 == 0, label=f"BENCH F{index:03d}")
         path = folder / f"frame_{seed}_{index:03d}.png"
-        write_png_atomically(path, cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY))
+        write_png_atomically(path, cv2.cvtColor(render_frame(index, seed).image, cv2.COLOR_BGR2GRAY))
         paths.append(path)
     return paths
 

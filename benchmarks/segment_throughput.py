@@ -1,7 +1,7 @@
 """Throughput of ``trus segment`` on a folder of frames, one thread against the pipelined default.
 
     python benchmarks/segment_throughput.py --model PATH [--frames 40] [--workers 2] [--streams 2]
-                                            [--repeats 3] [--precision auto|int8|fp32]
+                                            [--repeats 3] [--precision auto|int8|fp32] [--true-masks]
 
 Writes ``--frames`` synthetic 1280x872 TRUS frames (``pipeline.synthetic``'s phantom, the
 original scanner's size) as grey PNG files to a temporary folder and loads the exported ONNX
@@ -19,6 +19,13 @@ times:
   on ``--streams`` frames at once, a session of physical cores / streams threads). The
   pipelined runs' sessions do not spin between operators, as the command's.
 
+With ``--true-masks``, the network still runs on every frame, but the pipeline gets each
+frame's true gland and lesion masks (the phantom's, on the network's grid) in place of the
+network's output. The work after the network (thresholds, components, review signal,
+overlay) depends on the masks: a model with random weights "finds" a gland over most of the
+frame, which costs far more than a real gland. The true masks stand in for a trained model's
+output where none exists (the product model on this machine); the network's time is the real one.
+
 It prints frames/s, ms/frame and the throughput as a percentage of the network's own
 (1 / network time per frame): the pipeline's goal is 90% or more. It never fails on speed; the
 load average is printed before and after (other processes on the machine slow every figure).
@@ -34,11 +41,13 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import onnxruntime as ort
 
-from bench_frames import FRAME_HEIGHT, FRAME_WIDTH, load, write_grey_frames
+from bench_frames import FRAME_HEIGHT, FRAME_WIDTH, load, render_frame, write_grey_frames
 from pipeline.cli.segment import DEFAULT_WORKERS, PARALLEL_STREAMS, network_threads, segment_files
 from pipeline.imaging.frames import read_frame
+from pipeline.imaging.geometry import to_network_grid
 from pipeline.inference.predictor import Segmenter
 from pipeline.inference.runtime import PRECISIONS
 
@@ -53,6 +62,33 @@ def network_seconds(segmenter: Segmenter, paths: list[Path], repeats: int) -> fl
             segmenter.run_processed(frame.image)
             times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def give_true_masks(segmenter: Segmenter, paths: list[Path], seed: int = 7) -> None:
+    """Makes ``segmenter``'s network output the true masks of ``paths`` (written by ``write_grey_frames(.., seed)``).
+
+    The network still runs on each frame; its probabilities are then replaced by the frame's
+    true masks (0 or 1 per class, on the network's grid; a class the phantom lacks is empty),
+    found by the prepared image's bytes. The plane output is the network's own.
+
+    Raises:
+        KeyError: a prepared image of none of ``paths`` (when the network runs).
+    """
+    truth: dict[bytes, np.ndarray] = {}
+    for index, path in enumerate(paths):
+        phantom = render_frame(index, seed)
+        prepared = segmenter.prepare(read_frame(path).gray)
+        masks = {"gland": phantom.gland_mask, "lesion": phantom.lesion_mask}
+        truth[prepared.image.tobytes()] = np.stack([
+            to_network_grid(masks[name], prepared.geometry, "nearest") if name in masks
+            else np.zeros(prepared.image.shape, bool) for name in segmenter.classes]).astype(np.float32)[None]
+    network = segmenter.run_processed
+
+    def run_processed(images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        _, planes = network(images)
+        return truth[images.tobytes()], planes
+
+    segmenter.run_processed = run_processed  # type: ignore[method-assign]
 
 
 def segment_seconds(segmenter: Segmenter, paths: list[Path], folder: Path, workers: int, streams: int) -> float:
@@ -75,6 +111,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--streams", type=int, default=PARALLEL_STREAMS,
                         help=f"frames the network runs at once in the last run (default {PARALLEL_STREAMS}, "
                              "the command's for several files on 2 or more cores)")
+    parser.add_argument("--true-masks", action="store_true",
+                        help="the pipeline gets the frames' true masks in place of the network's output "
+                             "(the network still runs)")
     parser.add_argument("--repeats", type=int, default=3, help="passes of the network-only timing (default 3)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="which model runs, as the app chooses (default auto)")
@@ -92,13 +131,15 @@ def main() -> None:
     size = segmenter.contract.preprocess.size
     print(f"model {segmenter.path} ({segmenter.precision}, {size}x{size} px, "
           f"filter {segmenter.contract.preprocess.filter.method}); {args.frames} frames "
-          f"{FRAME_WIDTH}x{FRAME_HEIGHT} png\n")
+          f"{FRAME_WIDTH}x{FRAME_HEIGHT} png" + ("; the pipeline gets the true masks" if args.true_masks else "") + "\n")
     with tempfile.TemporaryDirectory(prefix="segment_throughput_") as tmp:
         frames_dir = Path(tmp) / "in"
         frames_dir.mkdir()
         paths = write_grey_frames(frames_dir, args.frames)
         segmenter.segment(read_frame(paths[0]).gray)  # warm-up: ONNX Runtime's first run, lazy imports
         network = network_seconds(segmenter, paths, args.repeats)
+        if args.true_masks:
+            give_true_masks(segmenter, paths)
         runs = {"--workers 1 --streams 1": segment_seconds(segmenter, paths, Path(tmp) / "one", 1, 1)}
         for streams in dict.fromkeys((1, args.streams)):
             if args.workers == 1 and streams == 1:
@@ -106,6 +147,8 @@ def main() -> None:
             threads = network_threads(streams)
             command = Segmenter(args.model, threads=threads, precision=args.precision, spinning=args.workers == 1)
             command.segment(read_frame(paths[0]).gray)
+            if args.true_masks:
+                give_true_masks(command, paths)
             runs[f"--workers {args.workers} --streams {streams} ({threads} thr.)"] = segment_seconds(
                 command, paths, Path(tmp) / f"streams{streams}", args.workers, streams)
     header = f"{'path':<36}{'frames/s':>10}{'ms/frame':>10}{'of network':>12}"
