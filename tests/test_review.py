@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import cv2
 import numpy as np
@@ -32,11 +33,18 @@ def disk_map(centres=((130, 100),), radius=50, blur=0.0, inside=0.99, outside=0.
         ("nothing", np.full(SHAPE, 0.1, np.float32), 0, None, None),
         ("two disks", disk_map(((60, 100), (200, 100)), radius=40), 2, 0.0, 0.06),
         ("a disk and a speck", np.maximum(disk_map(), disk_map(((240, 20),), radius=3)), 1, 0.0, 0.06),
+        ("everywhere", np.full(SHAPE, 0.9, np.float32), 1, None, None),  # no border in the frame
+        # a background row: 13 gland rows in the band (half-width 5% of 257 px) at 4 x 0.9 x 0.1, 1 row at 0
+        ("everywhere but a row", np.pad(np.full((199, 260), 0.9, np.float32), ((0, 1), (0, 0))), 1,
+         0.36 * 13 / 14 - 1e-6, 0.36 * 13 / 14 + 1e-6),
     ],
 )
 def test_the_signal(case, probabilities, pieces, low, high):
-    signal = review_signal(probabilities, 0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no mean of an empty band
+        signal = review_signal(probabilities, 0.5)
     assert signal.pieces == pieces, case
+    assert signal.fills_frame == (case == "everywhere")
     if low is None:
         assert signal.uncertainty is None
     else:
@@ -58,7 +66,9 @@ SPEC = ReviewSpec(uncertainty=0.3, dice_floor=0.9, frames=10, needing_review=2, 
         (ReviewSignal(3, 0.1), None, "the gland is in 3 pieces"),
         (ReviewSignal(1, 0.45), SPEC, "uncertain gland border (0.450 > 0.300)"),
         (ReviewSignal(1, 0.25), SPEC, None),
-        (ReviewSignal(1, 0.95), None, None),  # no calibrated threshold: only absent or broken glands
+        (ReviewSignal(1, 0.95), None, None),  # no calibrated threshold: only absent, broken or frame-filling glands
+        (ReviewSignal(1, None, fills_frame=True), None, "the gland fills the whole frame"),
+        (ReviewSignal(1, None, fills_frame=True), SPEC, "the gland fills the whole frame"),
     ],
 )
 def test_the_reason(signal, spec, reason):

@@ -46,7 +46,7 @@ def review_pairs(model: nn.Module, frame_ids: list[str], table: pd.DataFrame,
         original = probabilities_to_original_frame(probabilities[0], geometry)
         signal = review_signal(original[gland], threshold)
         if signal.uncertainty is None:
-            continue  # no gland at all: flagged anyway
+            continue  # no gland, or one filling the frame: flagged anyway
         predicted = postprocess_masks(original > threshold, classes, params.inference.postprocess)[gland]
         dices.append(2.0 * float((predicted & truth).sum()) / float(predicted.sum() + truth.sum()))
         uncertainties.append(signal.uncertainty)

@@ -8,7 +8,9 @@ The signal, per frame, from the gland's probability map at the frame's size:
 - **uncertain border**: the mean of 4 p (1 - p) over a band around the gland's outline
   (``BAND_FRACTION`` of its equivalent diameter on each side, at least 2 px), from 0 (every
   border pixel certain) to 1 (every border pixel at p = 0.5). A sharp, confident outline
-  scores low; a gland the model half sees, blurred into its surroundings, scores high.
+  scores low; a gland the model half sees, blurred into its surroundings, scores high;
+- **fills the frame**: the gland covers every pixel of the frame, so it has no border to judge
+  (a model that sees gland everywhere has failed on the frame).
 
 The uncertainty's threshold is calibrated per model by the export stage on the validation
 frames (:func:`calibrate_review`): a frame "needed review" when its gland Dice is below
@@ -41,11 +43,14 @@ class ReviewSignal:
 
     Attributes:
         pieces: components of the thresholded gland counted as pieces (0: no gland).
-        uncertainty: mean 4 p (1 - p) over the border band, in [0, 1]; None without a gland.
+        uncertainty: mean 4 p (1 - p) over the border band, in [0, 1]; None without a gland or
+            border (``fills_frame``).
+        fills_frame: the gland covers the whole frame.
     """
 
     pieces: int
     uncertainty: float | None
+    fills_frame: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,16 +109,21 @@ def review_signal(gland_probability: np.ndarray, threshold: float) -> ReviewSign
     gland = found.component(largest, (rows, columns)).view(np.uint8)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * half_width + 1, 2 * half_width + 1))
     band = cv2.dilate(gland, disk).astype(bool) & ~cv2.erode(gland, disk).astype(bool)
+    if not band.any():  # no background in the box, which is then the whole frame: no border anywhere
+        return ReviewSignal(pieces, None, fills_frame=True)
     p = gland_probability[rows, columns][band].astype(np.float64)
     return ReviewSignal(pieces, float(np.mean(4.0 * p * (1.0 - p))))
 
 
 def review_reason(signal: ReviewSignal, spec: ReviewSpec | None) -> str | None:
-    """Why the frame should be reviewed, or None; without a spec only a missing or broken gland is flagged."""
+    """Why the frame should be reviewed, or None; without a spec only a missing, broken or frame-filling gland is
+    flagged."""
     if signal.pieces == 0:
         return "no gland found"
     if signal.pieces > 1:
         return f"the gland is in {signal.pieces} pieces"
+    if signal.fills_frame:
+        return "the gland fills the whole frame"
     if spec is not None and signal.uncertainty is not None and signal.uncertainty > spec.uncertainty:
         return f"uncertain gland border ({signal.uncertainty:.3f} > {spec.uncertainty:.3f})"
     return None
