@@ -1,7 +1,8 @@
 """Seconds per frame, end to end, of PyTorch fp32, ONNX Runtime fp32 and ONNX Runtime INT8; the app's start-up and memory.
 
     python benchmarks/inference.py [--settings product demo] [--frames 6] [--repeats 3]
-                                   [--calibration-frames 8] [--calibration minmax] [--work DIR] [--app]
+                                   [--calibration-frames 8] [--calibration minmax] [--weight-bits 7]
+                                   [--work DIR] [--app]
 
 For each setting (``product``: FPN / ResNet-152 at 768 px, params.yaml's defaults; ``demo``:
 the Makefile's U-Net / ResNet-18 at 256 px) it builds the network with random weights (seed 0;
@@ -55,7 +56,7 @@ from pipeline.imaging.preprocessing import network_input, preprocess_frame
 from pipeline.imaging.spec import PreprocessSpec
 from pipeline.inference.contract import ModelContract
 from pipeline.inference.predictor import Segmenter, session_options
-from pipeline.inference.runtime import cpu_flags, file_sha256, has_int8_dot_product, physical_cores
+from pipeline.inference.runtime import cpu_flags, file_sha256, int8_kernels, physical_cores, weight_bits
 from pipeline.training.model import build_model
 from pipeline.training.onnx_export import export_onnx
 from pipeline.training.int8_export import write_contract
@@ -83,8 +84,22 @@ def settings() -> dict[str, Setting]:
             "demo": Setting("demo (U-Net / ResNet-18, 256 px)", demo, replace(defaults.preprocess, size=256))}
 
 
-def build_models(setting: Setting, work: Path, calibration: list[Path], method: str) -> tuple[torch.nn.Module, Path, Path]:
-    """The random-weight network, its exported float model and its INT8 model (made once per ``work`` folder)."""
+def int8_bits_of(path: Path) -> int | None:
+    """The weight bits an INT8 model file was made with (None: no such file)."""
+    if not path.is_file():
+        return None
+    import onnx
+
+    from pipeline.inference.contract import CONTRACT_KEY
+
+    props = {prop.key: prop.value for prop in onnx.load(str(path), load_external_data=False).metadata_props}
+    return weight_bits(ModelContract.from_json(props[CONTRACT_KEY]).quantization or {})
+
+
+def build_models(setting: Setting, work: Path, calibration: list[Path], method: str,
+                 bits: int) -> tuple[torch.nn.Module, Path, Path]:
+    """The random-weight network, its exported float model and its INT8 model with ``bits``-bit weights (made once
+    per ``work`` folder; the INT8 model again when it was made with other bits)."""
     torch.manual_seed(0)
     network = build_model(setting.model, n_classes=2).eval()
     contract = ModelContract(classes=("gland", "lesion"), preprocess=setting.preprocess, mean=setting.model.mean,
@@ -96,14 +111,15 @@ def build_models(setting: Setting, work: Path, calibration: list[Path], method: 
         started = time.perf_counter()
         export_onnx(network, setting.preprocess.size, 18, float_path, contract)
         print(f"  exported {float_path} in {time.perf_counter() - started:.0f} s")
-    if not int8_path.is_file():
+    if int8_bits_of(int8_path) != bits:
         inputs = np.concatenate([network_input(preprocess_frame(read_frame(path).gray, setting.preprocess).image,
                                                setting.model.mean, setting.model.std) for path in calibration])
         started = time.perf_counter()
-        quantize_int8(float_path, int8_path, inputs, method)
-        write_contract(int8_path, replace(contract, quantization={"calibration": method,
+        quantize_int8(float_path, int8_path, inputs, method, bits)
+        write_contract(int8_path, replace(contract, quantization={"calibration": method, "weight_bits": bits,
                                                                   "source_sha256": file_sha256(float_path)}))
-        print(f"  quantised ({method}, {len(inputs)} frames) in {time.perf_counter() - started:.0f} s")
+        print(f"  quantised ({method}, {len(inputs)} frames, {bits}-bit weights) in "
+              f"{time.perf_counter() - started:.0f} s")
     return network, float_path, int8_path
 
 
@@ -195,6 +211,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="passes per path (the median is shown)")
     parser.add_argument("--calibration-frames", type=int, default=8)
     parser.add_argument("--calibration", default=Int8Params().calibration, help="the INT8 calibration method")
+    parser.add_argument("--weight-bits", type=int, choices=(7, 8), default=Int8Params().weight_bits,
+                        help="the INT8 model's weight bits (8 runs only on CPUs with VNNI)")
     parser.add_argument("--work", type=Path, default=None, help="keep the built models here (reused when present)")
     parser.add_argument("--app", action="store_true", help="also time the app's start-up and peak memory")
     parser.add_argument("--sweep", action="store_true", help="also time ONNX Runtime's options (product model)")
@@ -204,13 +222,13 @@ def main() -> None:
     frames = write_grey_frames(work / "frames", args.frames, seed=1)
     calibration = write_grey_frames(work / "calibration", args.calibration_frames, seed=2)
     print(f"{time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, {os.cpu_count()} logical / "
-          f"{physical_cores()} physical cores, INT8 dot product: {has_int8_dot_product(cpu_flags())}; "
+          f"{physical_cores()} physical cores, INT8 kernels: {int8_kernels(cpu_flags())}; "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {ort.__version__}")
     print(f"{args.frames} frames of {FRAME_WIDTH}x{FRAME_HEIGHT}, median of {args.repeats} passes, s/frame end to end")
     for key in args.settings:
         setting = settings()[key]
         print(f"\n{setting.name}")
-        network, float_path, int8_path = build_models(setting, work / key, calibration, args.calibration)
+        network, float_path, int8_path = build_models(setting, work / key, calibration, args.calibration, args.weight_bits)
         timings = {"torch fp32 eager": seconds_per_frame(torch_path(network, setting), frames, args.repeats),
                    "onnxruntime fp32": seconds_per_frame(runtime_path(Segmenter(float_path, precision="fp32")),
                                                          frames, args.repeats),

@@ -130,11 +130,57 @@ def test_every_calibration_method_gives_a_model_that_runs(tmp_path, models, meth
     assert gate.passed, gate.failures
 
 
+def write_saturating_model(path: Path) -> Path:
+    """A model whose quantised layer hits the 8-bit maxima: a 3 x 3 convolution into 4 channels of weights all 1
+    (scaled to the largest integer weight) on an all-white frame (activation 255), then a float 1 x 1 layer
+    averaging the 4 channels. The true output inside the frame is 9; pairs of products sum to 2 x 255 x 127
+    with 8-bit weights. (With one output channel ONNX Runtime takes another kernel, which does not saturate.)"""
+    from onnx import TensorProto, numpy_helper
+
+    nodes = [helper.make_node("Conv", ["image", "w1"], ["features"], pads=[1, 1, 1, 1], name="layer1"),
+             helper.make_node("Conv", ["features", "w2"], ["logits"], name="layer2")]
+    graph = helper.make_graph(nodes, "saturating", [helper.make_tensor_value_info("image", TensorProto.FLOAT,
+                                                                                  [1, 1, 8, 8])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 1, 8, 8])],
+                              [numpy_helper.from_array(np.ones((4, 1, 3, 3), np.float32), "w1"),
+                               numpy_helper.from_array(np.full((1, 4, 1, 1), 0.25, np.float32), "w2")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    onnx.save(model, path)
+    return path
+
+
+@pytest.mark.parametrize("bits", [7, 8])
+def test_7_bit_weights_give_exact_sums_on_this_cpu_and_8_bit_ones_only_with_vnni(tmp_path, bits):
+    """The premise of export.int8.weight_bits and of the runtime's choice, checked on the CPU running the test:
+    ONNX Runtime's fused integer convolution (all optimisations, as the product runs it) against the true 9."""
+    import onnxruntime as ort
+
+    from pipeline.inference.runtime import cpu_flags, int8_exact, int8_kernels
+
+    white = np.ones((1, 1, 8, 8), np.float32)
+    out = tmp_path / f"saturating.{bits}.onnx"
+    quantize_int8(write_saturating_model(tmp_path / "saturating.onnx"), out, white, "minmax", weight_bits=bits)
+    weights = {init.name: onnx.numpy_helper.to_array(init) for init in onnx.load(str(out)).graph.initializer}
+    assert int(np.abs(weights["w1_quantized"]).max()) == {7: 64, 8: 127}[bits]
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    centre = ort.InferenceSession(str(out), options, providers=["CPUExecutionProvider"]).run(
+        None, {"image": white})[0][0, 0, 4, 4]
+    kernels = int8_kernels(cpu_flags())
+    if int8_exact(kernels, bits):
+        assert centre == pytest.approx(9.0, abs=0.05), kernels
+    else:  # AVX2 without VNNI: a pair's 2 x 255 x 127 = 64770 saturates at 32767 in 16 bits
+        assert centre < 6.0, (kernels, centre)
+
+
 def test_quantize_refuses_an_unknown_method_and_empty_calibration(tmp_path, models):
     with pytest.raises(ValueError, match="export.int8.calibration must be one of"):
         quantize_int8(models["good"][0], tmp_path / "x.onnx", np.zeros((1, 1, 32, 32), np.float32), "kl")
     with pytest.raises(ValueError, match=r"calibration inputs must be \(N >= 1"):
         quantize_int8(models["good"][0], tmp_path / "x.onnx", np.zeros((0, 1, 32, 32), np.float32), "minmax")
+    with pytest.raises(ValueError, match="export.int8.weight_bits must be 7 or 8, got 4"):
+        quantize_int8(models["good"][0], tmp_path / "x.onnx", np.ones((1, 1, 32, 32), np.float32), "minmax", 4)
     assert not (tmp_path / "x.onnx").exists()
 
 
@@ -186,6 +232,8 @@ def test_gate_result_limits_are_inclusive_and_reported():
     ({"min_mask_dice": 1.5}, "int8.min_mask_dice must be a number in"),
     ({"max_metric_drop": -0.1}, "int8.max_metric_drop must be a number in"),
     ({"enabled": "yes"}, "int8.enabled must be true or false"),
+    ({"weight_bits": 6}, "int8.weight_bits must be 7 or 8, got 6"),
+    ({"weight_bits": True}, "int8.weight_bits must be 7 or 8, got True"),
 ])
 def test_int8_params_are_checked(values, message):
     with pytest.raises(ParamsError, match=message):
@@ -233,7 +281,8 @@ def test_export_int8_writes_the_model_only_when_the_gate_passes(tmp_path, monkey
         assert contract.quantization["source_sha256"] == file_sha256(float_model)
         assert contract.quantization["gate"] == report["gate"]
         assert contract.quantization["float_nodes"] == ["layer2", "sigmoid"]
-        assert lines[0].startswith(f"int8: {out} (percentile calibration on 4 training frames); gate passed")
+        assert contract.quantization["weight_bits"] == report["weight_bits"] == 7
+        assert lines[0].startswith(f"int8: {out} (7-bit weights, percentile calibration on 4 training frames); gate passed")
     else:
         assert lines[0].startswith("int8: gate failed, no INT8 model written")
         assert any(line.startswith("int8: gland: INT8 and fp32 masks agree with Dice") for line in lines[1:])

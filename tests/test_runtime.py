@@ -16,35 +16,40 @@ from pipeline.cli.main import app as cli
 from pipeline.imaging.png import write_png_atomically
 from pipeline.inference.predictor import INTRA_OP_SPINNING, ModelLoadError, Segmenter, session_options
 from pipeline.inference.runtime import (PrecisionError, choose_model, cpu_flags, file_sha256, has_int8_dot_product,
-                                        int8_candidates, physical_cores)
+                                        int8_candidates, int8_exact, int8_kernels, physical_cores, weight_bits)
 from pipeline.inference.session_cache import CACHE_ENV, cached_graph, default_cache_dir
 from pipeline.training.int8_export import write_contract
 from tests.tiny_models import tiny_contract, write_threshold_model, write_two_layer_model
 
 
-def quantised_beside(float_model: Path, where: str = "beside", source: Path | None = None) -> Path:
-    """A stand-in INT8 model of ``float_model`` (the two-layer model, its contract naming ``source``'s SHA-256)."""
+def quantised_beside(float_model: Path, where: str = "beside", source: Path | None = None,
+                     bits: int | None = 7) -> Path:
+    """A stand-in INT8 model of ``float_model`` (the two-layer model, its contract naming ``source``'s SHA-256 and
+    ``bits``-bit weights; None: a contract from before the weight bits were recorded)."""
     path = int8_candidates(float_model)[0 if where == "beside" else 1]
     path.parent.mkdir(exist_ok=True)
     write_two_layer_model(path)
-    write_contract(path, replace(tiny_contract(), quantization={"source_sha256": file_sha256(source or float_model),
-                                                                "gate": {"mask_dice": {"gland": 0.999}}}))
+    record = {"source_sha256": file_sha256(source or float_model), "gate": {"mask_dice": {"gland": 0.999}}}
+    if bits is not None:
+        record["weight_bits"] = bits
+    write_contract(path, replace(tiny_contract(), quantization=record))
     return path
 
 
-@pytest.mark.parametrize("int8, precision, fast, expected_file, expected_precision, reason", [
-    (None, "auto", True, "model.onnx", "fp32", "fp32: no INT8 model beside it"),
-    ("beside", "auto", True, "model.int8.onnx", "int8", "INT8: this CPU has integer dot-product instructions"),
-    ("folder", "auto", True, "int8/model.int8.onnx", "int8", "INT8: this CPU has integer dot-product instructions"),
-    ("beside", "auto", False, "model.onnx", "fp32", "lacks integer dot-product instructions (VNNI)"),
-    ("beside", "fp32", True, "model.onnx", "fp32", "fp32: chosen in the settings"),
-    ("beside", "int8", False, "model.int8.onnx", "int8", "INT8: chosen in the settings"),
+@pytest.mark.parametrize("int8, precision, kernels, expected_file, expected_precision, reason", [
+    (None, "auto", "dot-product", "model.onnx", "fp32", "fp32: no INT8 model beside it"),
+    ("beside", "auto", "dot-product", "model.int8.onnx", "int8", "INT8: this CPU has integer dot-product instructions"),
+    ("folder", "auto", "dot-product", "int8/model.int8.onnx", "int8", "INT8: this CPU has integer dot-product"),
+    ("beside", "auto", "avx2", "model.int8.onnx", "int8", "INT8: 7-bit weights, exact on this CPU's AVX2 integer"),
+    ("beside", "auto", "none", "model.onnx", "fp32", "has neither integer dot-product instructions (VNNI) nor AVX2"),
+    ("beside", "fp32", "dot-product", "model.onnx", "fp32", "fp32: chosen in the settings"),
+    ("beside", "int8", "none", "model.int8.onnx", "int8", "INT8: chosen in the settings"),
 ])
-def test_choose_model(tmp_path, int8, precision, fast, expected_file, expected_precision, reason):
+def test_choose_model(tmp_path, int8, precision, kernels, expected_file, expected_precision, reason):
     model = write_threshold_model(tmp_path / "model.onnx")
     if int8 is not None:
         quantised_beside(model, int8)
-    choice = choose_model(model, precision, fast_int8=fast)
+    choice = choose_model(model, precision, kernels=kernels)
     assert choice.path == tmp_path / expected_file and choice.precision == expected_precision
     assert reason in choice.reason
 
@@ -55,19 +60,74 @@ def test_choose_model_refuses_int8_without_an_int8_model_and_unknown_precisions(
         choose_model(model, "int8")
     with pytest.raises(ValueError, match="precision must be one of auto, int8, fp32"):
         choose_model(model, "fp16")
+    with pytest.raises(ValueError, match="kernels must be one of dot-product, avx2, none"):
+        choose_model(model, "auto", "sse")
 
 
-@pytest.mark.parametrize("flags, fast", [
-    ({"sse4_2", "avx2", "avx512f"}, False),
-    ({"avx2", "avx512_vnni"}, True),
-    ({"avx2", "avx_vnni"}, True),   # Alder Lake and later desktops: VNNI without AVX-512
-    ({"amx_int8"}, True),
-    ({"fp", "asimd", "asimddp"}, True),  # ARM with the dot-product extension
-    ({"fp", "asimd"}, False),
-    (set(), False),
+@pytest.mark.parametrize("flags, fast, kernels", [
+    ({"sse4_2", "avx2", "avx512f"}, False, "avx2"),   # Skylake-SP: AVX-512 without VNNI
+    ({"fma", "avx", "avx2"}, False, "avx2"),           # AMD Zen 3, Intel Haswell to Comet Lake
+    ({"avx2", "avx512_vnni"}, True, "dot-product"),
+    ({"avx2", "avx_vnni"}, True, "dot-product"),       # Alder Lake and later desktops: VNNI without AVX-512
+    ({"amx_int8"}, True, "dot-product"),
+    ({"fp", "asimd", "asimddp"}, True, "dot-product"),  # ARM with the dot-product extension
+    ({"fp", "asimd"}, False, "none"),
+    ({"sse4_2", "avx"}, False, "none"),
+    (set(), False, "none"),
 ])
-def test_int8_dot_product_detection(flags, fast):
+def test_int8_kernel_detection(flags, fast, kernels):
     assert has_int8_dot_product(frozenset(flags)) is fast
+    assert int8_kernels(frozenset(flags)) == kernels
+
+
+@pytest.mark.parametrize("kernels, bits, exact", [
+    ("dot-product", 8, True), ("dot-product", 7, True),
+    ("avx2", 8, False), ("avx2", 7, True),
+    ("none", 8, True), ("none", 7, True),
+])
+def test_int8_exact_only_excludes_8_bit_weights_on_avx2(kernels, bits, exact):
+    assert int8_exact(kernels, bits) is exact
+
+
+@pytest.mark.parametrize("record, bits", [
+    ({"weight_bits": 7}, 7), ({"weight_bits": 8}, 8),
+    ({}, 8),                     # exported before the bits were recorded: 8-bit weights
+    ({"weight_bits": "7"}, 8), ({"weight_bits": True}, 8),
+])
+def test_weight_bits_of_a_contract(record, bits):
+    assert weight_bits(record) == bits
+
+
+@pytest.mark.parametrize("kernels, bits, precision, expected, reason", [
+    ("avx2", 7, "auto", "int8", "INT8: 7-bit weights, exact on this CPU's AVX2 integer kernels (it lacks VNNI)"),
+    ("avx2", 8, "auto", "fp32", "fp32: the INT8 model beside it (model.int8.onnx) has 8-bit weights, inexact without VNNI"),
+    ("avx2", None, "auto", "fp32", "fp32: the INT8 model beside it (model.int8.onnx) has 8-bit weights, inexact"),
+    ("avx2", 8, "int8", "error", "model.int8.onnx: its 8-bit weights overflow the 16-bit sums of this CPU's AVX2"),
+    ("avx2", 8, "fp32", "fp32", "fp32: chosen in the settings"),
+    ("dot-product", 8, "auto", "int8", "INT8: this CPU has integer dot-product instructions (VNNI)"),
+    ("dot-product", 8, "int8", "int8", "INT8: chosen in the settings"),
+])
+def test_segmenter_runs_an_int8_model_only_where_its_sums_are_exact(tmp_path, caplog, kernels, bits, precision,
+                                                                     expected, reason):
+    model = write_threshold_model(tmp_path / "model.onnx")
+    quantised_beside(model, bits=bits)
+    if expected == "error":
+        with pytest.raises(ModelLoadError, match=reason) as raised:
+            Segmenter(model, precision=precision, kernels=kernels)
+        assert "export.int8.weight_bits: 7" in str(raised.value) and "\n" not in str(raised.value)
+        return
+    with caplog.at_level(logging.WARNING, logger="pipeline.inference.predictor"):
+        segmenter = Segmenter(model, precision=precision, kernels=kernels)
+    assert segmenter.precision == expected and segmenter.choice.reason.startswith(reason)
+    assert segmenter.path == (model if expected == "fp32" else int8_candidates(model)[0])
+    assert ("overflow the 16-bit sums" in caplog.text) is (expected == "fp32" and precision == "auto")
+
+
+def test_an_8_bit_int8_file_given_directly_is_refused_on_avx2(tmp_path):
+    int8 = quantised_beside(write_threshold_model(tmp_path / "model.onnx"), bits=8)
+    with pytest.raises(ModelLoadError, match=r"model.int8.onnx: its 8-bit weights overflow"):
+        Segmenter(int8, kernels="avx2")
+    assert Segmenter(quantised_beside(tmp_path / "model.onnx", bits=7), kernels="avx2").precision == "int8"
 
 
 def test_cpu_flags_reads_x86_flags_and_arm_features(tmp_path):
@@ -80,18 +140,18 @@ def test_cpu_flags_reads_x86_flags_and_arm_features(tmp_path):
 def test_segmenter_runs_the_int8_model_made_from_it(tmp_path):
     model = write_threshold_model(tmp_path / "model.onnx")
     int8 = quantised_beside(model)
-    segmenter = Segmenter(model, fast_int8=True)
+    segmenter = Segmenter(model, kernels="dot-product")
     assert (segmenter.path, segmenter.precision, segmenter.requested_path) == (int8, "int8", model)
     assert segmenter.contract.quantization["gate"]["mask_dice"] == {"gland": 0.999}
-    assert Segmenter(model, fast_int8=False).precision == "fp32"
-    assert Segmenter(model, precision="fp32", fast_int8=True).path == model
+    assert Segmenter(model, kernels="none").precision == "fp32"
+    assert Segmenter(model, precision="fp32", kernels="dot-product").path == model
 
 
 def test_an_int8_model_of_another_model_is_not_used(tmp_path):
     model = write_threshold_model(tmp_path / "model.onnx")
     other = write_threshold_model(tmp_path / "other.onnx", level=0.3)
     quantised_beside(model, source=other)  # left over from an earlier export
-    segmenter = Segmenter(model, fast_int8=True)
+    segmenter = Segmenter(model, kernels="dot-product")
     assert segmenter.path == model and segmenter.precision == "fp32"
     assert segmenter.choice.reason == "fp32: the INT8 model beside it (model.int8.onnx) was made from another model"
     with pytest.raises(ModelLoadError, match="model.int8.onnx: this INT8 model was made from another model than"):
@@ -100,7 +160,7 @@ def test_an_int8_model_of_another_model_is_not_used(tmp_path):
 
 def test_a_quantised_file_given_directly_runs_as_int8(tmp_path):
     int8 = quantised_beside(write_threshold_model(tmp_path / "model.onnx"))
-    segmenter = Segmenter(int8, precision="auto", fast_int8=False)
+    segmenter = Segmenter(int8, precision="auto", kernels="none")
     assert segmenter.path == int8 and segmenter.precision == "int8"
     assert segmenter.choice.reason == "INT8: the model file given is quantised"
 
@@ -141,7 +201,7 @@ def test_auto_falls_back_to_fp32_when_the_int8_model_cannot_be_loaded(tmp_path, 
     int8 = quantised_beside(model, where)
     _damage(int8, how)
     with caplog.at_level(logging.WARNING, logger="pipeline.inference.predictor"):
-        segmenter = Segmenter(model, fast_int8=True, cache_dir=tmp_path / "cache")
+        segmenter = Segmenter(model, kernels="dot-product", cache_dir=tmp_path / "cache")
     assert (segmenter.path, segmenter.precision) == (model, "fp32")
     assert segmenter.choice.reason.startswith("fp32: the INT8 model beside it (model.int8.onnx) cannot be loaded (")
     assert "\n" not in segmenter.choice.reason
@@ -159,7 +219,7 @@ def test_explicit_int8_with_an_int8_model_that_cannot_be_loaded_is_a_one_line_er
     int8 = quantised_beside(model)
     _damage(int8, how)
     with pytest.raises(ModelLoadError) as raised:
-        Segmenter(model, precision="int8", fast_int8=True)
+        Segmenter(model, precision="int8", kernels="dot-product")
     message = str(raised.value)
     assert message.startswith(f"{int8}: ") and "\n" not in message
 

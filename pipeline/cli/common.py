@@ -34,7 +34,8 @@ Force = Annotated[bool, typer.Option("--force", help="Replace an earlier output 
 PrecisionChoice = Enum("PrecisionChoice", {name: name for name in PRECISIONS}, type=str)  # type: ignore[misc]
 """The ``--precision`` values, :data:`pipeline.inference.runtime.PRECISIONS` (typer takes choices as an Enum)."""
 Precision = Annotated[PrecisionChoice, typer.Option(
-    "--precision", help="Which model runs: auto (the INT8 model beside MODEL where this CPU has VNNI), int8 or fp32.")]
+    "--precision", help="Which model runs: auto (the INT8 model beside MODEL where this CPU runs it fast and exactly: "
+                         "VNNI, or AVX2 with 7-bit weights), int8 or fp32.")]
 
 
 def load_segmenter(model: Path, precision: str | Enum, threads: int | None = None,

@@ -22,7 +22,8 @@ from pipeline.inference.contract import (CONTRACT_KEY, NO_POSTPROCESS, PLANE_OUT
 from pipeline.inference.gland_size import GLAND_CLASS
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.inference.review import ReviewSpec, review_reason, review_signal
-from pipeline.inference.runtime import ModelChoice, PrecisionError, choose_model, file_sha256, physical_cores
+from pipeline.inference.runtime import (ModelChoice, PrecisionError, choose_model, cpu_flags, file_sha256, inexact_reason,
+                                        int8_exact, int8_kernels, physical_cores, weight_bits)
 from pipeline.inference.session_cache import cached_graph
 
 log = logging.getLogger(__name__)
@@ -188,7 +189,7 @@ class Segmenter:
     """Runs an exported model on frames; thread-safe for concurrent ``segment`` calls."""
 
     def __init__(self, model_path: Path | str, threads: int | None = None, precision: str = "auto",
-                 cache_dir: Path | None = None, fast_int8: bool | None = None, spinning: bool = True) -> None:
+                 cache_dir: Path | None = None, kernels: str | None = None, spinning: bool = True) -> None:
         """Loads the model (or its INT8 companion, :func:`pipeline.inference.runtime.choose_model`) and its contract.
 
         Args:
@@ -197,24 +198,28 @@ class Segmenter:
             threads: ONNX Runtime intra-op threads (None: the physical cores; 0: ONNX
                 Runtime's own choice).
             precision: ``auto`` (the INT8 model beside ``model_path`` when this CPU runs
-                it fast), ``int8`` or ``fp32``.
+                it fast and exactly), ``int8`` or ``fp32``.
             cache_dir: a folder for ONNX Runtime's optimised graphs
                 (:mod:`pipeline.inference.session_cache`), or None for no cache.
-            fast_int8: whether this CPU runs INT8 fast; None: detect it.
+            kernels: what this CPU's 8-bit kernels use, one of
+                :data:`pipeline.inference.runtime.INT8_KERNELS`; None: detect it.
             spinning: whether ONNX Runtime's threads spin between operators (:func:`session_options`).
 
         Raises:
             ModelLoadError: missing file, not ONNX, no valid contract, ``int8`` requested
                 without an INT8 model made from this one or with one that cannot be loaded (the
-                message names the file). With ``auto``, an INT8 model beside it that cannot be
-                loaded (damaged, not ONNX, no contract) is not an error: the float model runs,
-                ``choice.reason`` says why, and a warning is logged.
+                message names the file), or an INT8 model (requested, or the file given) that this
+                CPU would compute wrongly (8-bit weights without VNNI,
+                :func:`pipeline.inference.runtime.int8_exact`). With ``auto``, an INT8 model beside
+                it that cannot be loaded (damaged, not ONNX, no contract) or is not exact here is
+                not an error: the float model runs, ``choice.reason`` says why, and a warning is logged.
         """
         self.requested_path = Path(model_path)
         if not self.requested_path.is_file():
             raise ModelLoadError(f"{self.requested_path}: no such model file")
+        kernels = int8_kernels(cpu_flags()) if kernels is None else kernels
         try:
-            choice = choose_model(self.requested_path, precision, fast_int8)
+            choice = choose_model(self.requested_path, precision, kernels)
         except PrecisionError as error:
             raise ModelLoadError(str(error)) from error
         try:
@@ -238,6 +243,14 @@ class Segmenter:
             session, contract = open_session(choice.path, threads, cache_dir, spinning)
         if choice.path == self.requested_path and contract.quantization is not None:
             choice = ModelChoice(choice.path, "int8", "INT8: the model file given is quantised")
+        if contract.quantization is not None and not int8_exact(kernels, bits := weight_bits(contract.quantization)):
+            why = inexact_reason(kernels, bits)
+            if choice.path == self.requested_path or precision == "int8":
+                raise ModelLoadError(f"{choice.path}: {why}")
+            log.warning("not running the INT8 model %s: %s", choice.path, why)
+            choice = ModelChoice(self.requested_path, "fp32", f"fp32: the INT8 model beside it ({choice.path.name}) "
+                                                              f"has {bits}-bit weights, inexact without VNNI")
+            session, contract = open_session(choice.path, threads, cache_dir, spinning)
         self.path, self.choice, self.contract, self._session = choice.path, choice, contract, session
         self._input_name = session.get_inputs()[0].name
         self._output_names = [session.get_outputs()[0].name]

@@ -34,8 +34,13 @@ from pipeline.inference.runtime import file_sha256
 from pipeline.layout import FRAMES_DIR, IMAGES, MASKS, PROCESSED_DIR
 from pipeline.training.quantize import evenly_spaced, quantize_int8
 
-QUANTIZATION_FORMAT = {"format": "QDQ", "weights": "int8, symmetric, per output channel",
-                       "activations": "uint8, asymmetric, per tensor"}
+
+
+def quantization_format(weight_bits: int) -> dict[str, Any]:
+    """The contract's description of the quantised model's number formats; ``weight_bits`` is what the
+    runtime reads (:func:`pipeline.inference.runtime.int8_exact`)."""
+    return {"format": "QDQ", "weights": f"int8 holding {weight_bits}-bit values, symmetric, per output channel",
+            "weight_bits": weight_bits, "activations": "uint8, asymmetric, per tensor"}
 
 
 class GateFailed(ValueError):
@@ -105,12 +110,12 @@ def export_int8(float_model: Path, out: Path, contract: ModelContract, params: P
     if not train_ids or not test_ids:
         return {"enabled": True, "written": False, "reason": "the split has no training or no test frames"}
     calibration = evenly_spaced(list(train_ids), settings.calibration_frames)
-    record: dict[str, Any] = {**QUANTIZATION_FORMAT, "calibration": settings.calibration,
+    record: dict[str, Any] = {**quantization_format(settings.weight_bits), "calibration": settings.calibration,
                               "calibration_frames": len(calibration), "source_sha256": file_sha256(float_model)}
     try:
         with atomic_file(out) as partial:
             record["float_nodes"] = quantize_int8(float_model, partial, calibration_inputs(
-                calibration, params.model.mean, params.model.std), settings.calibration)
+                calibration, params.model.mean, params.model.std), settings.calibration, settings.weight_bits)
             write_contract(partial, replace(contract, quantization=record))
             result = run_gate(Segmenter(float_model, precision="fp32"), Segmenter(partial),
                               gate_frames(test_ids, table, len(params.data.classes)), params.inference.threshold,
@@ -141,6 +146,6 @@ def describe(report: dict[str, Any], out: Path) -> list[str]:
     worst = max(gate["metric_drop"].values(), default=0.0)
     figures = f"mask Dice vs fp32 {agreement}; largest metric drop {worst:+.4f} on {gate['frames']} test frames"
     if report["written"]:
-        return [f"int8: {out} ({report['calibration']} calibration on {report['calibration_frames']} training "
-                f"frames); gate passed: {figures}"]
+        return [f"int8: {out} ({report['weight_bits']}-bit weights, {report['calibration']} calibration on "
+                f"{report['calibration_frames']} training frames); gate passed: {figures}"]
     return [f"int8: gate failed, no INT8 model written ({figures})"] + [f"int8: {line}" for line in gate["failures"]]

@@ -1,9 +1,11 @@
 """Static INT8 quantisation of an exported model with ONNX Runtime (QDQ format).
 
 The float model goes through ``quant_pre_process`` (shape inference and graph clean-up), then
-``quantize_static``: weights signed 8-bit per output channel, activations unsigned 8-bit per
-tensor (ONNX Runtime's U8S8, fast with the CPU's integer dot-product instructions), ranges
-calibrated on given frames. The model's tail stays in float: the sigmoid (and the plane's
+``quantize_static``: weights signed per output channel (7 or 8 bits), activations unsigned 8-bit
+per tensor (ONNX Runtime's U8S8), ranges calibrated on given frames. With 7-bit weights
+(``reduce_range``) the model computes the same sums on every x86 CPU: without VNNI, ONNX
+Runtime's AVX2 kernels add pairs of u8 x s8 products in 16 bits (``vpmaddubsw``), which
+255 x 127 x 2 overflows and 255 x 64 x 2 does not. The model's tail stays in float: the sigmoid (and the plane's
 softmax), any resize before it, and the layer that produces the logits, so the probabilities
 near the threshold are not rounded to 8-bit steps (:func:`float_tail`).
 
@@ -22,7 +24,7 @@ import numpy as np
 import onnx
 
 from pipeline.inference.contract import INPUT_NAME
-from pipeline.int8_spec import CALIBRATION_METHODS
+from pipeline.int8_spec import CALIBRATION_METHODS, WEIGHT_BITS
 
 LOG = logging.getLogger(__name__)
 
@@ -90,7 +92,8 @@ def evenly_spaced(items: Sequence[str], count: int) -> list[str]:
     return [items[position] for position in dict.fromkeys(positions.tolist())]
 
 
-def quantize_int8(float_model: Path, out: Path, calibration_inputs: np.ndarray, method: str) -> list[str]:
+def quantize_int8(float_model: Path, out: Path, calibration_inputs: np.ndarray, method: str,
+                  weight_bits: int = 7) -> list[str]:
     """Writes the static INT8 (QDQ) version of ``float_model`` to ``out``.
 
     Args:
@@ -99,6 +102,8 @@ def quantize_int8(float_model: Path, out: Path, calibration_inputs: np.ndarray, 
         calibration_inputs: (N, 1, S, S) float32 normalised network inputs, N >= 1
             (training frames, never test frames).
         method: one of :data:`CALIBRATION_METHODS`.
+        weight_bits: 7 (exact on every x86 CPU with AVX2) or 8 (exact only with VNNI), see
+            :data:`pipeline.int8_spec.WEIGHT_BITS`.
 
     Returns:
         The names of the nodes kept in float (:func:`float_tail`).
@@ -112,6 +117,8 @@ def quantize_int8(float_model: Path, out: Path, calibration_inputs: np.ndarray, 
 
     if method not in CALIBRATION_METHODS:
         raise ValueError(f"export.int8.calibration must be one of {', '.join(CALIBRATION_METHODS)}, got {method!r}")
+    if weight_bits not in WEIGHT_BITS:
+        raise ValueError(f"export.int8.weight_bits must be 7 or 8, got {weight_bits!r}")
     if calibration_inputs.ndim != 4 or len(calibration_inputs) == 0:
         raise ValueError(f"calibration inputs must be (N >= 1, 1, S, S), got {calibration_inputs.shape}")
 
@@ -146,10 +153,11 @@ def quantize_int8(float_model: Path, out: Path, calibration_inputs: np.ndarray, 
             quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                             calibrate_method=calibrate, nodes_to_exclude=kept, extra_options=options,
+                            reduce_range=weight_bits == 7,
                             calibration_providers=["CPUExecutionProvider"])
         except (ValueError, RuntimeError, onnx.checker.ValidationError) as error:
             raise QuantizationError(f"{float_model}: ONNX Runtime could not quantise the model "
                                     f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") from error
-    LOG.info("quantised %s -> %s (%s calibration on %d frames; %d nodes kept in float)", float_model, out, method,
-             len(calibration_inputs), len(kept))
+    LOG.info("quantised %s -> %s (%d-bit weights, %s calibration on %d frames; %d nodes kept in float)", float_model,
+             out, weight_bits, method, len(calibration_inputs), len(kept))
     return kept
