@@ -22,13 +22,14 @@ from tests.conftest import PROJECT_ROOT
 from tests.tiny_models import tiny_contract, write_threshold_model
 
 CLASSES = ("gland", "lesion")
-FULL = PostprocessSpec(organ="gland", largest_component=True, fill_holes=True, inside_organ=("lesion",), opening=0.0)
+FULL = PostprocessSpec(organ="gland", largest_component=True, fill_holes=True, inside_organ=("lesion",), opening=0.0,
+                      min_piece=0.0)
 
 
 def only(**flags: object) -> PostprocessSpec:
     """The gland spec with only the given steps on."""
     return PostprocessSpec(**{"organ": "gland", "largest_component": False, "fill_holes": False, "inside_organ": (),
-                              "opening": 0.0, **flags})
+                              "opening": 0.0, "min_piece": 0.0, **flags})
 
 
 def mask(*rows: str) -> np.ndarray:
@@ -215,6 +216,52 @@ def test_postprocess_masks(spec, gland, lesion):
     np.testing.assert_array_equal(given, np.stack([GLAND, LESION]))  # the input is left as it was
 
 
+# a 20 x 20 gland (400 px) holding lesion pieces of 1, 4 (2 x 2) and 9 (3 x 3 and a diagonal neighbour: one
+# 8-connected piece of 10) px
+PIECES_GLAND = np.ones((20, 20), bool)
+PIECES_LESION = np.zeros((20, 20), bool)
+PIECES_LESION[2, 2] = True
+PIECES_LESION[2:4, 10:12] = True
+PIECES_LESION[10:13, 10:13] = True
+PIECES_LESION[13, 13] = True
+
+
+@pytest.mark.parametrize("min_piece, kept_areas", [
+    (0.0, [1, 4, 10]),
+    (0.0025, [1, 4, 10]),    # 1 px: not smaller than 1
+    (0.005, [4, 10]),        # 2 px
+    (0.01, [4, 10]),         # 4 px: the 2 x 2 piece is not smaller
+    (0.0101, [10]),
+    (0.025, [10]),           # 10 px: the diagonal pixel joins the 3 x 3 piece (8-connected)
+    (0.0251, []),
+])
+@pytest.mark.parametrize("scale", [1, 3])
+def test_lesion_pieces_smaller_than_min_piece_of_the_gland_are_dropped(min_piece, kept_areas, scale):
+    """Table: pieces by area against min_piece x the gland's area; at 3x the resolution the same pieces go."""
+    gland, lesion = (np.kron(mask_, np.ones((scale, scale), bool)) for mask_ in (PIECES_GLAND, PIECES_LESION))
+    result = postprocess_masks(np.stack([gland, lesion]), CLASSES, only(inside_organ=("lesion",), min_piece=min_piece))
+    np.testing.assert_array_equal(result[0], gland)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(result[1].view(np.uint8), connectivity=8)
+    assert sorted(stats[1:, cv2.CC_STAT_AREA] // scale ** 2) == kept_areas
+    assert not (result[1] & ~lesion).any()  # only removes
+
+
+def test_min_piece_is_a_fraction_of_the_cleaned_gland_and_leaves_an_empty_lesion_alone():
+    gland = np.zeros((20, 20), bool)
+    gland[:10, :10] = True  # 100 px: the 4-px piece inside it is 4% of it
+    lesion = np.zeros((20, 20), bool)
+    lesion[2:4, 2:4] = True
+    lesion[15:19, 15:19] = True  # outside the gland: inside_organ removes it first
+    spec = only(inside_organ=("lesion",), min_piece=0.04)
+    kept = postprocess_masks(np.stack([gland, lesion]), CLASSES, spec)[1]
+    assert np.count_nonzero(kept) == 4 and kept[2:4, 2:4].all()
+    assert not postprocess_masks(np.stack([gland, lesion]), CLASSES, only(inside_organ=("lesion",),
+                                                                         min_piece=0.041))[1].any()
+    empty = postprocess_masks(np.stack([gland, np.zeros_like(gland)]), CLASSES, spec)[1]
+    assert not empty.any()
+    assert not postprocess_masks(np.zeros((2, 20, 20), bool), CLASSES, spec).any()  # no gland: no lesion either
+
+
 def test_postprocess_masks_keeps_classes_it_does_not_name_and_refuses_others():
     three = np.stack([GLAND, LESION, GLAND | LESION])  # a third class, outside the gland in part
     result = postprocess_masks(three, ("gland", "lesion", "calcification"), FULL)
@@ -237,6 +284,10 @@ def test_postprocess_masks_keeps_classes_it_does_not_name_and_refuses_others():
         ({"organ": "gland", "opening": 0.5}, "opening must be a fraction"),
         ({"organ": "gland", "opening": "0.1"}, "opening must be a fraction"),
         ({"organ": "gland", "opening": True}, "opening must be a fraction"),
+        ({"organ": "gland", "min_piece": -0.001}, r"min_piece must be a fraction in \[0, 0.05\) of the organ's area"),
+        ({"organ": "gland", "min_piece": 0.05}, "min_piece must be a fraction"),
+        ({"organ": "gland", "min_piece": "0.001"}, "min_piece must be a fraction"),
+        ({"organ": "gland", "min_piece": True}, "min_piece must be a fraction"),
     ],
 )
 def test_spec_refuses_bad_values(values, message):
@@ -245,7 +296,7 @@ def test_spec_refuses_bad_values(values, message):
 
 
 def test_spec_is_active_only_when_it_changes_masks():
-    assert PostprocessSpec() == dataclasses.replace(FULL, opening=0.15) and FULL.active
+    assert PostprocessSpec() == dataclasses.replace(FULL, opening=0.15, min_piece=0.001) and FULL.active
     assert only(fill_holes=True).active and only(opening=0.1).active
     assert not NO_POSTPROCESS.active and not only().active
     off = PostprocessSpec(organ=None)
@@ -264,9 +315,9 @@ def test_params_read_and_check_the_postprocess(tmp_path: Path):
     spec = {"organ": "gland", "largest_component": False, "fill_holes": True, "inside_organ": ["lesion"]}
     assert load_params(write_params(tmp_path, spec)).inference.postprocess == only(fill_holes=True,
                                                                                     inside_organ=("lesion",),
-                                                                                    opening=0.15)
+                                                                                    opening=0.15, min_piece=0.001)
     assert load_params(write_params(tmp_path, {"fill_holes": False})).inference.postprocess == only(
-        largest_component=True, inside_organ=("lesion",), opening=0.15)  # keys left out: the defaults, params.yaml's
+        largest_component=True, inside_organ=("lesion",), opening=0.15, min_piece=0.001)  # keys left out: params.yaml's
     params = load_params(write_params(tmp_path, {**spec, "inside_organ": ["calcification"]}))  # pull does not care
     with pytest.raises(ParamsError, match=r"inference.postprocess names 'calcification', which is not in "
                                           r"data.classes \['gland', 'lesion'\]; set inference.postprocess"):
@@ -279,7 +330,8 @@ def test_params_read_and_check_the_postprocess(tmp_path: Path):
 
 
 def test_the_project_params_post_process_the_gland_and_lesion():
-    assert load_params(PROJECT_ROOT / "params.yaml").inference.postprocess == dataclasses.replace(FULL, opening=0.15)
+    assert load_params(PROJECT_ROOT / "params.yaml").inference.postprocess == dataclasses.replace(FULL, opening=0.15,
+                                                                                                   min_piece=0.001)
 
 
 def test_contract_round_trips_the_postprocess():
@@ -287,15 +339,21 @@ def test_contract_round_trips_the_postprocess():
     loaded = ModelContract.from_json(contract.to_json())
     assert loaded == contract and loaded.postprocess == FULL
     assert json.loads(contract.to_json())["postprocess"] == {
-        "organ": "gland", "largest_component": True, "fill_holes": True, "inside_organ": ["lesion"], "opening": 0.0}
+        "organ": "gland", "largest_component": True, "fill_holes": True, "inside_organ": ["lesion"], "opening": 0.0,
+        "min_piece": 0.0}
     opened = ModelContract(**{**tiny_contract().__dict__, "postprocess": dataclasses.replace(FULL, opening=0.15)})
     assert ModelContract.from_json(opened.to_json()).postprocess.opening == 0.15
 
 
-def test_a_contract_from_before_the_opening_loads_without_it():
-    payload = json.loads(ModelContract(**{**tiny_contract().__dict__, "postprocess": FULL}).to_json())
-    del payload["postprocess"]["opening"]
-    assert ModelContract.from_json(json.dumps(payload)).postprocess == FULL  # opening 0: the masks it was scored with
+@pytest.mark.parametrize("left_out", [("opening",), ("min_piece",), ("opening", "min_piece")])
+def test_a_contract_from_before_the_opening_or_min_piece_loads_without_them(left_out):
+    spec = dataclasses.replace(FULL, opening=0.15, min_piece=0.001)
+    payload = json.loads(ModelContract(**{**tiny_contract().__dict__, "postprocess": spec}).to_json())
+    for key in left_out:
+        del payload["postprocess"][key]
+    # off: the masks it was scored with
+    assert ModelContract.from_json(json.dumps(payload)).postprocess == dataclasses.replace(
+        spec, **{key: 0.0 for key in left_out})
 
 
 def test_a_contract_without_postprocess_loads_with_it_off():
@@ -360,7 +418,7 @@ def test_the_export_puts_the_params_postprocess_in_the_contract(tmp_path: Path):
     spec = {"organ": "gland", "largest_component": True, "fill_holes": False, "inside_organ": []}
     params = load_params(write_params(tmp_path, spec))
     contract = build_contract(params, {"test": {"gland": {"dice": 0.9}}}, {"dataset_version": "abc"})
-    assert contract.postprocess == only(largest_component=True, opening=0.15)  # the key left out: the default
+    assert contract.postprocess == only(largest_component=True, opening=0.15, min_piece=0.001)  # left out: defaults
     assert ModelContract.from_json(contract.to_json()).postprocess == contract.postprocess
     with pytest.raises(ParamsError, match="'tumour'"):
         build_contract(load_params(write_params(tmp_path, {**spec, "organ": "tumour"})), {}, {})

@@ -54,8 +54,8 @@ class PostprocessSpec:
 
     The defaults are params.yaml's (gland and lesion). :data:`NO_POSTPROCESS` does nothing:
     a model whose contract predates post-processing loads with it, and so keeps the masks
-    it was evaluated with; for the same reason a contract written before ``opening`` existed
-    loads with the opening off (:meth:`from_dict`).
+    it was evaluated with; for the same reason a contract written before ``opening`` or
+    ``min_piece`` existed loads with them off (:meth:`from_dict`).
 
     Attributes:
         organ: the class that is cleaned and that ``inside_organ`` classes must lie in,
@@ -71,6 +71,11 @@ class PostprocessSpec:
         fill_holes: fill the organ's holes (background not 4-connected to the frame border).
         inside_organ: classes whose pixels are kept only where the (cleaned) organ is,
             e.g. ``("lesion",)``.
+        min_piece: in [0, 0.05): an ``inside_organ`` class's 8-connected pieces smaller than
+            this fraction of the cleaned organ's area are removed (0: off). 0.001 of a gland's
+            transverse section (an ellipse of 45 x 35 mm, about 1,240 mm²) is 1.2 mm², a disk of
+            1.3 mm: below what a TRUS image resolves as a lesion (see
+            :func:`pipeline.inference.postprocess.drop_small_pieces`).
     """
 
     organ: str | None = "gland"
@@ -78,6 +83,7 @@ class PostprocessSpec:
     fill_holes: bool = True
     inside_organ: tuple[str, ...] = ("lesion",)
     opening: float = 0.15
+    min_piece: float = 0.001
 
     def __post_init__(self) -> None:
         if self.organ is not None and (not isinstance(self.organ, str) or not self.organ):
@@ -89,6 +95,10 @@ class PostprocessSpec:
         if not number or not 0 <= self.opening < 0.5:
             raise ValueError(f"postprocess.opening must be a fraction in [0, 0.5) of the organ's diameter, "
                              f"got {self.opening!r}")
+        number = isinstance(self.min_piece, numbers.Real) and not isinstance(self.min_piece, bool)
+        if not number or not 0 <= self.min_piece < 0.05:
+            raise ValueError(f"postprocess.min_piece must be a fraction in [0, 0.05) of the organ's area, "
+                             f"got {self.min_piece!r}")
         inside = self.inside_organ
         if not isinstance(inside, tuple) or not all(isinstance(c, str) and c for c in inside) \
                 or len(set(inside)) != len(inside):
@@ -100,7 +110,7 @@ class PostprocessSpec:
     def active(self) -> bool:
         """Whether the spec changes any mask."""
         return self.organ is not None and (self.largest_component or self.fill_holes or bool(self.inside_organ)
-                                           or self.opening > 0)
+                                           or self.opening > 0)  # min_piece acts only on inside_organ classes
 
     def unknown_classes(self, classes: tuple[str, ...]) -> list[str]:
         """The classes the spec acts on that are not in ``classes``, in the spec's order (none when off)."""
@@ -110,7 +120,8 @@ class PostprocessSpec:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict, the form stored in the ONNX metadata."""
         return {"organ": self.organ, "largest_component": self.largest_component, "fill_holes": self.fill_holes,
-                "inside_organ": list(self.inside_organ), "opening": float(self.opening)}
+                "inside_organ": list(self.inside_organ), "opening": float(self.opening),
+                "min_piece": float(self.min_piece)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PostprocessSpec:
@@ -120,13 +131,14 @@ class PostprocessSpec:
             ValueError: unknown keys or invalid values.
             TypeError: not a mapping, or unknown keys.
         """
-        values = {"opening": 0.0, **values}  # written before the opening existed: the masks it was scored with
+        values = {"opening": 0.0, "min_piece": 0.0, **values}  # written before they existed: as it was scored
         if "inside_organ" in values:
             values["inside_organ"] = tuple(values["inside_organ"])
         return cls(**values)
 
 
-NO_POSTPROCESS = PostprocessSpec(organ=None, largest_component=False, fill_holes=False, inside_organ=())
+NO_POSTPROCESS = PostprocessSpec(organ=None, largest_component=False, fill_holes=False, inside_organ=(),
+                                 min_piece=0.0)
 """Post-processing off: the masks are the thresholded probabilities."""
 
 
