@@ -289,6 +289,28 @@ def test_export_int8_writes_the_model_only_when_the_gate_passes(tmp_path, monkey
     json.dumps(report)  # reports/int8.json
 
 
+@pytest.mark.parametrize("kernels, written", [("avx2", False), ("dot-product", True)])
+def test_export_int8_makes_no_8_bit_model_where_the_cpu_would_saturate_it(tmp_path, monkeypatch, kernels, written):
+    """8-bit weights on an AVX2 CPU without VNNI: no model and a one-line reason, the stage going on; with VNNI
+    (said here; this tiny model's 1 x 1 first layer has no pairs of products to saturate on any CPU) it is made."""
+    monkeypatch.chdir(tmp_path)
+    train, test = [f"t{i}" for i in range(6)], [f"x{i}" for i in range(4)]
+    table = lay_out_frames(tmp_path, train + test)
+    float_model = write_two_layer_model(tmp_path / "model.onnx")
+    out = tmp_path / "int8" / "model.int8.onnx"
+    report = export_int8(float_model, out, tiny_contract(), int8_params(weight_bits=8), train, test, table,
+                         kernels=kernels)
+    assert report["written"] is written and out.is_file() is written and report["weight_bits"] == 8
+    if written:
+        assert Segmenter(out, kernels=kernels).contract.quantization["weight_bits"] == 8
+    else:
+        assert "gate" not in report and list(out.parent.iterdir()) == []
+        lines = describe(report, out)
+        assert lines == [f"int8: not written ({report['reason']})"] and "\n" not in lines[0]
+        assert report["reason"].startswith("export.int8.weight_bits: 8 on a CPU without VNNI, whose AVX2 kernels")
+        assert report["reason"].endswith("use weight_bits: 7, or export on a CPU with VNNI")
+
+
 def test_export_int8_off_removes_an_earlier_int8_model(tmp_path):
     out = tmp_path / "int8" / "model.int8.onnx"
     out.parent.mkdir()

@@ -30,10 +30,9 @@ from pipeline.imaging.masks import read_bitmask, unpack_masks
 from pipeline.imaging.preprocessing import network_input
 from pipeline.inference.contract import CONTRACT_KEY, ModelContract
 from pipeline.inference.predictor import Segmenter
-from pipeline.inference.runtime import file_sha256
+from pipeline.inference.runtime import cpu_flags, file_sha256, int8_exact, int8_kernels
 from pipeline.layout import FRAMES_DIR, IMAGES, MASKS, PROCESSED_DIR
 from pipeline.training.quantize import evenly_spaced, quantize_int8
-
 
 
 def quantization_format(weight_bits: int) -> dict[str, Any]:
@@ -86,7 +85,7 @@ def write_contract(path: Path, contract: ModelContract) -> None:
 
 
 def export_int8(float_model: Path, out: Path, contract: ModelContract, params: Params, train_ids: Sequence[str],
-                test_ids: Sequence[str], table: pd.DataFrame) -> dict[str, Any]:
+                test_ids: Sequence[str], table: pd.DataFrame, kernels: str | None = None) -> dict[str, Any]:
     """Quantises ``float_model`` into ``out`` if the result passes the gate; returns the report.
 
     Args:
@@ -97,6 +96,9 @@ def export_int8(float_model: Path, out: Path, contract: ModelContract, params: P
         params: ``export.int8``, ``inference``, ``model.mean/std`` and ``data.classes``.
         train_ids, test_ids: the split's training frames (calibration) and test frames (gate).
         table: the processed manifest indexed by ``frame_id``.
+        kernels: this CPU's 8-bit kernels (:data:`pipeline.inference.runtime.INT8_KERNELS`); None:
+            detect them. Where they would compute the model inexactly (8-bit weights without
+            VNNI), no model is made: its gate would measure saturated sums.
 
     Returns:
         ``reports/int8.json``'s content: ``enabled``, ``written``, and when it ran the method,
@@ -109,6 +111,12 @@ def export_int8(float_model: Path, out: Path, contract: ModelContract, params: P
         return {"enabled": False, "written": False}
     if not train_ids or not test_ids:
         return {"enabled": True, "written": False, "reason": "the split has no training or no test frames"}
+    kernels = int8_kernels(cpu_flags()) if kernels is None else kernels
+    if not int8_exact(kernels, settings.weight_bits):
+        return {"enabled": True, "written": False, "weight_bits": settings.weight_bits,
+                "reason": f"export.int8.weight_bits: {settings.weight_bits} on a CPU without VNNI, whose "
+                          f"{kernels.upper()} kernels add 8-bit weights' products in 16 bits, which saturate: the "
+                          "gate would measure wrong sums; use weight_bits: 7, or export on a CPU with VNNI"}
     calibration = evenly_spaced(list(train_ids), settings.calibration_frames)
     record: dict[str, Any] = {**quantization_format(settings.weight_bits), "calibration": settings.calibration,
                               "calibration_frames": len(calibration), "source_sha256": file_sha256(float_model)}
@@ -117,7 +125,7 @@ def export_int8(float_model: Path, out: Path, contract: ModelContract, params: P
             record["float_nodes"] = quantize_int8(float_model, partial, calibration_inputs(
                 calibration, params.model.mean, params.model.std), settings.calibration, settings.weight_bits)
             write_contract(partial, replace(contract, quantization=record))
-            result = run_gate(Segmenter(float_model, precision="fp32"), Segmenter(partial),
+            result = run_gate(Segmenter(float_model, precision="fp32"), Segmenter(partial, kernels=kernels),
                               gate_frames(test_ids, table, len(params.data.classes)), params.inference.threshold,
                               params.inference.postprocess, settings.min_mask_dice, settings.max_metric_drop)
             record["gate"] = result.to_dict()
