@@ -28,6 +28,7 @@ from pipeline.int8_spec import Int8Params
 from pipeline.imaging.masks import MAX_CLASSES
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import PostprocessSpec, check_threshold
+from pipeline.inference.flips import check_flips
 from pipeline.planes import DEFAULT_PLANE_PATTERN, check_plane_pattern
 from pipeline.loss_spec import LossParams
 from pipeline.patch_spec import PatchParams
@@ -383,14 +384,18 @@ class InferenceParams:
         postprocess: cleaning of the thresholded masks (``organ: null`` turns it off). The
             classes it names must be in ``data.classes``: the stages that use it check
             (:meth:`check_classes`), the others do not care.
+        flips: test-time flips, a choice of :data:`pipeline.inference.flips.FLIPS`: the
+            probabilities averaged over the frame's mirror images before the threshold.
     """
 
     threshold: float = 0.5
     postprocess: PostprocessSpec = field(default_factory=PostprocessSpec)
+    flips: str = "none"
 
     def __post_init__(self) -> None:
         try:
             check_threshold(self.threshold, "inference.threshold")
+            check_flips(self.flips, "inference.flips")
         except ValueError as error:
             raise ParamsError(str(error)) from None
 

@@ -67,6 +67,38 @@ def write_threshold_model(path: Path, contract: ModelContract | None = None, lev
     return path
 
 
+def write_ramp_model(path: Path, contract: ModelContract) -> Path:
+    """Writes an ONNX model that is not mirror-symmetric: its output depends on where a pixel is.
+
+    Output ``probabilities`` (N, 2, S, S): channel 0 = x * column / (S - 1), channel 1 =
+    x * row / (S - 1), for input x = gray / 255 (the tiny contract's normalisation); on a white
+    frame, a left-to-right ramp and a top-to-bottom ramp. Output ``plane`` (N, 2) =
+    softmax([4 m, 0]) for m, the frame's mean of channel 0: it changes when the frame is
+    mirrored left-right. The contract should name the plane classes.
+    """
+    size = contract.size
+    ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)
+    ramps = np.stack([np.tile(ramp, (size, 1)), np.tile(ramp[:, None], (1, size))])[None]  # (1, 2, S, S)
+    initialisers = [numpy_helper.from_array(ramps, "ramps"),
+                    numpy_helper.from_array(np.array([[4.0, 0.0], [0.0, 0.0]], np.float32), "plane_w")]
+    nodes = [helper.make_node("Mul", [INPUT_NAME, "ramps"], [OUTPUT_NAME]),
+             helper.make_node("GlobalAveragePool", [OUTPUT_NAME], ["means"]),
+             helper.make_node("Flatten", ["means"], ["means_flat"]),
+             helper.make_node("MatMul", ["means_flat", "plane_w"], ["plane_logits"]),
+             helper.make_node("Softmax", ["plane_logits"], [PLANE_OUTPUT_NAME], axis=1)]
+    graph = helper.make_graph(
+        nodes, "tiny_ramp",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, size, size])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 2, size, size]),
+         helper.make_tensor_value_info(PLANE_OUTPUT_NAME, TensorProto.FLOAT, ["N", 2])], initialisers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    helper.set_model_props(model, {CONTRACT_KEY: contract.to_json()})
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
 def write_two_layer_model(path: Path, outlier_gain: float = 0.0, gain: float = 12.0,
                           contract: ModelContract | None = None) -> Path:
     """Writes a two-convolution model that INT8 quantisation keeps (``outlier_gain`` 0) or breaks (large).

@@ -31,7 +31,7 @@ def review_pairs(model: nn.Module, frame_ids: list[str], table: pd.DataFrame,
         model: the trained network (eval mode is set here).
         frame_ids: the frames, e.g. the validation subset.
         table: the preprocess manifest indexed by frame id (geometry columns).
-        params: data.classes, model.mean/std, inference threshold and post-processing.
+        params: data.classes, model.mean/std, inference threshold, post-processing and flips.
     """
     classes, threshold = params.data.classes, params.inference.threshold
     gland = classes.index(GLAND_CLASS)
@@ -41,7 +41,8 @@ def review_pairs(model: nn.Module, frame_ids: list[str], table: pd.DataFrame,
         if not truth.any():
             continue
         processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
-        probabilities, _ = predict_outputs(model, processed[None], params.model.mean, params.model.std, device=device)
+        probabilities, _ = predict_outputs(model, processed[None], params.model.mean, params.model.std, device=device,
+                                           flips=params.inference.flips)
         geometry = FrameGeometry.from_dict(table.loc[frame_id].to_dict())
         original = probabilities_to_original_frame(probabilities[0], geometry)
         signal = review_signal(original[gland], threshold)

@@ -2,13 +2,13 @@
 
 It holds everything the app needs to reproduce training input exactly and to read the
 output: class names, the full preprocessing spec, normalisation, threshold, the
-post-processing of the masks, the plane classes of a model that also classifies the frame's
+post-processing of the masks, the test-time flips, the plane classes of a model that also classifies the frame's
 plane, and where the model came from (test metrics, dataset and code versions).
 
 The format is versioned (:data:`CONTRACT_VERSION`); keys added later are optional, so older
 contracts still load: one without ``postprocess`` loads with post-processing off, one without
 ``plane_classes`` as a model without a plane output, one without ``review`` as a model
-that flags only absent or broken glands.
+that flags only absent or broken glands, one without ``flips`` without test-time flips.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.imaging.spec import PreprocessSpec
+from pipeline.inference.flips import check_flips
 from pipeline.inference.review import ReviewSpec
 
 CONTRACT_KEY = "trus_contract"
@@ -159,6 +160,9 @@ class ModelContract:
         threshold: probability above which a pixel belongs to a class.
         postprocess: cleaning applied to the thresholded masks (off in contracts written
             before it existed).
+        flips: test-time flips (:data:`pipeline.inference.flips.FLIPS`): the probabilities
+            are averaged over these mirror images of the frame before the threshold; ``none``
+            in contracts written before it existed.
         arch, encoder: the network that was trained.
         metrics: test-set summary, e.g. ``{"gland": {"dice": 0.95, ...}}``.
         dataset_version: hash of the annotation snapshot (data.dvc) it was trained on.
@@ -192,6 +196,7 @@ class ModelContract:
     plane_classes: tuple[str, ...] | None = None
     review: ReviewSpec | None = None
     quantization: dict[str, Any] | None = None
+    flips: str = "none"
 
     @property
     def precision(self) -> str:
@@ -215,7 +220,7 @@ class ModelContract:
             "plane_classes": None if self.plane_classes is None else list(self.plane_classes),
             "plane_output": None if self.plane_classes is None else PLANE_OUTPUT_NAME,
             "review": None if self.review is None else self.review.to_dict(),
-            "quantization": self.quantization,
+            "quantization": self.quantization, "flips": self.flips,
         }
         return json.dumps(payload, sort_keys=True)
 
@@ -254,6 +259,7 @@ class ModelContract:
                 plane_classes=_plane_classes(payload.get("plane_classes")),
                 review=None if payload.get("review") is None else ReviewSpec.from_dict(payload["review"]),
                 quantization=_quantization(payload.get("quantization")),
+                flips=check_flips(payload.get("flips", "none"), "the model's flips"),
             )
         except ContractError:
             raise

@@ -19,6 +19,7 @@ from pipeline.imaging.geometry import FrameGeometry, probabilities_to_original_f
 from pipeline.imaging.preprocessing import network_input, preprocess_frame
 from pipeline.inference.contract import (CONTRACT_KEY, NO_POSTPROCESS, PLANE_OUTPUT_NAME, ContractError, ModelContract,
                                         PostprocessSpec)
+from pipeline.inference.flips import mirrored_mean
 from pipeline.inference.gland_size import GLAND_CLASS
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.inference.review import ReviewSpec, review_reason, review_signal
@@ -271,7 +272,7 @@ class Segmenter:
         return self.contract.classes
 
     def predict_processed(self, images: np.ndarray) -> np.ndarray:
-        """Runs the network on already preprocessed frames.
+        """The class probabilities inference uses on already preprocessed frames (the contract's flips included).
 
         Args:
             images: (N, size, size) or (size, size) uint8 from ``preprocess_frame``.
@@ -279,10 +280,21 @@ class Segmenter:
         Returns:
             (N, C, size, size) float32 probabilities in [0, 1].
         """
-        return self.run_processed(images)[0]
+        return self.run_flipped(images)[0]
+
+    def run_flipped(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`run_processed` averaged over the contract's test-time flips (:mod:`pipeline.inference.flips`).
+
+        Args:
+            images: (N, size, size) uint8 from ``preprocess_frame``.
+
+        Returns:
+            As :meth:`run_processed`; with ``flips: none`` exactly its outputs (one pass).
+        """
+        return mirrored_mean(self.run_processed, images, self.contract.flips)
 
     def run_processed(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Runs the network on already preprocessed frames: both outputs.
+        """Runs the network once on already preprocessed frames: both outputs, no test-time flips.
 
         Args:
             images: (N, size, size) or (size, size) uint8 from ``preprocess_frame``.
@@ -323,7 +335,7 @@ class Segmenter:
 
     def segment_prepared(self, prepared: PreparedFrame) -> Segmentation:
         """The second half of :meth:`segment`: the network on a :meth:`prepare`d frame, mapped back onto it."""
-        probabilities, planes = self.run_processed(prepared.image)  # (1, C, S, S), (1, K) or None
+        probabilities, planes = self.run_flipped(prepared.image[None])  # (1, C, S, S), (1, K) or None
         plane = None if planes is None else dict(zip(self.contract.plane_classes or (), map(float, planes[0])))
         return Segmentation(probabilities_to_original_frame(probabilities[0], prepared.geometry), prepared.geometry,
                             self.classes, self.contract.postprocess, plane, self.contract.review)

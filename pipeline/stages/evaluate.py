@@ -114,8 +114,8 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
                  ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, tuple[np.ndarray, np.ndarray]], pd.Series | None]:
     """Per-frame score tables of a network on frames, at their original size.
 
-    Each frame's probabilities are mapped back onto the original frame, thresholded
-    (``inference.threshold``) and post-processed (``inference.postprocess``), then scored
+    Each frame's probabilities (averaged over ``inference.flips``) are mapped back onto the
+    original frame, thresholded (``inference.threshold``) and post-processed (``inference.postprocess``), then scored
     against the original mask (:func:`pipeline.evaluation.scoring.frame_rows`).
 
     Args:
@@ -138,7 +138,7 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
         row = table.loc[frame_id]
         processed = read_frame(PROCESSED_DIR / IMAGES / f"{frame_id}.png").gray
         probabilities, plane = predict_outputs(model, processed[None], params.model.mean, params.model.std,
-                                               device=device)
+                                               device=device, flips=params.inference.flips)
         probabilities = probabilities[0]
         if plane is not None:
             planes[frame_id] = PLANES[int(plane[0].argmax())]

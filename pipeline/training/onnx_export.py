@@ -73,7 +73,8 @@ def build_contract(params: Params, metrics: dict, source: dict, plane_head: bool
     params.inference.check_classes(params.data.classes)
     return ModelContract(
         classes=params.data.classes, preprocess=params.preprocess, mean=params.model.mean, std=params.model.std,
-        threshold=params.inference.threshold, postprocess=params.inference.postprocess, arch=params.model.arch,
+        threshold=params.inference.threshold, postprocess=params.inference.postprocess,
+        flips=params.inference.flips, arch=params.model.arch,
         encoder=params.model.encoder, metrics=metrics.get("test", {}),
         dataset_version=str(source.get("dataset_version", "unknown")), code_version=code_version(),
         note=str(source.get("info", {}).get("description", "")), plane_classes=PLANES if plane_head else None,

@@ -1,7 +1,8 @@
 """Validation during training: the masks inference would make, scored as the evaluate stage scores them.
 
 The masks are sigmoid > ``inference.threshold`` then ``inference.postprocess``
-(:func:`inference_masks`); per class, the Dice and IoU over the frames where truth or
+(:func:`inference_masks`), the probabilities averaged over ``inference.flips`` first when it
+asks for test-time flips (:func:`pipeline.training.predict.mirrored_outputs`); per class, the Dice and IoU over the frames where truth or
 prediction holds the class (:func:`pipeline.evaluation.summary.class_summary`). With a plane
 head, also the accuracy of the plane output on the frames of a known plane. With several
 processes each validates its share and the counts are added up (:func:`validate`).
@@ -21,6 +22,7 @@ from pipeline.evaluation.summary import ClassSummary, class_summary
 from pipeline.inference.postprocess import postprocess_masks
 from pipeline.training.distributed import SINGLE, World, all_reduce_sum
 from pipeline.training.plane_head import plane_hits, split_output, total_loss
+from pipeline.training.predict import mirrored_outputs
 
 
 def pixel_counts(predicted: torch.Tensor, truth: torch.Tensor) -> torch.Tensor:
@@ -47,7 +49,22 @@ def inference_masks(logits: torch.Tensor, classes: tuple[str, ...], inference: I
     Returns:
         (N, C, S, S) bool on the logits' device.
     """
-    predicted = torch.sigmoid(logits.float()) > inference.threshold
+    return probability_masks(torch.sigmoid(logits.float()), classes, inference)
+
+
+def probability_masks(probabilities: torch.Tensor, classes: tuple[str, ...], inference: InferenceParams
+                      ) -> torch.Tensor:
+    """The masks inference would make from probabilities: above the threshold, then the post-processing.
+
+    Args:
+        probabilities: (N, C, S, S) float in [0, 1].
+        classes: the C class names.
+        inference: ``threshold`` and ``postprocess`` (as :func:`inference_masks`).
+
+    Returns:
+        (N, C, S, S) bool on the probabilities' device.
+    """
+    predicted = probabilities > inference.threshold
     if not inference.postprocess.active:
         return predicted
     cleaned = [postprocess_masks(frame, classes, inference.postprocess) for frame in predicted.cpu().numpy()]
@@ -78,7 +95,8 @@ def validate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: t
         device: where to run.
         autocast: the forward pass's autocast dtype, None for float32.
         classes: the C class names.
-        inference: the threshold and post-processing.
+        inference: the threshold, post-processing and test-time flips (the loss is the
+            unflipped frames').
         world: the processes sharing the validation set.
         positions: the index in the whole validation set of each frame ``loader`` yields;
             None: ``loader`` yields the whole set, in order.
@@ -99,7 +117,13 @@ def validate(model: nn.Module, loader: DataLoader, loss_fn: nn.Module, device: t
             output = model(images)
         logits, plane_logits = split_output(output)
         loss_sum += float(total_loss(output, targets, planes, loss_fn, plane_weight)) * len(images)
-        counts.append(pixel_counts(inference_masks(logits, classes, inference), targets > 0.5).cpu())
+        if inference.flips == "none":
+            masks = inference_masks(logits, classes, inference)
+        else:
+            with torch.autocast(device_type=device.type, dtype=autocast, enabled=autocast is not None):
+                probabilities, plane_logits = mirrored_outputs(model, images, inference.flips)
+            masks = probability_masks(probabilities, classes, inference)  # plane: the mean softmax's argmax
+        counts.append(pixel_counts(masks, targets > 0.5).cpu())
         if plane_logits is not None:
             hits += torch.cat([plane_hits(plane_logits, planes), hits.new_ones(1)])
     table = torch.cat(counts)
