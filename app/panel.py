@@ -18,6 +18,7 @@ from app.volume_panel import VolumePanel
 from pipeline.imaging.calibration import SPACING_SOURCES, Calibration
 from pipeline.imaging.frames import Frame
 from pipeline.inference.contract import ModelContract
+from pipeline.inference.flips import FLIPS
 from pipeline.inference.measure import ClassArea, colour_for
 
 PANEL_WIDTH = 330
@@ -198,7 +199,8 @@ class SidePanel(QWidget):
         for label, text in (("File", path.name if path else "—"), ("Classes", ", ".join(contract.classes)),
                             ("Network", network), ("Input", f"{contract.size} × {contract.size} px"),
                             ("Dataset", contract.dataset_version), ("Code", contract.code_version),
-                            ("Runs", runs or contract.precision), ("INT8 gate", int8_gate_text(contract))):
+                            ("Runs", runs or contract.precision), ("Test-time flips", flips_text(contract.flips)),
+                            ("INT8 gate", int8_gate_text(contract))):
             if text:
                 self.model_form.addRow(label, _wrapping(text))
         self.model_form.addRow(QLabel("Test metrics"))
@@ -238,6 +240,11 @@ class SidePanel(QWidget):
     def _on_threshold(self, value: int) -> None:
         self._threshold_value.setText(f"{value / 100:.2f}")
         self.threshold_changed.emit(value / 100.0)
+
+
+def flips_text(flips: str) -> str:
+    """The contract's test-time flips for people ("horizontal: 2 network passes per frame"); empty for ``none``."""
+    return "" if flips == "none" else f"{flips}: {len(FLIPS[flips])} network passes per frame, averaged"
 
 
 def int8_gate_text(contract: ModelContract) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
@@ -362,6 +363,13 @@ def test_model_metadata_and_hover(qtbot, window: MainWindow, frame_png: Path) ->
     wait_segmented(qtbot, window)
     window.view.hovered.emit(*INSIDE)
     assert "grey 255   gland 1.00" in window.pixel_label.text()
+
+
+def test_the_model_panel_names_test_time_flips_only_when_the_model_has_them(window: MainWindow) -> None:
+    assert "Test-time flips" not in form_texts(window.panel.model_form)  # the tiny model: none
+    contract = dataclasses.replace(window.segmenter.contract, flips="both")
+    window.panel.set_model(contract, Path("flipped.onnx"), None, "")
+    assert form_texts(window.panel.model_form)["Test-time flips"] == "both: 4 network passes per frame, averaged"
 
 
 def test_frame_without_model(qtbot, frame_png: Path, errors: list[str], tmp_path: Path) -> None:
