@@ -25,6 +25,17 @@ def tiny_contract(spec: PreprocessSpec = TINY_SPEC, classes: tuple[str, ...] = (
                          note="test model", plane_classes=plane_classes)
 
 
+def save_model(graph: onnx.GraphProto, path: Path, contract: ModelContract | None) -> Path:
+    """Checks ``graph`` as an opset-18 model, stores ``contract`` in its metadata (None: no contract), saves it."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    if contract is not None:
+        helper.set_model_props(model, {CONTRACT_KEY: contract.to_json()})
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+    return path
+
+
 def write_threshold_model(path: Path, contract: ModelContract | None = None, level: float = 0.5,
                           gain: float = 40.0, with_contract: bool = True, plane: bool = False) -> Path:
     """Writes an ONNX model whose channel 0 is 'brighter than level', channel 1 'darker than level'.
@@ -58,13 +69,7 @@ def write_threshold_model(path: Path, contract: ModelContract | None = None, lev
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, contract.size, contract.size])],
         outputs, initialisers,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    if with_contract:
-        helper.set_model_props(model, {CONTRACT_KEY: contract.to_json()})
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return save_model(graph, path, contract if with_contract else None)
 
 
 def write_ramp_model(path: Path, contract: ModelContract) -> Path:
@@ -91,12 +96,7 @@ def write_ramp_model(path: Path, contract: ModelContract) -> Path:
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, size, size])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 2, size, size]),
          helper.make_tensor_value_info(PLANE_OUTPUT_NAME, TensorProto.FLOAT, ["N", 2])], initialisers)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    helper.set_model_props(model, {CONTRACT_KEY: contract.to_json()})
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return save_model(graph, path, contract)
 
 
 def write_two_layer_model(path: Path, outlier_gain: float = 0.0, gain: float = 12.0,
@@ -124,9 +124,4 @@ def write_two_layer_model(path: Path, outlier_gain: float = 0.0, gain: float = 1
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, ["N", 1, contract.size, contract.size])],
         [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["N", 2, contract.size, contract.size])],
         [first, first_bias, second, second_bias])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 9
-    helper.set_model_props(model, {CONTRACT_KEY: contract.to_json()})
-    onnx.checker.check_model(model)
-    onnx.save(model, path)
-    return path
+    return save_model(graph, path, contract)
