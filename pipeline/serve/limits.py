@@ -1,9 +1,14 @@
 """The service's limits: the size of a request's body, and the number of requests waiting for the model.
 
 - :class:`BodySizeLimit`, an ASGI middleware: a request whose ``Content-Length`` is above the
-  limit is answered 413 before its body is read; one sent without a length (chunked) is
-  counted as it arrives and answered 413 as soon as it passes the limit (the application then
-  sees the client disconnect, and whatever it answers is dropped).
+  limit is answered 413 without passing its body to the application; one sent without a
+  length (chunked) is counted as it arrives and answered 413 as soon as it passes the limit
+  (the application then sees the client disconnect, and whatever it answers is dropped).
+  Before the 413 the rest of the body is read and thrown away (up to :data:`DRAIN_FACTOR`
+  times the limit, for at most :data:`DRAIN_SECONDS`): a server that closes its socket with
+  the client's data still unread makes the kernel reset the connection, and the client, still
+  sending, then loses the 413 and sees "connection reset" instead (the "lingering close" of
+  Apache and nginx). A body larger than that is cut off without reading it.
 - :class:`InferenceQueue`: at most ``limit`` requests are admitted at once (their files read
   into memory, running or waiting for a worker); one more is refused at once (:class:`QueueFull`: the app answers
   503 with ``Retry-After``). Work runs on a pool of ``workers`` threads, so the event loop
@@ -30,6 +35,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 T = TypeVar("T")
 
 MB = 1024 * 1024
+DRAIN_FACTOR = 4
+"""A refused body is read to its end before the 413 when it is at most this many times the limit."""
+DRAIN_SECONDS = 10.0
+"""The longest a refused body is read before the 413 is sent anyway, seconds."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,32 @@ async def send_json(send: Send, status: int, payload: dict[str, Any], headers: d
     await send({"type": "http.response.body", "body": body})
 
 
+async def drain_body(receive: Receive, max_bytes: int, max_seconds: float) -> int:
+    """Reads and discards the rest of a request's body: until its end, ``max_bytes`` or ``max_seconds``.
+
+    Args:
+        receive: the ASGI ``receive`` of the request.
+        max_bytes: stop after reading more than this many bytes.
+        max_seconds: stop after this long (a client that sends slowly cannot hold the answer back).
+
+    Returns:
+        The bytes read and thrown away.
+    """
+    drained = 0
+    try:
+        async with asyncio.timeout(max_seconds):
+            while drained <= max_bytes:
+                message = await receive()
+                if message["type"] != "http.request":
+                    break  # the client went away
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        pass
+    return drained
+
+
 class BodySizeLimit:
     """ASGI middleware: 413 for a request body above ``max_bytes`` (see the module's docstring)."""
 
@@ -89,6 +124,8 @@ class BodySizeLimit:
             return
         length = dict(scope.get("headers") or ()).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            if int(length) <= DRAIN_FACTOR * self.max_bytes:
+                await drain_body(receive, DRAIN_FACTOR * self.max_bytes, DRAIN_SECONDS)
             await send_json(send, 413, self._too_large(), {"Connection": "close"})
             return
         received = 0
@@ -103,6 +140,8 @@ class BodySizeLimit:
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:  # answer now; the application sees the client go away
                     refused = True
+                    if message.get("more_body", False):
+                        await drain_body(receive, DRAIN_FACTOR * self.max_bytes - received, DRAIN_SECONDS)
                     await send_json(send, 413, self._too_large(), {"Connection": "close"})
                     return {"type": "http.disconnect"}
             return message
