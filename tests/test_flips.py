@@ -237,6 +237,12 @@ def test_validation_scores_the_masks_of_the_flipped_mean(flips: str):
     assert summaries["gland"].dice == pytest.approx(expected_gland)
 
 
-def test_postprocess_spec_is_independent_of_flips():
-    """Flips change the probabilities only; the threshold and the cleaning apply after the mean."""
-    assert InferenceParams(flips="both").postprocess == PostprocessSpec()
+def test_a_params_file_written_before_flips_loads_without_them(tmp_path: Path):
+    params = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    params["inference"]["flips"] = "both"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    assert load_params(tmp_path / "params.yaml").inference.flips == "both"
+    del params["inference"]["flips"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    inference = load_params(tmp_path / "params.yaml").inference
+    assert inference.flips == "none" and inference.postprocess == PostprocessSpec()
