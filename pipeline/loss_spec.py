@@ -103,6 +103,22 @@ class BoundaryBceTerm:
 
 
 @dataclass(frozen=True)
+class PresenceTerm:
+    """Presence loss (``train.loss.presence``): per frame (or training window) and class, BCE of the
+    mean of the ``top_fraction`` highest logits against whether the class is there at all;
+    ``top_fraction`` in (0, 1]: 1 / (H W) is the single highest pixel, 1 every pixel."""
+
+    weight: float = 0.0
+    top_fraction: float = 0.005
+
+    def __post_init__(self) -> None:
+        _check_number("presence.weight", self.weight, 0)
+        _check_number("presence.top_fraction", self.top_fraction, 0, open_low=True)
+        if self.top_fraction > 1:
+            raise ValueError(f"presence.top_fraction must be a number in (0, 1], got {self.top_fraction!r}")
+
+
+@dataclass(frozen=True)
 class LossParams:
     """The training loss (``train.loss``): the sum of each term times its ``weight``.
 
@@ -114,6 +130,7 @@ class LossParams:
     focal: FocalTerm = field(default_factory=FocalTerm)
     tversky: TverskyTerm = field(default_factory=TverskyTerm)
     boundary_bce: BoundaryBceTerm = field(default_factory=BoundaryBceTerm)
+    presence: PresenceTerm = field(default_factory=PresenceTerm)
 
     def __post_init__(self) -> None:
         if not self.weights():
@@ -126,4 +143,4 @@ class LossParams:
                 if getattr(self, term.name).weight > 0}
 
 
-__all__ = ["BceTerm", "BoundaryBceTerm", "DiceTerm", "FocalTerm", "LossParams", "TverskyTerm"]
+__all__ = ["BceTerm", "BoundaryBceTerm", "DiceTerm", "FocalTerm", "LossParams", "PresenceTerm", "TverskyTerm"]

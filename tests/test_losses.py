@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pipeline.config import Params, ParamsError, build
-from pipeline.loss_spec import BceTerm, BoundaryBceTerm, DiceTerm, FocalTerm, LossParams, TverskyTerm
+from pipeline.loss_spec import BceTerm, BoundaryBceTerm, DiceTerm, FocalTerm, LossParams, PresenceTerm, TverskyTerm
 from pipeline.training.boundary import boundary_distance, boundary_weights
 from pipeline.training.losses import build_loss
 
@@ -44,6 +44,14 @@ CASES = [
     # boundary = pixel 1 (pixel 0 touches only the frame's edge): d = [1, 0, 1, 2], w = 1 + 2 exp(-d^2 / 2)
     ("boundary w0 2 sigma 1", {"boundary_bce": BoundaryBceTerm(1.0, 2.0, 1.0)},
      ((1 + 2 * math.exp(-0.5)) * LN43 + 3 * LN2 + (1 + 2 * math.exp(-0.5)) * LN43 + (1 + 2 * math.exp(-2)) * LN4) / 4),
+    # presence, class present: k = 1 of 4 pixels: the top logit ln 3, p = .75: -ln .75
+    ("presence top 1 px", {"presence": PresenceTerm(1.0, 0.25)}, LN43),
+    # k = round(.4 * 4) = 2: the mean of ln 3, ln 3 is ln 3 again
+    ("presence top 2 px", {"presence": PresenceTerm(1.0, 0.4)}, LN43),
+    # k = 3: the mean of ln 3, ln 3, 0 = 2/3 ln 3; -ln sigmoid(x) = ln(1 + e^-x) = ln(1 + 3^(-2/3))
+    ("presence top 3 px", {"presence": PresenceTerm(1.0, 0.75)}, math.log(1 + 3 ** (-2 / 3))),
+    # a fraction below one pixel still takes the top pixel
+    ("presence top_fraction tiny", {"presence": PresenceTerm(1.0, 1e-6)}, LN43),
     ("default = dice + bce", {}, 7 / 17 + (2 * LN43 + LN2 + LN4) / 4),
     ("0.5 dice + 2 focal", {"dice": DiceTerm(0.5), "focal": FocalTerm(2.0, 2.0)},
      0.5 * 7 / 17 + 2 * (LN43 / 16 + LN2 / 4 + LN43 / 16 + 9 * LN4 / 16) / 4),
@@ -75,6 +83,10 @@ MULTILABEL_CASES = [
     # gland positives x 2: 2 (ln 4/3 + ln 2) + ln 4/3 + ln 4; lesion positive x 5: 5 ln 2 + 3 ln 2; mean of 8
     ("bce pos_weight per class", {"bce": BceTerm(1.0, (2.0, 5.0))}, TWO_TRUTH,
      (2 * (LN43 + LN2) + LN43 + LN4 + 8 * LN2) / 8),
+    # gland present, top pixel ln 3: ln 4/3; lesion absent, top pixel 0 (p = .5) against 0: ln 2; the mean
+    ("presence absent class", {"presence": PresenceTerm(1.0, 0.25)}, NO_LESION, (LN43 + LN2) / 2),
+    # the lesion present with the same logits: -ln .5 = ln 2 as well
+    ("presence present class", {"presence": PresenceTerm(1.0, 0.25)}, TWO_TRUTH, (LN43 + LN2) / 2),
 ]
 
 
@@ -82,6 +94,28 @@ MULTILABEL_CASES = [
                          ids=[case[0] for case in MULTILABEL_CASES])
 def test_multilabel_loss_values(terms: dict, truth: torch.Tensor, expected: float) -> None:
     assert float(build_loss(LossParams(**{**OFF, **terms}), 2)(TWO_LOGITS, truth)) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("blob", [[0], [0, 1, 2], [0, 1, 2, 3, 4, 5, 6, 7]], ids=["1 px", "3 px", "8 px"])
+def test_presence_costs_an_invented_blob_the_same_whatever_its_size(blob: list[int]) -> None:
+    # one class absent from a 1 x 10 image; the blob's pixels at logit ln 3 (p = .75), the rest far below.
+    # Top 1 px: ln 3 against 0: -ln .25 = ln 4 for any blob; the pixel BCE grows with the blob instead.
+    logits = torch.full((1, 1, 1, 10), -20.0)
+    logits[..., blob] = LN3
+    truth = torch.zeros_like(logits)
+    presence = build_loss(LossParams(**{**OFF, "presence": PresenceTerm(1.0, 0.1)}), 1)
+    bce = build_loss(LossParams(**{**OFF, "bce": BceTerm(1.0)}), 1)
+    assert float(presence(logits, truth)) == pytest.approx(LN4, rel=1e-6)
+    assert float(bce(logits, truth)) == pytest.approx((len(blob) * LN4 + (10 - len(blob)) * math.log1p(math.exp(-20))) / 10,
+                                                      rel=1e-5)
+
+
+def test_presence_scores_each_image_of_the_batch_apart() -> None:
+    # two images: the class in the first (top logit ln 3: ln 4/3), absent from the second (top 0: ln 2)
+    logits = torch.tensor([[LN3, 0.0, -LN3, LN3], [0.0, -LN3, -LN3, -LN3]]).view(2, 1, 1, 4)
+    truth = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]).view(2, 1, 1, 4)
+    loss = build_loss(LossParams(**{**OFF, "presence": PresenceTerm(1.0, 0.25)}), 1)(logits, truth)
+    assert float(loss) == pytest.approx((LN43 + LN2) / 2, rel=1e-6)
 
 
 def test_boundary_distance_is_to_the_inner_contour() -> None:
@@ -123,7 +157,7 @@ def loss_section_error(section: dict) -> str:
     ({"bce": {"weight": float("inf")}}, "bce.weight must be a number >= 0, got inf"),
     ({"dice": {"weight": 0}, "bce": {"weight": 0.0}},
      ("params.train.loss: every term's weight is 0 (dice.weight, bce.weight, focal.weight, tversky.weight, "
-      "boundary_bce.weight); give at least one a weight > 0")),
+      "boundary_bce.weight, presence.weight); give at least one a weight > 0")),
     ({"bce": {"pos_weight": [1.0, 0.0]}}, "bce.pos_weight must be a number > 0, got 0.0"),
     ({"bce": {"pos_weight": 3.0}}, "bce.pos_weight must be null or a list of numbers > 0, one per class; got 3.0"),
     ({"focal": {"gamma": -0.5}}, "focal.gamma must be a number >= 0, got -0.5"),
@@ -132,6 +166,9 @@ def loss_section_error(section: dict) -> str:
     ({"tversky": {"gamma": 0}}, "tversky.gamma must be a number > 0, got 0"),
     ({"boundary_bce": {"sigma": 0.0}}, "boundary_bce.sigma must be a number > 0, got 0.0"),
     ({"boundary_bce": {"w0": -1.0}}, "boundary_bce.w0 must be a number >= 0, got -1.0"),
+    ({"presence": {"top_fraction": 0}}, "presence.top_fraction must be a number > 0, got 0"),
+    ({"presence": {"top_fraction": 1.5}}, "presence.top_fraction must be a number in (0, 1], got 1.5"),
+    ({"presence": {"weight": -0.1}}, "presence.weight must be a number >= 0, got -0.1"),
 ])
 def test_bad_loss_params_name_the_key(section: dict, message: str) -> None:
     assert loss_section_error(section).endswith(message)

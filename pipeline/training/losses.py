@@ -17,6 +17,11 @@ classes may overlap (a lesion lies inside the gland). Terms:
   alpha = beta = 0.5 is Dice; gamma != 1 is focal-Tversky.
 - ``boundary_bce``: BCE with pixel weights growing near the truth's edge
   (:mod:`pipeline.training.boundary`).
+- ``presence``: per image n and class c, s = the mean of the k highest logits of the image
+  (k = max(1, round(``top_fraction`` H W))) and y = 1 if the class has a truth pixel in the
+  image, else 0; the mean over (n, c) of BCE(sigmoid(s), y). One invented blob in an image
+  without the class costs as much as a whole missed class, whatever its size in pixels
+  (a multiple-instance, image-level term; the pixel terms weigh a small blob by its area).
 """
 
 from __future__ import annotations
@@ -43,6 +48,23 @@ class BCELoss(nn.Module):
         """Scalar loss of (N, C, H, W) logits against (N, C, H, W) float 0/1 targets."""
         pos_weight = None if self.pos_weight is None else self.pos_weight.to(logits).view(-1, 1, 1)
         return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=pos_weight)
+
+
+class PresenceLoss(nn.Module):
+    """Image-level BCE on the mean of each image's and class's top logits (see the module docstring)."""
+
+    def __init__(self, top_fraction: float) -> None:
+        """``top_fraction``: in (0, 1], the share of an image's pixels whose logits are averaged."""
+        super().__init__()
+        self.top_fraction = top_fraction
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Scalar loss of (N, C, H, W) logits against (N, C, H, W) float 0/1 targets."""
+        flat = logits.flatten(2)
+        k = max(1, round(self.top_fraction * flat.shape[-1]))
+        scores = flat.topk(k, dim=-1).values.mean(-1)
+        present = (targets.flatten(2) > 0).any(-1).to(scores.dtype)
+        return F.binary_cross_entropy_with_logits(scores, present)
 
 
 class WeightedLoss(nn.Module):
@@ -72,6 +94,8 @@ def _term(name: str, params: LossParams) -> nn.Module:
                                       beta=params.tversky.beta, gamma=params.tversky.gamma)
     if name == "boundary_bce":
         return BoundaryBCELoss(params.boundary_bce.w0, params.boundary_bce.sigma)
+    if name == "presence":
+        return PresenceLoss(params.presence.top_fraction)
     raise ValueError(f"unknown loss term {name!r}")
 
 
