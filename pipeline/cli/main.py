@@ -1,5 +1,5 @@
 """The ``trus`` command: ``sample``, ``segment``, ``serve``, ``measure``, ``preprocess``, ``ingest``, ``frames``, ``upload``,
-``upload-corrections``.
+``upload-corrections``, ``compare``.
 
 Each command lives in its own module of :mod:`pipeline.cli`. Errors print one line naming
 the file and the problem and exit 2; ``trus --verbose COMMAND`` also prints the traceback
@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from pipeline.cli.compare import compare
 from pipeline.cli.frames import frames
 from pipeline.cli.ingest import ingest
 from pipeline.cli.measure import measure
@@ -34,7 +35,7 @@ def options(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log e
     configure_console_logging(verbose or os.environ.get(VERBOSE_VARIABLE) == "1")
 
 
-for command in (sample, segment, serve, measure, preprocess, ingest, frames, upload, upload_corrections):
+for command in (sample, segment, serve, measure, preprocess, ingest, frames, upload, upload_corrections, compare):
     app.command()(command)
 
 

@@ -78,12 +78,12 @@ def check_out_of_fold(per_fold: Mapping[int, pd.DataFrame], split_folds: Sequenc
             missing = sorted({frame for frame, _ in wanted - pairs})
             unexpected = sorted({frame for frame, _ in pairs - wanted})
             raise ValueError(f"fold {fold}: its table does not score each of its {len(frames)} validation "
-                             f"frame(s) once per class of data.classes: {_frames(missing, 'missing')}, "
-                             f"{_frames(unexpected, 'unexpected')}, {len(table) - len(pairs)} row(s) repeated; "
+                             f"frame(s) once per class of data.classes: {describe_frames(missing, 'missing')}, "
+                             f"{describe_frames(unexpected, 'unexpected')}, {len(table) - len(pairs)} row(s) repeated; "
                              "re-run the fold's evaluation")
 
 
-def _frames(ids: Sequence[str], what: str) -> str:
+def describe_frames(ids: Sequence[str], what: str) -> str:
     """``0 missing``, ``1 missing (0071)``, ``4 missing (0071, 0072, 0081, ...)``: how many frames, the first ones."""
     return f"{len(ids)} {what}" + (f" ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})" if ids else "")
 
@@ -96,7 +96,12 @@ def distance_unit(per_frame: pd.DataFrame) -> str:
 
 def summary_values(per_frame: pd.DataFrame, classes: Sequence[str], unit: str) -> dict[str, float]:
     """The quantities with intervals, from ``summarise``: ``<class>/<dice|iou|hd95|assd>`` and ``score``; NaN when undefined."""
-    summary = summarise(per_frame, classes)
+    return values_of_summary(summarise(per_frame, classes), classes, unit)
+
+
+def values_of_summary(summary: Mapping[str, Mapping[str, Any]], classes: Sequence[str],
+                      unit: str) -> dict[str, float]:
+    """:func:`summary_values` of a ``summarise`` result already at hand."""
     values: dict[str, float] = {}
     for name in classes:
         for metric in OVERLAP + DISTANCES:
