@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from pipeline.cli.main import app
 from pipeline.evaluation.crossval import cv_report
-from pipeline.evaluation.paired import check_paired, compare, markdown, read_evaluation, verdict
+from pipeline.evaluation.paired import _bound, check_paired, compare, markdown, read_evaluation, verdict
 from tests.test_crossval import CLASSES, FRAMES, folds, table
 
 RESAMPLES = 200
@@ -97,6 +97,14 @@ def test_distances_are_in_mm_only_when_both_evaluations_have_a_spacing():
 def test_the_same_seed_gives_the_same_report():
     baseline, candidate = table(), changed(FRAMES, GLAND_BETTER_ALMOST_EVERYWHERE)
     assert quantities(baseline, candidate, seed=3) == quantities(baseline, candidate, seed=3)
+
+
+@pytest.mark.parametrize(("value", "digits", "shown"), [
+    (0.0123, 3, "+0.012"), (-0.5, 0, "-0.5"), (-2.0, 0, "-2"), (0.0, 3, "+0.000"), (0.0002, 3, "+0.0002"), (-0.00004, 3, "-0.00004"),
+    (3.0, 0, "+3"), (0.4, 0, "+0.4"),
+])
+def test_an_interval_end_that_is_not_zero_is_never_shown_as_zero(value: float, digits: int, shown: str):
+    assert _bound(value, digits) == shown
 
 
 @pytest.mark.parametrize(("key", "interval", "expected"), [

@@ -196,12 +196,19 @@ def markdown(report: dict[str, Any], names: Sequence[str]) -> str:
         shown = [_number(entry[name], digits) for name in ("baseline", "candidate")]
         difference = _number(entry["difference"], digits, signed=True)
         if entry["interval"] is not None:
-            low, high = (_number(bound, digits, signed=True) for bound in entry["interval"])
+            low, high = (_bound(bound, digits) for bound in entry["interval"])
             difference += f" [{low}, {high}]"
         better = "higher" if entry["higher_is_better"] else "lower"
         label = key.replace("/", " ").replace("_", " ") + (f" ({unit})" if metric in DISTANCES else "")
         lines.append(f"| {label} | {better} | {shown[0]} | {shown[1]} | {difference} | {entry['verdict']} |")
     return "\n".join(lines) + "\n"
+
+
+def _bound(value: float, digits: int) -> str:
+    """An interval's end, signed, with more digits (up to 6) where ``digits`` would show a non-zero end as 0."""
+    while digits < 6 and value != 0 and round(value, digits) == 0:
+        digits += 1
+    return _number(value, digits, signed=True)
 
 
 def _number(value: float | None, digits: int, signed: bool = False) -> str:
