@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from pipeline.cli.main import app
 from pipeline.evaluation.crossval import cv_report
-from pipeline.evaluation.paired import _bound, check_paired, compare, markdown, read_evaluation, verdict
+from pipeline.evaluation.paired import (REQUIRED_COLUMNS, _bound, check_paired, compare, markdown, read_evaluation,
+                                       verdict)
+from pipeline.evaluation.scoring import frame_rows
 from tests.test_crossval import CLASSES, FRAMES, folds, table
 
 RESAMPLES = 200
@@ -212,3 +215,14 @@ def test_the_command_refuses_evaluations_of_different_frames_in_one_line(tmp_pat
     assert "2 missing (a1, a2)" in result.output and not (tmp_path / "r.json").exists()
     assert len(result.output.strip().splitlines()) == 1
 
+
+
+def test_the_evaluate_stages_rows_have_every_column_the_comparison_reads():
+    truth = np.zeros((2, 8, 8), bool)
+    truth[0, 2:6, 2:6] = True
+    predicted = truth.copy()
+    predicted[1, 0, 0] = True  # an invented lesion pixel
+    rows = pd.DataFrame(frame_rows("f1", "P1", predicted, truth, CLASSES, (0.5, 0.5)))
+    assert set(REQUIRED_COLUMNS) <= set(rows.columns)
+    result = compare(rows, rows, list(CLASSES), 10, 0.95, 0)["quantities"]
+    assert result["lesion/false_positive_frames"]["baseline"] == 1 and result["gland/dice"]["baseline"] == 1.0
