@@ -22,13 +22,14 @@ def compare(
                                                   "file.")] = None,
     force: Force = False,
 ) -> None:
-    """Compare two evaluations of the same frames: candidate - baseline per class and metric.
+    """Compare two evaluations of the same frames: candidate - baseline, per class and metric.
 
-    Both must score the same frames of the same patients: two cross-validations of one
-    split (their reports/folds), or two models' per_frame.csv on the same test patients.
-    The intervals come from one bootstrap over patients that scores both on each resample,
-    so a difference shared by most patients shows even where the two reports' own intervals
-    overlap. Verdict "better" or "worse" when the interval excludes 0, "unclear" otherwise.
+    Both must score the same frames of the same patients: two cross-validations
+    of one split (their reports/folds), or two models' per_frame.csv on the same
+    test patients. One bootstrap over patients scores both on each resample, so
+    a difference most patients share shows even where the two reports' own
+    intervals overlap. The verdict is "better" or "worse" when the interval
+    leaves out 0, "unclear" when it holds 0.
     """
     with one_line_errors():
         from pipeline.evaluation.paired import check_paired, compare as compare_evaluations, markdown, read_evaluation
