@@ -6,7 +6,9 @@ Rows are built from pixel counts the way the evaluate stage writes them, so ever
 
 from __future__ import annotations
 
+import json
 import math
+import sys
 
 import numpy as np
 import pandas as pd
@@ -14,11 +16,13 @@ import pytest
 import yaml
 
 from pipeline.config import CvParams, ParamsError, TrainParams, load_params
-from pipeline.evaluation.crossval import (bootstrap_values, check_out_of_fold, cv_report, distance_unit,
-                                          percentile_interval, pool_folds, resample_patients)
+from pipeline.evaluation.crossval import (bootstrap_values, check_out_of_fold, check_patients, cv_report,
+                                          distance_unit, percentile_interval, pool_folds, resample_patients)
 from pipeline.evaluation.crossval_tables import markdown, plot_table, with_interval
 from pipeline.evaluation.scoring import summarise
-from pipeline.layout import fold_checkpoint, fold_dvclive_dir, fold_reports_dir
+from pipeline.files.tables import read_table
+from pipeline.layout import CV_FILE, SPLIT_FILE, fold_checkpoint, fold_dvclive_dir, fold_reports_dir
+from pipeline.stages import cv_report as cv_report_stage
 from pipeline.stages.evaluate import evaluation_run
 from pipeline.stages.fold import fold_entry, fold_option
 from pipeline.stages.train import check_fold_selection, train_run
@@ -160,6 +164,47 @@ def test_a_patient_in_two_folds_is_refused():
 
 SPLIT_FOLDS = [{"train": ["c1", "d1", "d2"], "val": ["a1", "a2", "b1"]},
                {"train": ["a1", "a2", "b1"], "val": ["c1", "d1", "d2"]}]
+
+
+@pytest.mark.parametrize("frames, patient, message", [
+    (["b1"], "", "2 row\\(s\\) without a patient, 1 frame\\(s\\) \\(b1\\)"),  # written as an empty cell
+    (["a1", "d2"], "  ", "4 row\\(s\\) without a patient, 2 frame\\(s\\) \\(a1, d2\\)"),
+    ([], "", None),
+])
+def test_rows_without_a_patient_are_refused(tmp_path, frames: list[str], patient: str, message: str | None):
+    per_frame = table()
+    per_frame.loc[per_frame["frame_id"].isin(frames), "patient"] = patient
+    path = tmp_path / "per_frame.csv"
+    per_frame.to_csv(path, index=False)  # read back as the pipeline reads it: an empty cell is missing
+    read_back = read_table(path)
+    if message is None:
+        check_patients(read_back)
+        return
+    with pytest.raises(ValueError, match=message):
+        check_patients(read_back)
+
+
+def test_the_cv_report_stage_refuses_a_fold_table_without_patients_and_writes_nothing(tmp_path, monkeypatch,
+                                                                                       capsys):
+    raw = yaml.safe_load((PROJECT_ROOT / "params.yaml").read_text())
+    raw["cv"].update(folds=[0, 1], resamples=100)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    SPLIT_FILE.parent.mkdir(parents=True)
+    SPLIT_FILE.write_text(json.dumps({"fold_frames": SPLIT_FOLDS}))
+    per_fold = folds(table())
+    per_fold[1].loc[per_fold[1]["frame_id"] == "c1", "patient"] = ""  # a hand edit; the bootstrap would drop it
+    for fold, rows in per_fold.items():
+        fold_reports_dir(fold).mkdir(parents=True)
+        rows.to_csv(fold_reports_dir(fold) / "per_frame.csv", index=False)
+    monkeypatch.setattr(sys, "argv", ["cv_report"])
+    with pytest.raises(SystemExit) as stopped:
+        cv_report_stage.run_stage(cv_report_stage.main)
+    assert stopped.value.code == 1
+    error = capsys.readouterr().err.strip()
+    assert error == ("error: reports/folds/1/per_frame.csv: 2 row(s) without a patient, 1 frame(s) (c1); every row "
+                     "needs its patient: the intervals resample patients")
+    assert not CV_FILE.exists()
 
 
 @pytest.mark.parametrize("change, message", [

@@ -153,6 +153,10 @@ def test_a_folds_folder_is_read_as_the_pooled_out_of_fold_table(tmp_path: Path):
     (lambda root: _write(root / "x.csv", "frame_id,patient\n1,A\n"), "x.csv: not the evaluate stage's per_frame.csv "
                                                                       r"\(no column class, truth_px"),
     (lambda root: _write(root / "y.csv", ""), "y.csv: not a readable per-frame table"),
+    (lambda root: _without_patient(table(), "c1", root / "z.csv"),
+     "z.csv: 2 row\\(s\\) without a patient, 1 frame\\(s\\) \\(c1\\); every row needs its patient"),
+    (lambda root: _without_patient(table(), "a2", root / "folds" / "0" / "per_frame.csv").parents[1],
+     "0/per_frame.csv: 2 row\\(s\\) without a patient, 1 frame\\(s\\) \\(a2\\)"),
 ])
 def test_unreadable_evaluations_are_refused_naming_the_path(tmp_path: Path, make, message: str):
     with pytest.raises(ValueError, match=message):
@@ -161,6 +165,14 @@ def test_unreadable_evaluations_are_refused_naming_the_path(tmp_path: Path, make
 
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
+    return path
+
+
+def _without_patient(rows: pd.DataFrame, frame: str, path: Path) -> Path:
+    """``rows`` written to ``path`` with an empty patient cell on ``frame``'s rows (a hand edit the pipeline never makes)."""
+    rows.loc[rows["frame_id"] == frame, "patient"] = ""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(path, index=False)
     return path
 
 

@@ -83,6 +83,21 @@ def check_out_of_fold(per_fold: Mapping[int, pd.DataFrame], split_folds: Sequenc
                              "re-run the fold's evaluation")
 
 
+def check_patients(per_frame: pd.DataFrame) -> None:
+    """Checks that every row names its patient, the unit each bootstrap resamples.
+
+    Raises:
+        ValueError: rows with an empty ``patient`` cell; the message names their frames. The
+            evaluate stage never writes one (an unmatched name is its own patient); a hand-edited
+            table can, and the bootstrap would drop those rows without a word.
+    """
+    empty = per_frame["patient"].isna() | (per_frame["patient"].astype(str).str.strip() == "")
+    if empty.any():
+        frames = list(dict.fromkeys(per_frame.loc[empty, "frame_id"].astype(str)))
+        raise ValueError(f"{int(empty.sum())} row(s) without a patient, {describe_frames(frames, 'frame(s)')}; "
+                         "every row needs its patient: the intervals resample patients")
+
+
 def describe_frames(ids: Sequence[str], what: str) -> str:
     """``0 missing``, ``1 missing (0071)``, ``4 missing (0071, 0072, 0081, ...)``: how many frames, the first ones."""
     return f"{len(ids)} {what}" + (f" ({', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''})" if ids else "")

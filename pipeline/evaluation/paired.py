@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.evaluation.crossval import (DISTANCES, OVERLAP, describe_frames, distance_unit, percentile_interval,
-                                          pool_folds, resample_patients, values_of_summary)
+from pipeline.evaluation.crossval import (DISTANCES, OVERLAP, check_patients, describe_frames, distance_unit,
+                                          percentile_interval, pool_folds, resample_patients, values_of_summary)
 from pipeline.evaluation.scoring import summarise
 from pipeline.files.tables import read_table
 from pipeline.layout import PER_FRAME_FILE
@@ -70,6 +70,10 @@ def _read(path: Path) -> pd.DataFrame:
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:
         raise ValueError(f"{path}: not the evaluate stage's per_frame.csv (no column {', '.join(missing)})")
+    try:
+        check_patients(table)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
     return table
 
 

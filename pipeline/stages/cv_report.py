@@ -14,7 +14,7 @@ import json
 import time
 
 from pipeline.config import load_params
-from pipeline.evaluation.crossval import check_out_of_fold, cv_report
+from pipeline.evaluation.crossval import check_out_of_fold, check_patients, cv_report
 from pipeline.evaluation.crossval_tables import markdown, plot_table
 from pipeline.files.atomic import write_csv_atomically, write_json_atomically, write_text_atomically
 from pipeline.files.tables import read_table
@@ -30,6 +30,11 @@ def main() -> None:
     for fold, path in tables.items():
         require_file(path, f"cv/dvc.yaml:evaluate@{fold}")
     per_fold = {fold: read_table(path) for fold, path in tables.items()}
+    for fold, path in tables.items():
+        try:
+            check_patients(per_fold[fold])
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
     classes = params.data.classes
     check_out_of_fold(per_fold, json.loads(SPLIT_FILE.read_text()).get("fold_frames", []), classes)
     started = time.perf_counter()
