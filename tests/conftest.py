@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import os
@@ -16,8 +17,13 @@ import pytest
 import yaml
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+TEST_RUN_DIR = Path(tempfile.mkdtemp(prefix="trus-tests-"))
+"""The test run's own folder for the app's settings and logs, never the user's; removed when the run ends."""
+atexit.register(shutil.rmtree, TEST_RUN_DIR, ignore_errors=True)
+APP_LOG_DIR = TEST_RUN_DIR / "app-logs"
+"""``TRUS_APP_LOG_DIR`` for the app's processes that the tests start."""
 # The app's persisted settings go to a file of the test run, never the user's own.
-os.environ.setdefault("TRUS_APP_SETTINGS", os.path.join(tempfile.mkdtemp(prefix="trus-app-settings-"), "settings.ini"))
+os.environ.setdefault("TRUS_APP_SETTINGS", str(TEST_RUN_DIR / "settings.ini"))
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 REAL_EXPORTS = Path("tests") / "fixtures" / "roboflow-real"

@@ -9,7 +9,6 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import subprocess
-import tempfile
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +30,10 @@ from pipeline.imaging.frames import Frame
 from pipeline.inference.measure import colour_for
 from pipeline.inference.predictor import Segmenter
 from pipeline.synthetic import render_phantom
+from tests.conftest import APP_LOG_DIR
 from tests.tiny_models import write_threshold_model
 
 ROOT = Path(__file__).resolve().parents[1]
-LOG_DIR = Path(tempfile.gettempdir()) / "trus-app-test-logs"  # never the user's own log folder
 HEIGHT, WIDTH = 50, 80
 RECT = (slice(15, 35), slice(25, 55))  # 20 x 30 px, edges on the 32 px grid's sample points
 INSIDE, OUTSIDE = (40, 25), (5, 5)  # frame pixels (x, y)
@@ -385,7 +384,7 @@ def test_frame_without_model(qtbot, frame_png: Path, errors: list[str], tmp_path
 
 
 def run_app(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRUS_APP_LOG_DIR": str(LOG_DIR)}
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TRUS_APP_LOG_DIR": str(APP_LOG_DIR)}
     return subprocess.run([sys.executable, "-m", "app", *map(str, args)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
