@@ -257,7 +257,8 @@ def test_collectives_of_two_processes_under_torchrun(tmp_path: Path) -> None:
     (tmp_path / "collectives.py").write_text(COLLECTIVES)
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                              "collectives.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False,
-                            env=child_environment({"PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1"}))
+                            env=child_environment({"PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1",
+                                                   "TMPDIR": str(tmp_path)}))  # torchrun's agent leaves a folder
     assert result.returncode == 0, result.stderr[-3000:]
     for rank in (0, 1):
         assert json.loads((tmp_path / f"rank{rank}.json").read_text()) == {

@@ -101,20 +101,26 @@ def write_project(root: Path, empty_validation: bool = False, **train: object) -
     return root
 
 
-def environment() -> dict[str, str]:
+def environment(temporary: Path | None = None) -> dict[str, str]:
     """The stage's environment: the project's code importable from anywhere, the venv first on PATH, lines
-    unbuffered, and one thread per process (:data:`THREADS`)."""
-    return child_environment({"PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": THREADS,
-                              "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"})
+    unbuffered, one thread per process (:data:`THREADS`), and ``temporary`` (made if missing) as its temporary
+    folder if given."""
+    overrides = {"PYTHONPATH": str(PROJECT_ROOT), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": THREADS,
+                 "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    if temporary is not None:
+        temporary.mkdir(parents=True, exist_ok=True)
+        overrides["TMPDIR"] = str(temporary)
+    return child_environment(overrides)
 
 
 STAGE = [sys.executable, "-m", "pipeline.stages.train"]
 
 
-def run(command: list[str], root: Path) -> subprocess.CompletedProcess:
-    """``command`` in ``root`` to its end; fails the test, with the output's tail, unless it succeeds."""
-    result = subprocess.run(command, cwd=root, env=environment(), capture_output=True, text=True, timeout=TIMEOUT,
-                            check=False)
+def run(command: list[str], root: Path, temporary: Path | None = None) -> subprocess.CompletedProcess:
+    """``command`` in ``root`` to its end, with ``temporary`` as its temporary folder if given; fails the test, with
+    the output's tail, unless it succeeds."""
+    result = subprocess.run(command, cwd=root, env=environment(temporary), capture_output=True, text=True,
+                            timeout=TIMEOUT, check=False)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -128,8 +134,9 @@ def kill_in_second_epoch(command: list[str], root: Path) -> tuple[str, list[psut
     """
     log = root / "killed.log"
     with log.open("w") as output:
-        process = subprocess.Popen(command, cwd=root, env=environment(), stdout=output, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        # its temporary folder beside the project: a killed torchrun leaves its agent's log folder there
+        process = subprocess.Popen(command, cwd=root, env=environment(root.with_name(f"{root.name}-tmp")),
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + TIMEOUT
         while not (root / STATE).is_file():  # written via a temporary name: complete once it is there
@@ -312,9 +319,16 @@ def test_keep_best_keeps_the_first_best_epoch(stale_state_then_early_stop: tuple
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """The tiny project trained for 2 epochs with ``train.processes: 2`` (the stage starts itself under torchrun)."""
+    """The tiny project trained for 2 epochs with ``train.processes: 2`` (the stage starts itself under torchrun),
+    with a temporary folder of its own, ``<root>/../ddp-tmp``."""
     root = write_project(tmp_path_factory.mktemp("ddp"), epochs=2, processes=2)
-    return root, run(STAGE, root)
+    return root, run(STAGE, root, root.parent / "ddp-tmp")
+
+
+def test_two_processes_leave_nothing_in_the_temporary_folder(
+        two_processes: tuple[Path, subprocess.CompletedProcess]) -> None:
+    root, _ = two_processes
+    assert sorted(path.name for path in (root.parent / "ddp-tmp").iterdir()) == []  # torchrun's own: torchelastic_*
 
 
 def project_listing(root: Path) -> list[str]:
@@ -442,7 +456,7 @@ def test_two_processes_follow_one_process_step_by_step(tmp_path: Path) -> None:
     for processes in (1, 2):
         root = write_project(tmp_path / f"{processes}", epochs=2, processes=processes, loss=loss)
         launcher = [] if processes == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
-        result = run([sys.executable, *launcher, str(recorder)], root)
+        result = run([sys.executable, *launcher, str(recorder)], root, tmp_path / "tmp")
         assert [line.split(":")[0] for line in epoch_lines(result.stdout)] == ["epoch 1", "epoch 2"]
         records[processes] = json.loads((root / "steps.json").read_text())
     one, two = records[1], records[2]

@@ -23,6 +23,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -113,8 +114,12 @@ def launch(processes: int, module: str, argv: Sequence[str], cpu_count: int) -> 
     """
     environment = dict(os.environ)
     environment.setdefault("OMP_NUM_THREADS", str(threads_per_process(cpu_count, processes)))
-    command = [sys.executable, "-m", "torch.distributed.run", *torchrun_arguments(processes, module, argv)]
-    return subprocess.run(command, env=environment, check=False).returncode
+    # torchrun's agent makes a log folder in the system's temporary folder and leaves it behind, empty (no
+    # output is redirected here: the processes print to this console); this one goes when the run ends.
+    with tempfile.TemporaryDirectory(prefix="trus-torchrun-") as agent_logs:
+        command = [sys.executable, "-m", "torch.distributed.run", f"--log-dir={agent_logs}",
+                   *torchrun_arguments(processes, module, argv)]
+        return subprocess.run(command, env=environment, check=False).returncode
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
