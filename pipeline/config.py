@@ -453,8 +453,8 @@ class OodParams:
 
     variants: tuple[str, ...] = ("default", "probe_bottom", "wide", "wide_bottom", "logo_calipers", "colour", "jpeg",
                                  "size_800x600", "size_1024x768", "worst_case")
-    patients: int = 4
-    frames_per_patient: int = 2
+    patients: int = 10
+    frames_per_patient: int = 5
     seed: int = 1000
 
     def __post_init__(self) -> None:
