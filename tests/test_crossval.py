@@ -167,8 +167,8 @@ SPLIT_FOLDS = [{"train": ["c1", "d1", "d2"], "val": ["a1", "a2", "b1"]},
 
 
 @pytest.mark.parametrize("frames, patient, message", [
-    (["b1"], "", "2 row\\(s\\) without a patient, 1 frame\\(s\\) \\(b1\\)"),  # written as an empty cell
-    (["a1", "d2"], "  ", "4 row\\(s\\) without a patient, 2 frame\\(s\\) \\(a1, d2\\)"),
+    (["b1"], "", "per_frame.csv: 2 row\\(s\\) without a patient, 1 frame\\(s\\) \\(b1\\)"),  # written as an empty cell
+    (["a1", "d2"], "  ", "per_frame.csv: 4 row\\(s\\) without a patient, 2 frame\\(s\\) \\(a1, d2\\)"),
     ([], "", None),
 ])
 def test_rows_without_a_patient_are_refused(tmp_path, frames: list[str], patient: str, message: str | None):
@@ -178,10 +178,10 @@ def test_rows_without_a_patient_are_refused(tmp_path, frames: list[str], patient
     per_frame.to_csv(path, index=False)  # read back as the pipeline reads it: an empty cell is missing
     read_back = read_table(path)
     if message is None:
-        check_patients(read_back)
+        check_patients(read_back, path)
         return
     with pytest.raises(ValueError, match=message):
-        check_patients(read_back)
+        check_patients(read_back, path)
 
 
 def test_the_cv_report_stage_refuses_a_fold_table_without_patients_and_writes_nothing(tmp_path, monkeypatch,

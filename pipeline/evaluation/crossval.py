@@ -83,19 +83,24 @@ def check_out_of_fold(per_fold: Mapping[int, pd.DataFrame], split_folds: Sequenc
                              "re-run the fold's evaluation")
 
 
-def check_patients(per_frame: pd.DataFrame) -> None:
+def check_patients(per_frame: pd.DataFrame, source: object) -> None:
     """Checks that every row names its patient, the unit each bootstrap resamples.
 
+    Args:
+        per_frame: a per-frame table (``frame_id``, ``patient``).
+        source: where it was read from (a path), the start of the error message.
+
     Raises:
-        ValueError: rows with an empty ``patient`` cell; the message names their frames. The
-            evaluate stage never writes one (an unmatched name is its own patient); a hand-edited
-            table can, and the bootstrap would drop those rows without a word.
+        ValueError: rows with an empty ``patient`` cell; the message names ``source`` and their
+            frames. The evaluate stage never writes one (an unmatched name is its own patient); a
+            hand-edited table can, and the bootstrap would drop those rows without a word.
     """
     empty = per_frame["patient"].isna() | (per_frame["patient"].astype(str).str.strip() == "")
     if empty.any():
         frames = list(dict.fromkeys(per_frame.loc[empty, "frame_id"].astype(str)))
-        raise ValueError(f"{int(empty.sum())} row(s) without a patient, {describe_frames(frames, 'frame(s)')}; "
-                         "every row needs its patient: the intervals resample patients")
+        raise ValueError(f"{source}: {int(empty.sum())} row(s) without a patient, "
+                         f"{describe_frames(frames, 'frame(s)')}; every row needs its patient: the intervals "
+                         "resample patients")
 
 
 def describe_frames(ids: Sequence[str], what: str) -> str:

@@ -70,10 +70,7 @@ def _read(path: Path) -> pd.DataFrame:
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:
         raise ValueError(f"{path}: not the evaluate stage's per_frame.csv (no column {', '.join(missing)})")
-    try:
-        check_patients(table)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+    check_patients(table, path)
     return table
 
 

@@ -31,10 +31,7 @@ def main() -> None:
         require_file(path, f"cv/dvc.yaml:evaluate@{fold}")
     per_fold = {fold: read_table(path) for fold, path in tables.items()}
     for fold, path in tables.items():
-        try:
-            check_patients(per_fold[fold])
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
+        check_patients(per_fold[fold], path)
     classes = params.data.classes
     check_out_of_fold(per_fold, json.loads(SPLIT_FILE.read_text()).get("fold_frames", []), classes)
     started = time.perf_counter()
