@@ -16,7 +16,8 @@ Stage outputs live outside ``data/`` (DVC refuses overlapping outputs).
 - evaluate -> ``reports/metrics.json``, ``reports/per_frame.csv``, ``reports/overlays/``.
 - export -> ``models/model.onnx``; ``models/int8/model.int8.onnx`` when the INT8 model passes its gate (the
   folder is the output: DVC cannot declare a file that may not exist), ``reports/int8.json`` (the gate's figures).
-- ood -> ``reports/ood.json``, ``reports/ood_dice.csv`` (see ``pipeline.evaluation.ood``).
+- ood -> ``reports/ood.json``, ``reports/ood_dice.csv``, ``reports/ood_per_frame.csv`` (see
+  ``pipeline.evaluation.ood``).
 
 Cross-validation (``cv/dvc.yaml``, run on request), fold k as a plain number:
 
@@ -49,6 +50,7 @@ INT8_FILE = INT8_DIR / "model.int8.onnx"    # pipeline.inference.runtime.int8_ca
 INT8_REPORT = REPORTS_DIR / "int8.json"
 OOD_FILE = REPORTS_DIR / "ood.json"            # the model on scanner variants training never saw
 OOD_PLOT_FILE = REPORTS_DIR / "ood_dice.csv"  # its Dice per variant and class (a DVC bar chart)
+OOD_PER_FRAME_FILE = REPORTS_DIR / "ood_per_frame.csv"  # its rows per variant, frame and class
 FOLDS = "folds"
 CV_FILE = REPORTS_DIR / "cv.json"          # pooled out-of-fold scores, per-fold values, bootstrap intervals
 CV_TABLE_FILE = REPORTS_DIR / "cv.md"      # the same as a Markdown table

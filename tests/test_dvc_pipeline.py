@@ -153,6 +153,8 @@ def test_ood_scores_the_deployed_model_on_each_variant(repro: tuple[Path, str]):
     assert [scores["frames"] for scores in report["variants"].values()] == [2, 2]
     plot = read_csv(root / "reports/ood_dice.csv")
     assert [row["variant"] for row in plot] == ["test (in distribution)", "default", "probe_bottom"]
+    rows = read_csv(root / "reports/ood_per_frame.csv")  # a declared output of the stage: 2 frames x 2 classes each
+    assert [row["variant"] for row in rows] == ["default"] * 4 + ["probe_bottom"] * 4
 
 
 # The wiring tests change the project: they run after the tests above (pytest keeps file order).

@@ -16,6 +16,7 @@ import yaml
 
 from pipeline.config import DataParams, OodParams, ParamsError, build
 from pipeline.evaluation.metrics import score_masks
+from pipeline.files.tables import read_table
 from pipeline.evaluation.ood import (GENERATOR_CLASSES, VariantRun, check_ood_request, ood_report, plot_table,
                                      score_export)
 from pipeline.imaging.frames import read_frame
@@ -171,6 +172,14 @@ def test_stage_writes_the_report_and_the_plot_and_leaves_no_frames(tmp_path: Pat
     assert table["variant"].tolist() == ["test (in distribution)", "default", "wide_bottom"]
     assert table["gland"].tolist() == pytest.approx([0.9] + [report["variants"][v]["gland"]["dice"]
                                                              for v in ("default", "wide_bottom")])
+    rows = read_table(root / "reports" / "ood_per_frame.csv")
+    assert rows.columns[0] == "variant" and {"frame_id", "patient", "class", "dice", "truth_px", "predicted_px",
+                                             "plane", "predicted_plane"} <= set(rows.columns)
+    assert rows.groupby("variant", sort=False).size().to_dict() == {"default": 4, "wide_bottom": 4}  # 2 frames x 2
+    for variant, scores in report["variants"].items():  # the report is these rows, summarised
+        gland = rows[(rows["variant"] == variant) & (rows["class"] == "gland")]
+        assert gland["dice"].mean() == pytest.approx(scores["gland"]["dice"], abs=1e-4)
+        assert sorted(gland["plane"]) == ["sagittal", "transverse"]
     assert [name for name in os.listdir(root / "tmp") if name.startswith("trus-ood-")] == []  # frames removed
     line = next(line for line in result.stdout.splitlines() if line.startswith("ood: wide_bottom: gland Dice"))
     assert line.endswith(f", plane accuracy {report['variants']['wide_bottom']['plane_accuracy']:.3f} on 2 frames")

@@ -5,8 +5,9 @@ and the in-distribution test summary in ``reports/metrics.json``. For each of ``
 it renders ``ood.patients`` x ``ood.frames_per_patient`` synthetic frames from ``ood.seed`` into
 a temporary folder (removed afterwards), segments them as the app does and scores them, with
 the plane accuracy for a model with a plane output (the planes from the file names by
-``data.plane_pattern``; see :mod:`pipeline.evaluation.ood`). It writes ``reports/ood.json`` (DVC metrics) and
-``reports/ood_dice.csv`` (a DVC bar chart of the Dice per variant).
+``data.plane_pattern``; see :mod:`pipeline.evaluation.ood`). It writes ``reports/ood.json`` (DVC metrics),
+``reports/ood_dice.csv`` (a DVC bar chart of the Dice per variant) and ``reports/ood_per_frame.csv`` (every
+variant's rows, as the evaluate stage's ``per_frame.csv`` with a ``variant`` column first).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
+
 from pipeline.config import load_params
 from pipeline.evaluation.ood import check_ood_request, ood_report, plot_table, run_variant
 from pipeline.files.atomic import write_csv_atomically, write_json_atomically
 from pipeline.inference.predictor import Segmenter
-from pipeline.layout import METRICS_FILE, MODEL_FILE, OOD_FILE, OOD_PLOT_FILE
+from pipeline.layout import METRICS_FILE, MODEL_FILE, OOD_FILE, OOD_PER_FRAME_FILE, OOD_PLOT_FILE
 from pipeline.stages.runner import require_file, run_stage
 from pipeline.synthetic import SampleSpec
 
@@ -62,12 +65,15 @@ def main() -> None:
     report = ood_report(runs, classes, reference, settings)
     write_json_atomically(OOD_FILE, report)
     write_csv_atomically(OOD_PLOT_FILE, plot_table(report, classes))
+    per_frame = pd.concat([run.per_frame.assign(variant=run.variant) for run in runs], ignore_index=True)
+    write_csv_atomically(OOD_PER_FRAME_FILE, per_frame[["variant", *runs[0].per_frame.columns]])
     print("ood: test (in distribution): " + ", ".join(_class_line(name, report["in_distribution"][name])
                                                       for name in classes))
     for variant, scores in report["variants"].items():
         print(f"ood: {variant}: " + ", ".join(_class_line(name, scores[name]) for name in classes)
               + _plane_line(scores))
-    print(f"ood: {len(runs)} variants in {time.perf_counter() - started:.0f} s -> {OOD_FILE}, {OOD_PLOT_FILE}")
+    print(f"ood: {len(runs)} variants in {time.perf_counter() - started:.0f} s -> {OOD_FILE}, {OOD_PLOT_FILE}, "
+          f"{OOD_PER_FRAME_FILE}")
 
 
 if __name__ == "__main__":
