@@ -26,6 +26,7 @@ APP_LOG_DIR = TEST_RUN_DIR / "app-logs"
 os.environ.setdefault("TRUS_APP_SETTINGS", str(TEST_RUN_DIR / "settings.ini"))
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DVC_CONFIG = Path(".dvc/config")  # the project's DVC settings, relative to a project folder
 REAL_EXPORTS = Path("tests") / "fixtures" / "roboflow-real"
 """The real Roboflow exports, relative to the project root (see its PROVENANCE.md)."""
 CHECKSUMS = "SHA256SUMS"

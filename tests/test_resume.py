@@ -45,7 +45,7 @@ from pipeline.imaging.masks import pack_masks
 from pipeline.layout import CHECKPOINT_FILE, DVCLIVE_DIR, IMAGES, MASKS, PROCESSED_DIR, PROCESSED_MANIFEST, SPLIT_FILE
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.resume import RESUME_ROOT, STATE_FILE, resume_folder
-from tests.conftest import PROJECT_ROOT, child_environment, project_files, run_checked, stages_run
+from tests.conftest import DVC_CONFIG, PROJECT_ROOT, child_environment, project_files, run_checked, stages_run
 
 SIZE = 64  # at 32 px the encoder's last stage is 1x1: BatchNorm refuses 1 frame per process in training
 CLASSES = ("gland", "lesion")
@@ -231,7 +231,8 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def write_dvc_repository(root: Path) -> Path:
-    """The tiny project as a git + DVC repository whose dvc.yaml is the project's train stage, unchanged."""
+    """The tiny project as a git + DVC repository whose dvc.yaml is the project's train stage, unchanged, with the
+    project's ``.dvc/config``."""
     write_project(root)
     for name in project_files():
         if name.startswith("pipeline/") or name in (".gitignore", ".dvcignore"):
@@ -239,8 +240,11 @@ def write_dvc_repository(root: Path) -> Path:
             shutil.copy2(PROJECT_ROOT / name, root / name)
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stages["train"]}}, sort_keys=False))
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "."],
-                    ["git", "commit", "-qm", "tiny project"]):
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        run_checked(command, root, VENV_BIN)
+    # the project's DVC settings (no usage reports, no update checks), not `dvc init`'s defaults
+    shutil.copy2(PROJECT_ROOT / DVC_CONFIG, root / DVC_CONFIG)
+    for command in (["git", "add", "."], ["git", "commit", "-qm", "tiny project"]):
         run_checked(command, root, VENV_BIN)
     return root
 
