@@ -1,12 +1,16 @@
 """How the review flag behaves on sample frames of several scanner variants, against each frame's gland Dice.
 
 Renders ``--patients`` x ``--frames`` sample frames per variant (seed ``--seed``, not the
-training sample's), segments them with the model as the app does, and prints: the frames
+training sample's; by default the frames of the ``ood`` stage, from params.yaml's ``ood`` section), segments them with the model as the app does, and prints: the frames
 flagged by reason (absent or broken gland, uncertain border) for frames with a gland Dice
 below 0.9, at least 0.9, and without a gland in the truth; the flags per variant; and the
-Spearman correlation between the border uncertainty and the Dice.
+Spearman correlation between the border uncertainty and the Dice. With ``--gate``, also each variant's gland Dice
+(as the reports define it: over the frames with a gland in the truth or the prediction, a gland drawn on a frame
+without one scoring 0) without a gate and with glands of a border uncertainty above each given limit dropped: what
+a "no gland" decision taken from the border uncertainty would do.
 
-    .venv/bin/python benchmarks/review_flags.py --model models/model.onnx [--variants default wide ...]
+    .venv/bin/python benchmarks/review_flags.py [--model models/model.onnx] [--variants default wide ...]
+        [--gate 0.5 0.7 ...] [--precision auto]
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+from pipeline.config import OodParams, load_params
 from pipeline.imaging.frames import read_frame
 from pipeline.inference.gland_size import GLAND_CLASS
 from pipeline.inference.predictor import Segmenter
@@ -31,7 +36,8 @@ DICE_FLOOR = 0.9
 
 
 def frame_table(segmenter: Segmenter, variants: list[str], seed: int, spec: SampleSpec, work: Path) -> pd.DataFrame:
-    """One row per frame: variant, gland Dice (NaN without a gland in the truth), border uncertainty, reason."""
+    """One row per frame: variant, gland Dice (NaN without a gland in the truth), whether a gland was predicted,
+    border uncertainty (NaN without one), review reason."""
     gland, threshold = segmenter.classes.index(GLAND_CLASS), segmenter.contract.threshold
     rows = []
     for variant in variants:
@@ -43,22 +49,50 @@ def frame_table(segmenter: Segmenter, variants: list[str], seed: int, spec: Samp
             truth, predicted = exported.masks(len(segmenter.classes))[gland], segmentation.masks(threshold)[gland]
             dice = 2 * (truth & predicted).sum() / (truth.sum() + predicted.sum()) if truth.any() else np.nan
             reason = segmentation.review_reason(threshold)
-            rows.append({"variant": variant, "dice": dice,
+            rows.append({"variant": variant, "dice": dice, "predicted": bool(predicted.any()),
                          "uncertainty": review_signal(segmentation.probabilities[gland], threshold).uncertainty,
                          "flag": "none" if reason is None else reason.split(" (")[0].replace("the gland is in", "in")})
     return pd.DataFrame(rows)
 
 
-def main() -> None:
+def gated_gland_dice(table: pd.DataFrame, limit: float | None) -> pd.Series:
+    """Each variant's gland Dice when glands with a border uncertainty above ``limit`` are dropped (None: none are).
+
+    Args:
+        table: :func:`frame_table`'s rows.
+        limit: the border uncertainty in [0, 1] above which a predicted gland is dropped, or None.
+
+    Returns:
+        Per variant (in the table's order), the mean over the frames with a gland in the truth or in the kept
+        prediction: a kept gland scores its Dice, a dropped or missed true gland 0, a kept false gland 0.
+    """
+    dropped = table["predicted"] & (table["uncertainty"] > limit) if limit is not None else False
+    kept = table["predicted"] & ~dropped
+    has_truth = table["dice"].notna()
+    scored = has_truth | kept
+    score = table["dice"].where(has_truth & kept, 0.0)[scored]
+    return score.groupby(table["variant"][scored], sort=False).mean()
+
+
+def parse_args(argv: list[str] | None, ood: OodParams) -> argparse.Namespace:
+    """The command line; what it does not set comes from ``ood`` (params.yaml's ``ood`` section: the ood stage's
+    variants, patients, frames per patient and seed)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/model.onnx"))
-    parser.add_argument("--variants", nargs="+", default=["default", "jpeg", "probe_bottom", "wide", "wide_bottom",
-                                                          "worst_case"])
-    parser.add_argument("--patients", type=int, default=4)
-    parser.add_argument("--frames", type=int, default=3, help="frames per patient")
-    parser.add_argument("--seed", type=int, default=1000)
-    args = parser.parse_args()
-    segmenter = Segmenter(args.model)
+    parser.add_argument("--variants", nargs="+", default=list(ood.variants))
+    parser.add_argument("--patients", type=int, default=ood.patients)
+    parser.add_argument("--frames", type=int, default=ood.frames_per_patient, help="frames per patient")
+    parser.add_argument("--seed", type=int, default=ood.seed)
+    parser.add_argument("--gate", type=float, nargs="*", default=[], metavar="LIMIT",
+                        help="border uncertainties to print the per-variant gland Dice with glands above dropped")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "int8", "auto"],
+                        help="the model the ood stage scores (fp32) unless told otherwise")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv, load_params().ood)
+    segmenter = Segmenter(args.model, precision=args.precision)
     print(f"model {args.model}: review {segmenter.contract.review}")
     spec = SampleSpec(n_patients=args.patients, frames_per_patient=args.frames)
     with tempfile.TemporaryDirectory() as work:
@@ -67,11 +101,16 @@ def main() -> None:
     table["group"] = np.where(table["dice"].isna(), "no gland in the truth",
                               np.where(table["dice"] < DICE_FLOOR, f"Dice < {DICE_FLOOR}", f"Dice >= {DICE_FLOOR}"))
     pd.set_option("display.width", 160)
-    print(pd.crosstab(table["group"], table["flag"], margins=True))
-    print(pd.crosstab(table["variant"], table["flag"], margins=True))
+    print(pd.crosstab(table["group"], table["flag"], margins=True).to_string())  # every column, whatever the width
+    print(pd.crosstab(table["variant"], table["flag"], margins=True).to_string())
     scored = table.dropna(subset=["dice", "uncertainty"])
     result = spearmanr(scored["uncertainty"], scored["dice"])
     print(f"Spearman (border uncertainty, gland Dice) on {len(scored)} frames: {result.statistic:.2f}")
+    if args.gate:
+        gated = pd.DataFrame({"no gate" if limit is None else f"drop > {limit:g}": gated_gland_dice(table, limit)
+                              for limit in [None, *args.gate]}).T
+        print("gland Dice per variant, glands above a border uncertainty dropped:")
+        print(gated.round(3).to_string())
 
 
 if __name__ == "__main__":
