@@ -4,7 +4,8 @@ Renders ``--patients`` x ``--frames`` sample frames per variant (seed ``--seed``
 training sample's; by default the frames of the ``ood`` stage, from params.yaml's ``ood`` section), segments them with the model as the app does, and prints: the frames
 flagged by reason (absent or broken gland, uncertain border) for frames with a gland Dice
 below 0.9, at least 0.9, and without a gland in the truth; the flags per variant; and the
-Spearman correlation between the border uncertainty and the Dice. With ``--gate``, also each variant's gland Dice
+Spearman correlation between the border uncertainty and the Dice; each variant's median true gland diameter on the
+network's grid (how large the preprocessing draws the gland for the network). With ``--gate``, also each variant's gland Dice
 (as the reports define it: over the frames with a gland in the truth or the prediction, a gland drawn on a frame
 without one scoring 0) without a gate and with glands of a border uncertainty above each given limit dropped: what
 a "no gland" decision taken from the border uncertainty would do.
@@ -16,6 +17,7 @@ a "no gland" decision taken from the border uncertainty would do.
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -35,9 +37,15 @@ from pipeline.synthetic import SampleSpec, write_sample_export
 DICE_FLOOR = 0.9
 
 
+def equivalent_diameter(area: float) -> float:
+    """The diameter, px, of the disk of ``area`` px^2: sqrt(4 area / pi)."""
+    return math.sqrt(4.0 * area / math.pi)
+
+
 def frame_table(segmenter: Segmenter, variants: list[str], seed: int, spec: SampleSpec, work: Path) -> pd.DataFrame:
     """One row per frame: variant, gland Dice (NaN without a gland in the truth), whether a gland was predicted,
-    border uncertainty (NaN without one), review reason."""
+    the true gland's equivalent diameter on the network's grid (px; NaN without one), border uncertainty (NaN
+    without a predicted gland), review reason."""
     gland, threshold = segmenter.classes.index(GLAND_CLASS), segmenter.contract.threshold
     rows = []
     for variant in variants:
@@ -49,7 +57,9 @@ def frame_table(segmenter: Segmenter, variants: list[str], seed: int, spec: Samp
             truth, predicted = exported.masks(len(segmenter.classes))[gland], segmentation.masks(threshold)[gland]
             dice = 2 * (truth & predicted).sum() / (truth.sum() + predicted.sum()) if truth.any() else np.nan
             reason = segmentation.review_reason(threshold)
+            grid_area = truth.sum() * segmentation.geometry.scale_x * segmentation.geometry.scale_y  # px^2 on the grid
             rows.append({"variant": variant, "dice": dice, "predicted": bool(predicted.any()),
+                         "grid_diameter": equivalent_diameter(grid_area) if truth.any() else np.nan,
                          "uncertainty": review_signal(segmentation.probabilities[gland], threshold).uncertainty,
                          "flag": "none" if reason is None else reason.split(" (")[0].replace("the gland is in", "in")})
     return pd.DataFrame(rows)
@@ -106,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     scored = table.dropna(subset=["dice", "uncertainty"])
     result = spearmanr(scored["uncertainty"], scored["dice"])
     print(f"Spearman (border uncertainty, gland Dice) on {len(scored)} frames: {result.statistic:.2f}")
+    diameters = table.groupby("variant", sort=False)["grid_diameter"].median()
+    print("median true gland diameter on the network's grid, px: "
+          + ", ".join(f"{variant} {value:.0f}" for variant, value in diameters.items()))
     if args.gate:
         gated = pd.DataFrame({"no gate" if limit is None else f"drop > {limit:g}": gated_gland_dice(table, limit)
                               for limit in [None, *args.gate]}).T

@@ -4,6 +4,7 @@ ood stage's frames by default and prints whole tables. On the tests' tiny thresh
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from dataclasses import replace
@@ -94,12 +95,24 @@ def test_the_review_flag_benchmark_prints_every_column(tmp_path: Path):
     assert header[0] == "flag" and header[-1] == "All" and len(header) >= 3
     totals = {line.split()[0]: int(line.split()[-1]) for line in lines if line.startswith(("default", "wide", "All"))}
     assert totals == {"default": 3, "wide": 3, "All": 6}
-    assert lines[-1].startswith("Spearman (border uncertainty, gland Dice) on ")
+    assert lines[-2].startswith("Spearman (border uncertainty, gland Dice) on ")
+    diameters = lines[-1].removeprefix("median true gland diameter on the network's grid, px: ").split(", ")
+    assert [entry.split()[0] for entry in diameters] == ["default", "wide"]
+    # the same patients' glands: a wider fan puts more tissue across the grid, so the gland is drawn smaller
+    assert 0 < int(diameters[1].split()[1]) < int(diameters[0].split()[1]) < 256
 
 
 # variant, truth's gland Dice (None: no gland in the truth), gland predicted, border uncertainty
 GATE_FRAMES = [("a", 0.9, True, 0.3), ("a", 0.8, True, 0.7), ("a", None, True, 0.6), ("a", None, False, None),
                ("b", 0.0, False, None), ("b", 0.95, True, 0.2)]
+
+
+@pytest.mark.parametrize(("area", "diameter"), [(math.pi, 2.0), (100 * math.pi, 20.0), (0.0, 0.0)])
+def test_equivalent_diameter(area: float, diameter: float, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import review_flags
+
+    assert review_flags.equivalent_diameter(area) == pytest.approx(diameter)
 
 
 @pytest.mark.parametrize(("limit", "expected"), [
