@@ -10,11 +10,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.config import OodParams, load_params
+from pipeline.imaging.fan import detect_fan
 from pipeline.imaging.frames import read_frame
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.predictor import Segmenter
@@ -178,3 +180,51 @@ def test_the_presence_benchmark_runs_end_to_end(tmp_path: Path, monkeypatch: pyt
     assert lines[1] == "seed 0 (1 epochs):"
     assert [line.split()[0] for line in lines[2:]] == ["seed", "default"]
     assert "frames    2" in lines[2] and "frames   50" in lines[3]  # the ood stage's 10 x 5 frames
+
+
+@pytest.mark.parametrize(("fan_box", "probe_top", "spacing", "target", "expected"), [
+    ((400, 100, 400, 300), True, 0.2, 0.2, (472, 100, 256, 256)),  # 256 frame px of 0.2 mm on 256 grid px of 0.2 mm
+    ((400, 100, 400, 300), False, 0.2, 0.2, (472, 144, 256, 256)),  # the probe at the bottom: the box ends there
+    ((400, 100, 400, 300), True, 0.1, 0.4, (88, 100, 1024, 772)),  # 4 frame px per grid px: 1024 px, clipped below
+    ((100, 50, 400, 300), True, 0.1, 0.4, (0, 50, 1024, 822)),  # and on the left
+])
+def test_the_physical_crop_holds_the_target_mm_per_grid_px(fan_box, probe_top: bool, spacing: float, target: float,
+                                                            expected, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import physical_scale
+
+    assert physical_scale.physical_box(fan_box, probe_top, spacing, target, 256, 1280, 872) == expected
+
+
+@pytest.mark.parametrize("probe_top", [True, False])
+def test_the_probe_edge_is_where_the_fan_narrows(probe_top: bool, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import physical_scale
+
+    frame = np.zeros((300, 400), np.uint8)
+    apex, base = (200, 20), [(40, 280), (360, 280)]  # a sector narrowing to the probe
+    points = np.array([apex, *base], np.int32)
+    cv2.fillPoly(frame, [points], 128)
+    frame = frame if probe_top else frame[::-1].copy()
+    assert physical_scale.probe_at_top(detect_fan(frame)) is probe_top
+
+
+def test_the_physical_scale_benchmark_runs_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    monkeypatch.chdir(PROJECT_ROOT)  # params.yaml: the ood stage's frames
+    import physical_scale
+
+    export = tmp_path / "export"
+    write_sample_export(export, 3, SampleSpec(n_patients=1, frames_per_patient=3))
+    model = write_threshold_model(tmp_path / "m.onnx", tiny_contract(replace(GRID_SPEC, size=64, crop="auto")))
+    physical_scale.main(["--data", str(export), "--model", str(model), "--variants", "default", "wide"])
+    lines = capsys.readouterr().out.splitlines()
+    target = float(lines[0].split()[1])
+    assert lines[0] == f"target: {target:.4f} mm per grid px (the median fan-fit of {export})"
+    assert 0.1 < target < 5.0  # a frame's fan of several cm over 64 grid px
+    assert lines[1].split() == ["gland", "Dice", "with", "a", "gland", "false", "glands"]
+    assert [line.split()[0] for line in lines[4:]] == ["default", "wide"]
+    for line in lines[4:]:
+        dice_fit, dice_physical, *_ = (float(value) for value in line.split()[1:])
+        assert 0.0 <= dice_fit <= 1.0 and 0.0 <= dice_physical <= 1.0
