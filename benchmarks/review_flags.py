@@ -1,14 +1,14 @@
 """How the review flag behaves on sample frames of several scanner variants, against each frame's gland Dice.
 
-Renders ``--patients`` x ``--frames`` sample frames per variant (seed ``--seed``, not the
-training sample's; by default the frames of the ``ood`` stage, from params.yaml's ``ood`` section), segments them with the model as the app does, and prints: the frames
-flagged by reason (absent or broken gland, uncertain border) for frames with a gland Dice
-below 0.9, at least 0.9, and without a gland in the truth; the flags per variant; and the
-Spearman correlation between the border uncertainty and the Dice; each variant's median true gland diameter on the
-network's grid (how large the preprocessing draws the gland for the network). With ``--gate``, also each variant's gland Dice
-(as the reports define it: over the frames with a gland in the truth or the prediction, a gland drawn on a frame
-without one scoring 0) without a gate and with glands of a border uncertainty above each given limit dropped: what
-a "no gland" decision taken from the border uncertainty would do.
+Renders ``--patients`` x ``--frames`` sample frames per variant (seed ``--seed``, not the training sample's; by
+default the ``ood`` stage's frames, from params.yaml's ``ood`` section), segments them with the model as the app
+does, and prints: the frames flagged by reason (absent or broken gland, uncertain border) for frames with a gland
+Dice below 0.9, at least 0.9, and without a gland in the truth; the flags per variant; the Spearman correlation
+between the border uncertainty and the Dice; and each variant's median true gland diameter on the network's grid
+(how large the preprocessing draws the gland for the network). With ``--gate``, also each variant's gland Dice as
+the reports define it (over the frames with a gland in the truth or the prediction, a gland drawn on a frame without
+one scoring 0), without a gate and with the glands of a border uncertainty above each limit dropped: what a
+"no gland" decision taken from the border uncertainty would do.
 
     .venv/bin/python benchmarks/review_flags.py [--model models/model.onnx] [--variants default wide ...]
         [--gate 0.5 0.7 ...] [--precision auto]
