@@ -240,9 +240,9 @@ def write_dvc_repository(root: Path) -> Path:
             shutil.copy2(PROJECT_ROOT / name, root / name)
     stages = yaml.safe_load((PROJECT_ROOT / "dvc.yaml").read_text())["stages"]
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"train": stages["train"]}}, sort_keys=False))
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        run_checked(command, root, VENV_BIN)
-    # the project's DVC settings (no usage reports, no update checks), not `dvc init`'s defaults
+    run_checked(["git", "init", "-q"], root, VENV_BIN)
+    run_checked(["dvc", "init", "-q"], root, VENV_BIN, DVC_NO_ANALYTICS="1")  # no usage report of `dvc init` itself
+    # from here on, the project's DVC settings (no usage reports, no update checks), not `dvc init`'s defaults
     shutil.copy2(PROJECT_ROOT / DVC_CONFIG, root / DVC_CONFIG)
     for command in (["git", "add", "."], ["git", "commit", "-qm", "tiny project"]):
         run_checked(command, root, VENV_BIN)
