@@ -1,8 +1,8 @@
 """How the review flag behaves on sample frames of several scanner variants, against each frame's gland Dice.
 
 Renders ``--patients`` x ``--frames`` sample frames per variant (seed ``--seed``, not the training sample's; by
-default the ``ood`` stage's frames, from params.yaml's ``ood`` section), segments them with the model as the app
-does, and prints: the frames flagged by reason (absent or broken gland, uncertain border) for frames with a gland
+default the ``ood`` stage's frames, from params.yaml's ``ood`` section), segments them as the app does (with the
+float model by default, as the ``ood`` stage scores it; ``--precision auto`` picks as the app does), and prints: the frames flagged by reason (absent or broken gland, uncertain border) for frames with a gland
 Dice below 0.9, at least 0.9, and without a gland in the truth; the flags per variant; the Spearman correlation
 between the border uncertainty and the Dice; and each variant's median true gland diameter on the network's grid
 (how large the preprocessing draws the gland for the network). With ``--gate``, also each variant's gland Dice as
