@@ -1,0 +1,128 @@
+"""benchmarks/seed_spread.py: several experiments' test and out-of-distribution reports side by side, by hand and
+on real ``dvc exp run`` experiments in a temporary git + DVC repository."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import DVC_CONFIG, PROJECT_ROOT, run_checked
+
+BENCHMARKS = PROJECT_ROOT / "benchmarks"
+VENV_BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def seed_spread(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import seed_spread
+
+    return seed_spread
+
+
+def reports(test_gland: float, test_lesion: float | None, variants: dict[str, tuple[float, int, float | None]]
+            ) -> tuple[dict, dict]:
+    """(metrics.json, ood.json) shaped as the evaluate and ood stages write them; a variant is (gland Dice, false
+    glands, lesion Dice)."""
+    test = {"test": {"gland": {"dice": test_gland, "false_positive_frames": 0},
+                     "lesion": {"dice": test_lesion, "false_positive_frames": 3}}}
+    ood = {"variants": {name: {"gland": {"dice": gland, "false_positive_frames": false},
+                               "lesion": {"dice": lesion, "false_positive_frames": 9}}
+                        for name, (gland, false, lesion) in variants.items()}}
+    return test, ood
+
+
+@pytest.mark.parametrize(("allowance", "variants", "within"), [
+    (0.05, {"default": (0.97, 0, 0.2), "wide": (0.90, 2, 0.1)}, 1),   # wide is 0.06 below the test's 0.96
+    (0.05, {"default": (0.97, 0, 0.2), "wide": (0.91, 2, 0.1)}, 2),   # exactly 0.05 below still counts
+    (0.10, {"default": (0.97, 0, 0.2), "wide": (0.90, 2, 0.1)}, 2),
+    (0.05, {}, 0),
+])
+def test_one_experiments_figures(seed_spread, allowance: float, variants: dict, within: int):
+    test, ood = reports(0.96, 0.5, variants)
+    figures = seed_spread.experiment_figures(test, ood, allowance)
+    assert figures["test gland Dice"] == 0.96 and figures["test lesion Dice"] == 0.5
+    assert figures["test gland false frames"] == 0 and figures["test lesion false frames"] == 3
+    for name, (gland, false, lesion) in variants.items():
+        assert figures[f"{name} gland Dice"] == gland
+        assert figures[f"{name} gland minus test"] == pytest.approx(gland - 0.96)
+        assert figures[f"{name} false glands"] == false
+        assert figures[f"{name} lesion Dice"] == lesion
+    assert figures[f"variants within {allowance:g}"] == within
+    assert len(figures) == 4 + 4 * len(variants) + 1
+
+
+def test_an_undefined_dice_is_nan(seed_spread):
+    figures = seed_spread.experiment_figures(*reports(0.96, None, {"wide": (0.9, 0, None)}))
+    assert math.isnan(figures["test lesion Dice"]) and math.isnan(figures["wide lesion Dice"])
+
+
+@pytest.mark.parametrize(("test", "ood", "message"), [
+    ({"test": {"lesion": {"dice": 0.5}}}, {"variants": {}}, "no 'gland' under 'test'"),
+    ({}, {"variants": {}}, "no 'gland' under 'test'"),
+    ({"test": {"gland": {"dice": 0.9}, "lesion": {"dice": 0.5}}}, {"variants": {"wide": {"gland": {"dice": 0.9}}}},
+     "variant 'wide' has no 'lesion'"),
+])
+def test_malformed_reports_are_refused(seed_spread, test: dict, ood: dict, message: str):
+    with pytest.raises(seed_spread.ExperimentError, match=message):
+        seed_spread.experiment_figures(test, ood)
+
+
+def test_the_spread_table_by_hand(seed_spread):
+    table = seed_spread.spread_table({"a": {"x": 1.0, "y": 0.5}, "b": {"x": 3.0, "y": 0.7}, "c": {"x": 2.0}})
+    assert list(table.columns) == ["a", "b", "c", "mean", "sd", "min", "max"]
+    assert list(table.index) == ["x", "y"]
+    assert table.loc["x", ["mean", "sd", "min", "max"]].tolist() == pytest.approx([2.0, 1.0, 1.0, 3.0])
+    assert math.isnan(table.loc["y", "c"])  # c lacks y: NaN there, left out of y's summary
+    assert table.loc["y", ["mean", "min", "max"]].tolist() == pytest.approx([0.6, 0.5, 0.7])
+    assert table.loc["y", "sd"] == pytest.approx(math.sqrt(0.02))
+
+
+WRITE_REPORTS = """\
+import json, pathlib, yaml
+seed = yaml.safe_load(open("params.yaml"))["train"]["seed"]
+pathlib.Path("reports").mkdir(exist_ok=True)
+json.dump({"test": {"gland": {"dice": 0.9 + seed / 100, "false_positive_frames": 0},
+                    "lesion": {"dice": 0.1 * seed, "false_positive_frames": seed}}},
+          open("reports/metrics.json", "w"))
+json.dump({"variants": {"wide": {"gland": {"dice": 0.9 - seed / 50, "false_positive_frames": seed},
+                                 "lesion": {"dice": None, "false_positive_frames": 0}}}},
+          open("reports/ood.json", "w"))
+"""
+
+
+def test_real_experiments_side_by_side(tmp_path: Path, seed_spread, capsys: pytest.CaptureFixture[str]):
+    root = tmp_path / "repo"
+    root.mkdir()
+    (root / "write_reports.py").write_text(WRITE_REPORTS)
+    (root / "params.yaml").write_text(yaml.safe_dump({"train": {"seed": 0}}))
+    stage = {"cmd": "python write_reports.py", "deps": ["write_reports.py"], "params": ["train.seed"],
+             "metrics": [{"reports/metrics.json": {"cache": False}}, {"reports/ood.json": {"cache": False}}]}
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": stage}}))
+    run_checked(["git", "init", "-q"], root, VENV_BIN)
+    run_checked(["dvc", "init", "-q"], root, VENV_BIN, DVC_NO_ANALYTICS="1")
+    shutil.copy2(PROJECT_ROOT / DVC_CONFIG, root / DVC_CONFIG)
+    run_checked(["git", "add", "."], root, VENV_BIN)
+    run_checked(["git", "commit", "-qm", "reports from the seed"], root, VENV_BIN)
+    for seed in (1, 2):
+        run_checked(["dvc", "exp", "run", "-n", f"seed{seed}", "-S", f"train.seed={seed}"], root, VENV_BIN)
+    workspace = {path: (root / path).read_text() for path in ("params.yaml", "reports/metrics.json")}
+
+    assert seed_spread.main(["seed1", "seed2", "--repo", str(root)]) == 0
+    rows = [line.rsplit(None, 6) for line in capsys.readouterr().out.splitlines()[2:]]  # name, 2 runs, 4 summaries
+    lines = {row[0].strip(): row[1:] for row in rows}
+    assert lines["test gland Dice"] == ["0.910", "0.920", "0.915", "0.007", "0.910", "0.920"]
+    assert lines["wide gland minus test"][:2] == ["-0.030", "-0.060"]  # 0.88 - 0.91, 0.86 - 0.92
+    assert lines["wide false glands"][:2] == ["1.000", "2.000"]
+    assert lines["wide lesion Dice"][:2] == ["NaN", "NaN"]
+    assert lines["variants within 0.05"][:2] == ["1.000", "0.000"]
+    assert {path: (root / path).read_text() for path in workspace} == workspace  # the working tree is not touched
+
+    assert seed_spread.main(["seed1", "seed7", "--repo", str(root)]) == 1
+    error = capsys.readouterr().err
+    assert "no experiment named seed7" in error and "seed1, seed2" in error
