@@ -29,6 +29,7 @@ from pathlib import Path
 
 import dvc.api
 import pandas as pd
+import yaml
 
 TEST_REPORT = "reports/metrics.json"
 OOD_REPORT = "reports/ood.json"
@@ -74,13 +75,37 @@ def read_report(repo: Path, revision: str, path: str) -> dict:
     return report
 
 
-def experiment_figures(test: Mapping, ood: Mapping, allowance: float = ALLOWANCE) -> dict[str, float]:
+def variant_order(params_text: str, reported: list[str]) -> list[str]:
+    """The reported variants in the experiment's ``ood.variants`` order (``default``, the control, first there),
+    then any the params do not list, in the report's order.
+
+    Args:
+        params_text: the experiment's params.yaml; one without an ``ood.variants`` list leaves the report's order.
+        reported: the variants of its ``reports/ood.json``.
+    """
+    params = yaml.safe_load(params_text) or {}
+    listed = (params.get("ood") or {}).get("variants") if isinstance(params, dict) else None
+    first = [name for name in listed if name in reported] if isinstance(listed, list) else []
+    return first + [name for name in reported if name not in first]
+
+
+def revision_figures(repo: Path, revision: str, allowance: float = ALLOWANCE) -> dict[str, float]:
+    """:func:`experiment_figures` of the reports committed at ``revision``, the variants in its params' order."""
+    ood = read_report(repo, revision, OOD_REPORT)
+    shown = subprocess.run(["git", "show", f"{revision}:params.yaml"], cwd=repo, capture_output=True, text=True)
+    order = variant_order(shown.stdout if shown.returncode == 0 else "", list(ood.get("variants", {})))
+    return experiment_figures(read_report(repo, revision, TEST_REPORT), ood, allowance, order)
+
+
+def experiment_figures(test: Mapping, ood: Mapping, allowance: float = ALLOWANCE,
+                       variants: list[str] | None = None) -> dict[str, float]:
     """One experiment's figures, each under a row name.
 
     Args:
         test: ``reports/metrics.json``: ``test`` holds per class ``dice`` (0..1) and ``false_positive_frames``.
         ood: ``reports/ood.json``: ``variants`` holds per variant and class the same keys.
         allowance: the largest gland Dice drop below the test's that still counts as within the band.
+        variants: the order of the variants' rows (:func:`variant_order`); None: the report's order.
 
     Returns:
         Row name -> value: ``test <class> Dice``, ``test <class> false frames``, per variant ``<variant> gland
@@ -99,7 +124,9 @@ def experiment_figures(test: Mapping, ood: Mapping, allowance: float = ALLOWANCE
         figures[f"test {name} false frames"] = _number(summary.get("false_positive_frames"))
     test_gland = figures[f"test {GLAND} Dice"]
     within = 0
-    for variant, scores in ood.get("variants", {}).items():
+    reported = ood.get("variants", {})
+    for variant in reported if variants is None else variants:
+        scores = reported[variant]
         for name in classes:
             if name not in scores:
                 raise ExperimentError(f"{OOD_REPORT}: variant '{variant}' has no '{name}'")
@@ -131,6 +158,23 @@ def spread_table(figures: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     return table
 
 
+def is_count(row: str) -> bool:
+    """Whether a row of :func:`experiment_figures` counts frames or variants (shown without decimals)."""
+    return row.endswith((" false frames", " false glands")) or row.startswith("variants within ")
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`spread_table` as text: Dice to 3 decimals; counts as whole numbers, their mean and sd to 2 decimals."""
+    def cell(row: str, column: str, value: float) -> str:
+        if pd.isna(value):
+            return "-"
+        whole = is_count(row) and column not in ("mean", "sd")
+        return f"{value:.0f}" if whole else f"{value:.2f}" if is_count(row) else f"{value:.3f}"
+
+    return pd.DataFrame([[cell(row, column, table.loc[row, column]) for column in table.columns]
+                         for row in table.index], index=table.index, columns=table.columns)
+
+
 def _number(value: object) -> float:
     """A report value as a float; None (undefined) is NaN."""
     return float("nan") if value is None else float(value)
@@ -149,15 +193,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         revisions = experiment_revisions(args.experiments, args.repo)
-        figures = {name: experiment_figures(read_report(args.repo, rev, TEST_REPORT),
-                                            read_report(args.repo, rev, OOD_REPORT), args.allowance)
-                   for name, rev in revisions.items()}
+        figures = {name: revision_figures(args.repo, rev, args.allowance) for name, rev in revisions.items()}
     except ExperimentError as error:
         print(f"seed_spread: {error}", file=sys.stderr)
         return 1
     table = spread_table(figures)
     print(", ".join(f"{name} = {rev}" for name, rev in revisions.items()))
-    print(table.to_string(float_format=lambda value: f"{value:.3f}"))
+    print(formatted(table).to_string())
     return 0
 
 

@@ -73,6 +73,26 @@ def test_malformed_reports_are_refused(seed_spread, test: dict, ood: dict, messa
         seed_spread.experiment_figures(test, ood)
 
 
+@pytest.mark.parametrize(("params", "reported", "order"), [
+    ("ood:\n  variants: [default, wide, jpeg]\n", ["jpeg", "wide", "default"], ["default", "wide", "jpeg"]),
+    ("ood:\n  variants: [wide, default]\n", ["colour", "default", "wide"], ["wide", "default", "colour"]),
+    ("ood:\n  variants: [default, wide]\n", ["wide"], ["wide"]),
+    ("train:\n  seed: 1\n", ["wide", "default"], ["wide", "default"]),
+    ("", ["wide", "default"], ["wide", "default"]),
+])
+def test_variants_in_the_params_order(seed_spread, params: str, reported: list[str], order: list[str]):
+    assert seed_spread.variant_order(params, reported) == order
+
+
+def test_counts_print_without_decimals(seed_spread):
+    table = seed_spread.spread_table({"a": {"wide gland Dice": 0.9, "wide false glands": 1.0, "variants within 0.05": 9},
+                                      "b": {"wide gland Dice": 0.8, "wide false glands": 2.0, "variants within 0.05": 7}})
+    text = seed_spread.formatted(table)
+    assert text.loc["wide gland Dice"].tolist() == ["0.900", "0.800", "0.850", "0.071", "0.800", "0.900"]
+    assert text.loc["wide false glands"].tolist() == ["1", "2", "1.50", "0.71", "1", "2"]
+    assert text.loc["variants within 0.05"].tolist() == ["9", "7", "8.00", "1.41", "7", "9"]
+
+
 def test_the_spread_table_by_hand(seed_spread):
     table = seed_spread.spread_table({"a": {"x": 1.0, "y": 0.5}, "b": {"x": 3.0, "y": 0.7}, "c": {"x": 2.0}})
     assert list(table.columns) == ["a", "b", "c", "mean", "sd", "min", "max"]
@@ -91,8 +111,10 @@ json.dump({"test": {"gland": {"dice": 0.9 + seed / 100, "false_positive_frames":
                     "lesion": {"dice": 0.1 * seed, "false_positive_frames": seed}}},
           open("reports/metrics.json", "w"))
 json.dump({"variants": {"wide": {"gland": {"dice": 0.9 - seed / 50, "false_positive_frames": seed},
-                                 "lesion": {"dice": None, "false_positive_frames": 0}}}},
-          open("reports/ood.json", "w"))
+                                 "lesion": {"dice": None, "false_positive_frames": 0}},
+                        "default": {"gland": {"dice": 0.95, "false_positive_frames": 0},
+                                    "lesion": {"dice": 0.2, "false_positive_frames": 1}}}},
+          open("reports/ood.json", "w"), sort_keys=True)
 """
 
 
@@ -100,7 +122,7 @@ def test_real_experiments_side_by_side(tmp_path: Path, seed_spread, capsys: pyte
     root = tmp_path / "repo"
     root.mkdir()
     (root / "write_reports.py").write_text(WRITE_REPORTS)
-    (root / "params.yaml").write_text(yaml.safe_dump({"train": {"seed": 0}}))
+    (root / "params.yaml").write_text(yaml.safe_dump({"train": {"seed": 0}, "ood": {"variants": ["default", "wide"]}}))
     stage = {"cmd": "python write_reports.py", "deps": ["write_reports.py"], "params": ["train.seed"],
              "metrics": [{"reports/metrics.json": {"cache": False}}, {"reports/ood.json": {"cache": False}}]}
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": stage}}))
@@ -118,9 +140,11 @@ def test_real_experiments_side_by_side(tmp_path: Path, seed_spread, capsys: pyte
     lines = {row[0].strip(): row[1:] for row in rows}
     assert lines["test gland Dice"] == ["0.910", "0.920", "0.915", "0.007", "0.910", "0.920"]
     assert lines["wide gland minus test"][:2] == ["-0.030", "-0.060"]  # 0.88 - 0.91, 0.86 - 0.92
-    assert lines["wide false glands"][:2] == ["1.000", "2.000"]
-    assert lines["wide lesion Dice"][:2] == ["NaN", "NaN"]
-    assert lines["variants within 0.05"][:2] == ["1.000", "0.000"]
+    assert lines["wide false glands"] == ["1", "2", "1.50", "0.71", "1", "2"]
+    assert lines["wide lesion Dice"] == ["-"] * 6
+    assert lines["variants within 0.05"][:2] == ["2", "1"]  # default both times, wide with seed 1 only
+    assert list(lines)[4:] == [f"{variant} {row}" for variant in ("default", "wide") for row in
+                               ("gland Dice", "gland minus test", "false glands", "lesion Dice")] + ["variants within 0.05"]
     assert {path: (root / path).read_text() for path in workspace} == workspace  # the working tree is not touched
 
     assert seed_spread.main(["seed1", "seed7", "--repo", str(root)]) == 1
