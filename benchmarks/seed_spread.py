@@ -1,12 +1,12 @@
 """How much one training recipe's figures move with its seed: several DVC experiments' reports side by side.
 
 One demo training is one draw: its weights, batches, windows and augmentations all follow ``train.seed``. This
-script puts the test figures (``reports/metrics.json``) and the out-of-distribution figures
-(``reports/ood.json``) of several experiments side by side, one column each, with their mean, standard
-deviation, smallest and largest value. Rows, per class in the test report and per ``ood`` variant: the Dice,
-the frames given a class they do not hold (``false_positive_frames``) and, per variant, the gland Dice minus the
-experiment's own test gland Dice. The last row counts the variants whose gland Dice is within ``--allowance``
-of that experiment's test gland Dice (issue 10's target: 0.05).
+script puts the test figures (``reports/metrics.json``) and the out-of-distribution figures (``reports/ood.json``,
+``reports/ood_per_frame.csv``) of several experiments side by side, one column each, with their mean, standard
+deviation, smallest and largest value. Rows, per class in the test report and per ``ood`` variant: the Dice and
+the frames given a class they do not hold (``false_positive_frames``); per variant also the gland Dice minus the
+experiment's own test gland Dice, and the gland Dice over the frames that show a gland. The last row counts the
+variants whose gland Dice is within ``--allowance`` of that experiment's test gland Dice (issue 10's target: 0.05).
 
 Run the recipe with several seeds as experiments, then name them:
 
@@ -14,13 +14,15 @@ Run the recipe with several seeds as experiments, then name them:
     dvc queue start && dvc queue status
     .venv/bin/python benchmarks/seed_spread.py seed0 seed1 seed2 seed3
 
-Each experiment's reports are read from its own git commit (both files are DVC metrics with ``cache: false``,
-which DVC commits with the experiment); the working tree is not touched.
+Each experiment's files are read from its own git commit (the reports are DVC metrics and outputs with ``cache:
+false``, which DVC commits with the experiment, and its params.yaml gives the variants' order); the working tree
+is not touched.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import subprocess
 import sys
@@ -33,6 +35,7 @@ import yaml
 
 TEST_REPORT = "reports/metrics.json"
 OOD_REPORT = "reports/ood.json"
+OOD_PER_FRAME = "reports/ood_per_frame.csv"
 GLAND = "gland"
 ALLOWANCE = 0.05  # issue 10: every variant's gland Dice within 0.05 of the in-distribution test Dice
 SUMMARY_COLUMNS = ["mean", "sd", "min", "max"]
@@ -57,22 +60,50 @@ def experiment_revisions(names: list[str], repo: Path) -> dict[str, str]:
     return {name: known[name] for name in names}
 
 
-def read_report(repo: Path, revision: str, path: str) -> dict:
-    """A JSON report as committed at ``revision`` (``git show``), parsed.
+def committed_text(repo: Path, revision: str, path: str) -> str:
+    """A file's text as committed at ``revision`` (``git show``).
 
     Raises:
-        ExperimentError: the commit lacks the file, or it is not a JSON object.
+        ExperimentError: the commit lacks the file.
     """
     shown = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=repo, capture_output=True, text=True)
     if shown.returncode != 0:
         raise ExperimentError(f"{path} at {revision}: not in the commit ({shown.stderr.strip()})")
+    return shown.stdout
+
+
+def read_report(repo: Path, revision: str, path: str) -> dict:
+    """A JSON report as committed at ``revision``, parsed.
+
+    Raises:
+        ExperimentError: the commit lacks the file, or it is not a JSON object.
+    """
     try:
-        report = json.loads(shown.stdout)
+        report = json.loads(committed_text(repo, revision, path))
     except json.JSONDecodeError as error:
         raise ExperimentError(f"{path} at {revision}: not JSON ({error})") from error
     if not isinstance(report, dict):
         raise ExperimentError(f"{path} at {revision}: not a JSON object")
     return report
+
+
+def gland_dice_where_present(per_frame: pd.DataFrame) -> dict[str, float]:
+    """Per variant, the mean gland Dice over its frames whose truth holds a gland: the outline's quality, without
+    the glands drawn on frames that have none.
+
+    Args:
+        per_frame: ``reports/ood_per_frame.csv``: one row per variant, frame and class with ``variant``, ``class``,
+            ``dice`` (0..1) and ``truth_px``.
+
+    Raises:
+        ExperimentError: a column is missing.
+    """
+    missing = {"variant", "class", "dice", "truth_px"} - set(per_frame.columns)
+    if missing:
+        raise ExperimentError(f"{OOD_PER_FRAME}: no column {', '.join(sorted(missing))}")
+    present = per_frame[(per_frame["class"] == GLAND) & (per_frame["truth_px"] > 0)]
+    means = present.groupby("variant", sort=False)["dice"].mean()
+    return {str(variant): float(dice) for variant, dice in means.items()}
 
 
 def variant_order(params_text: str, reported: list[str]) -> list[str]:
@@ -92,13 +123,14 @@ def variant_order(params_text: str, reported: list[str]) -> list[str]:
 def revision_figures(repo: Path, revision: str, allowance: float = ALLOWANCE) -> dict[str, float]:
     """:func:`experiment_figures` of the reports committed at ``revision``, the variants in its params' order."""
     ood = read_report(repo, revision, OOD_REPORT)
-    shown = subprocess.run(["git", "show", f"{revision}:params.yaml"], cwd=repo, capture_output=True, text=True)
-    order = variant_order(shown.stdout if shown.returncode == 0 else "", list(ood.get("variants", {})))
-    return experiment_figures(read_report(repo, revision, TEST_REPORT), ood, allowance, order)
+    order = variant_order(committed_text(repo, revision, "params.yaml"), list(ood.get("variants", {})))
+    per_frame = pd.read_csv(io.StringIO(committed_text(repo, revision, OOD_PER_FRAME)))
+    return experiment_figures(read_report(repo, revision, TEST_REPORT), ood, allowance, order,
+                              gland_dice_where_present(per_frame))
 
 
-def experiment_figures(test: Mapping, ood: Mapping, allowance: float = ALLOWANCE,
-                       variants: list[str] | None = None) -> dict[str, float]:
+def experiment_figures(test: Mapping, ood: Mapping, allowance: float = ALLOWANCE, variants: list[str] | None = None,
+                       where_present: Mapping[str, float] | None = None) -> dict[str, float]:
     """One experiment's figures, each under a row name.
 
     Args:
@@ -106,11 +138,13 @@ def experiment_figures(test: Mapping, ood: Mapping, allowance: float = ALLOWANCE
         ood: ``reports/ood.json``: ``variants`` holds per variant and class the same keys.
         allowance: the largest gland Dice drop below the test's that still counts as within the band.
         variants: the order of the variants' rows (:func:`variant_order`); None: the report's order.
+        where_present: per variant, :func:`gland_dice_where_present`; None: no such rows.
 
     Returns:
         Row name -> value: ``test <class> Dice``, ``test <class> false frames``, per variant ``<variant> gland
-        Dice``, ``<variant> gland minus test``, ``<variant> false glands`` and ``<variant> lesion Dice`` (each
-        class but the gland), and ``variants within <allowance>`` (a count). A ``null`` Dice is NaN.
+        Dice``, ``<variant> gland minus test``, ``<variant> gland where present`` (with ``where_present``),
+        ``<variant> false glands`` and ``<variant> lesion Dice`` (each class but the gland), and ``variants within
+        <allowance>`` (a count). A ``null`` Dice is NaN.
 
     Raises:
         ExperimentError: the test report lacks the gland, or a variant lacks a class of the test report.
@@ -133,6 +167,8 @@ def experiment_figures(test: Mapping, ood: Mapping, allowance: float = ALLOWANCE
         gland = _number(scores[GLAND].get("dice"))
         figures[f"{variant} gland Dice"] = gland
         figures[f"{variant} gland minus test"] = gland - test_gland
+        if where_present is not None:
+            figures[f"{variant} gland where present"] = where_present.get(variant, float("nan"))
         figures[f"{variant} false glands"] = _number(scores[GLAND].get("false_positive_frames"))
         for name in classes:
             if name != GLAND:

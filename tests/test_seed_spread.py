@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -55,6 +56,23 @@ def test_one_experiments_figures(seed_spread, allowance: float, variants: dict, 
         assert figures[f"{name} lesion Dice"] == lesion
     assert figures[f"variants within {allowance:g}"] == within
     assert len(figures) == 4 + 4 * len(variants) + 1
+
+
+def test_the_gland_where_present_rows(seed_spread):
+    test, ood = reports(0.96, 0.5, {"default": (0.97, 0, 0.2), "wide": (0.90, 2, 0.1)})
+    figures = seed_spread.experiment_figures(test, ood, where_present={"wide": 0.95})
+    assert figures["wide gland where present"] == 0.95 and math.isnan(figures["default gland where present"])
+    assert list(figures).index("wide gland where present") == list(figures).index("wide gland minus test") + 1
+
+
+def test_gland_dice_over_the_frames_that_show_one(seed_spread):
+    per_frame = pd.DataFrame({"variant": ["wide", "wide", "wide", "wide", "jpeg", "jpeg"],
+                              "class": ["gland", "lesion", "gland", "gland", "gland", "gland"],
+                              "dice": [0.9, 0.1, 0.0, 0.8, 0.0, 0.97],
+                              "truth_px": [40, 5, 0, 30, 0, 20]})
+    assert seed_spread.gland_dice_where_present(per_frame) == pytest.approx({"wide": 0.85, "jpeg": 0.97})
+    with pytest.raises(seed_spread.ExperimentError, match="no column truth_px"):
+        seed_spread.gland_dice_where_present(per_frame.drop(columns="truth_px"))
 
 
 def test_an_undefined_dice_is_nan(seed_spread):
@@ -115,6 +133,10 @@ json.dump({"variants": {"wide": {"gland": {"dice": 0.9 - seed / 50, "false_posit
                         "default": {"gland": {"dice": 0.95, "false_positive_frames": 0},
                                     "lesion": {"dice": 0.2, "false_positive_frames": 1}}}},
           open("reports/ood.json", "w"), sort_keys=True)
+open("reports/ood_per_frame.csv", "w").write(
+    "variant,frame_id,class,dice,truth_px\\n"
+    f"wide,a,gland,{0.9 + seed / 100},50\\nwide,a,lesion,0.5,9\\nwide,b,gland,0.0,0\\nwide,b,lesion,0.0,0\\n"
+    "default,a,gland,0.95,50\\n")
 """
 
 
@@ -124,7 +146,8 @@ def test_real_experiments_side_by_side(tmp_path: Path, seed_spread, capsys: pyte
     (root / "write_reports.py").write_text(WRITE_REPORTS)
     (root / "params.yaml").write_text(yaml.safe_dump({"train": {"seed": 0}, "ood": {"variants": ["default", "wide"]}}))
     stage = {"cmd": "python write_reports.py", "deps": ["write_reports.py"], "params": ["train.seed"],
-             "metrics": [{"reports/metrics.json": {"cache": False}}, {"reports/ood.json": {"cache": False}}]}
+             "metrics": [{"reports/metrics.json": {"cache": False}}, {"reports/ood.json": {"cache": False}}],
+             "outs": [{"reports/ood_per_frame.csv": {"cache": False}}]}
     (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"evaluate": stage}}))
     run_checked(["git", "init", "-q"], root, VENV_BIN)
     run_checked(["dvc", "init", "-q"], root, VENV_BIN, DVC_NO_ANALYTICS="1")
@@ -143,11 +166,14 @@ def test_real_experiments_side_by_side(tmp_path: Path, seed_spread, capsys: pyte
     assert lines["wide false glands"] == ["1", "2", "1.50", "0.71", "1", "2"]
     assert lines["wide lesion Dice"] == ["-"] * 6
     assert lines["variants within 0.05"][:2] == ["2", "1"]  # default both times, wide with seed 1 only
-    per_variant = ("gland Dice", "gland minus test", "false glands", "lesion Dice")
+    assert lines["wide gland where present"][:2] == ["0.910", "0.920"]  # frame b has no gland
+    per_variant = ("gland Dice", "gland minus test", "gland where present", "false glands", "lesion Dice")
     assert list(lines)[4:] == [f"{variant} {row}" for variant in ("default", "wide") for row in per_variant] + [
         "variants within 0.05"]  # params.yaml's order, not the report's (sorted) one
     assert {path: (root / path).read_text() for path in workspace} == workspace  # the working tree is not touched
 
+    with pytest.raises(seed_spread.ExperimentError, match="reports/ood.json at HEAD: not in the commit"):
+        seed_spread.read_report(root, "HEAD", "reports/ood.json")  # the commit before any experiment
     assert seed_spread.main(["seed1", "seed7", "--repo", str(root)]) == 1
     error = capsys.readouterr().err
     assert "no experiment named seed7" in error and "seed1, seed2" in error
