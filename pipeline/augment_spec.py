@@ -137,12 +137,29 @@ class ElasticAugment:
 
 
 @dataclass(frozen=True)
+class OverlayAugment:
+    """Burned-in graphics (``train.augment.overlay``): with probability ``p``, 1..``count`` (1..20) measurement
+    ellipses, caliper crosses, dotted lines, text labels or translucent shapes, each up to ``max_size`` of the
+    frame side (0.02..1), drawn over the image only (:mod:`pipeline.training.overlays`)."""
+
+    p: float = 0.0
+    count: int = 3
+    max_size: float = 0.3
+
+    def __post_init__(self) -> None:
+        _check_range("overlay.p", self.p, 0, 1)
+        _check_whole("overlay.count", self.count, 1, 20)
+        _check_range("overlay.max_size", self.max_size, 0.02, 1, " of the frame side")
+
+
+@dataclass(frozen=True)
 class AugmentParams:
     """Random augmentation of the training frames (``train.augment``), applied in this order.
 
     Geometry, to image and mask together: flips, rotation and scale, then ``elastic``.
     Scanner look, to the image: ``speckle``, ``gain``, ``tgc``, ``dynamic_range``, ``gamma``,
-    then contrast and brightness, then ``noise``. See :mod:`pipeline.training.augment`.
+    then contrast and brightness, then ``noise``. Then ``overlay``: graphics burned into the image.
+    See :mod:`pipeline.training.augment`.
 
     Attributes:
         hflip, vflip: mirror left-right, upside down (probe at the other edge), each with
@@ -156,6 +173,7 @@ class AugmentParams:
             ``dynamic_range`` changes from.
         gain, tgc, dynamic_range, gamma, speckle, noise, elastic: the scanner-variety
             augmentations, each with its probability ``p`` (0 turns it off).
+        overlay: burned-in graphics, off by default (``p`` 0).
     """
 
     hflip: bool = True
@@ -172,6 +190,7 @@ class AugmentParams:
     speckle: SpeckleAugment = field(default_factory=SpeckleAugment)
     noise: NoiseAugment = field(default_factory=NoiseAugment)
     elastic: ElasticAugment = field(default_factory=ElasticAugment)
+    overlay: OverlayAugment = field(default_factory=OverlayAugment)
 
     def __post_init__(self) -> None:
         for name in ("hflip", "vflip"):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.augment_spec import (AugmentParams, DynamicRangeAugment, ElasticAugment, GainAugment, GammaAugment,
-                                   NoiseAugment, SpeckleAugment, TgcAugment)
+                                   NoiseAugment, OverlayAugment, SpeckleAugment, TgcAugment)
 from pipeline.config import ParamsError, build
 from pipeline.imaging.masks import pack_masks
 from pipeline.training.augment import (FrameAugmentation, augment, displacement_field, draw_augmentation, move,
@@ -19,10 +19,10 @@ from pipeline.training.intensity import (add_noise, apply_gain, apply_gamma, cha
                                          smoothstep_weights, tgc_profile)
 
 SECTIONS = {"gain": GainAugment, "tgc": TgcAugment, "dynamic_range": DynamicRangeAugment, "gamma": GammaAugment,
-            "speckle": SpeckleAugment, "noise": NoiseAugment, "elastic": ElasticAugment}
+            "speckle": SpeckleAugment, "noise": NoiseAugment, "elastic": ElasticAugment, "overlay": OverlayAugment}
 OFF = {name: section(p=0) for name, section in SECTIONS.items()}  # every newer step off
 ALWAYS = {name: section(p=1) for name, section in SECTIONS.items()}  # every newer step on every frame
-NEW_STEPS = ("elastic_px", "speckle", "gain_db", "tgc_db", "dynamic_range_db", "gamma", "noise")
+NEW_STEPS = ("elastic_px", "speckle", "gain_db", "tgc_db", "dynamic_range_db", "gamma", "noise", "overlays")
 
 
 def row(*values: float) -> np.ndarray:
@@ -193,11 +193,11 @@ def test_old_draws_come_first_and_new_steps_off_change_nothing_else():
               rng.uniform(-0.1, 0.1) * 255.0]
     drawn = draw_augmentation(np.random.default_rng(11), AugmentParams(vflip=False, **OFF), 32)
     assert [drawn.hflip, drawn.angle_deg, drawn.scale, drawn.contrast, drawn.brightness] == legacy
-    assert [getattr(drawn, name) for name in NEW_STEPS] == [None, 1.0, 0.0, None, None, 1.0, None]
+    assert [getattr(drawn, name) for name in NEW_STEPS] == [None, 1.0, 0.0, None, None, 1.0, None, ()]
     assert not drawn.vflip
 
 
-@pytest.mark.parametrize("step", ["gain", "tgc", "dynamic_range", "gamma", "speckle", "noise", "elastic"])
+@pytest.mark.parametrize("step", ["gain", "tgc", "dynamic_range", "gamma", "speckle", "noise", "elastic", "overlay"])
 def test_turning_one_step_off_leaves_the_others_draws_alone(step: str):
     on = draw_augmentation(np.random.default_rng(5), AugmentParams(**ALWAYS), 64)
     params = AugmentParams(**{**ALWAYS, step: OFF[step]})
@@ -207,7 +207,7 @@ def test_turning_one_step_off_leaves_the_others_draws_alone(step: str):
                                      np.asarray(getattr(off, f.name), dtype=object))]
     assert changed == {"gain": ["gain_db"], "tgc": ["tgc_db"], "dynamic_range": ["dynamic_range_db"],
                        "gamma": ["gamma"], "speckle": ["speckle"], "noise": ["noise", "noise_seed"],
-                       "elastic": ["elastic_px"]}[step]
+                       "elastic": ["elastic_px"], "overlay": ["overlays"]}[step]
 
 
 def test_draws_happen_with_their_probability_and_within_their_ranges():
@@ -261,6 +261,9 @@ def test_augmented_frames_stay_uint8_frames():
     ({"rotate_deg": 400}, "rotate_deg must be a number in [0, 180] degrees, got 400"),
     ({"display_range_db": 5}, "display_range_db must be a number in [10, 120] dB, got 5"),
     ({"elastic": {"sigma": 3}}, "unknown key(s) in train.augment.elastic: sigma"),
+    ({"overlay": {"p": -0.1}}, "overlay.p must be a number in [0, 1], got -0.1"),
+    ({"overlay": {"count": 0}}, "overlay.count must be a whole number in 1..20, got 0"),
+    ({"overlay": {"max_size": 0.01}}, "overlay.max_size must be a number in [0.02, 1] of the frame side, got 0.01"),
 ])
 def test_bad_augment_params_name_the_key(values: dict, message: str):
     with pytest.raises(ParamsError) as error:

@@ -4,7 +4,8 @@ Geometry (flips, rotation, scale, elastic deformation) moves image and mask toge
 packed bitmask is resampled with nearest-neighbour interpolation, so every pixel keeps a
 label the frame had. The scanner look (speckle grain, gain, time-gain compensation, dynamic
 range, gamma, contrast, brightness, noise) changes the image only
-(:mod:`pipeline.training.intensity`).
+(:mod:`pipeline.training.intensity`), and so do the burned-in graphics drawn last
+(:mod:`pipeline.training.overlays`).
 
 :func:`draw_augmentation` makes every random choice for one frame and :func:`apply_augmentation`
 applies them without drawing anything, so each step can be tested with chosen values. The
@@ -24,8 +25,9 @@ import numpy as np
 from pipeline.augment_spec import AugmentParams
 from pipeline.training.intensity import (add_noise, apply_gain, apply_gamma, change_dynamic_range, coarsen_speckle,
                                          smoothstep_weights, tgc_profile)
+from pipeline.training.overlays import Overlay, burn_in, draw_overlays
 
-_STEPS = ("vflip", "elastic", "speckle", "gain", "tgc", "dynamic_range", "gamma", "noise")
+_STEPS = ("vflip", "elastic", "speckle", "gain", "tgc", "dynamic_range", "gamma", "noise", "overlay")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class FrameAugmentation:
         brightness: grey offset, grey levels (0: none).
         noise: (additive grey levels, multiplicative fraction) deviations, or None.
         noise_seed: seed of the noise fields.
+        overlays: graphics burned into the image last (:mod:`pipeline.training.overlays`).
     """
 
     hflip: bool = False
@@ -63,6 +66,7 @@ class FrameAugmentation:
     brightness: float = 0.0
     noise: tuple[float, float] | None = None
     noise_seed: int = 0
+    overlays: tuple[Overlay, ...] = ()
 
 
 def draw_augmentation(rng: np.random.Generator, params: AugmentParams, side: int) -> FrameAugmentation:
@@ -106,6 +110,8 @@ def draw_augmentation(rng: np.random.Generator, params: AugmentParams, side: int
     if source := chosen("noise", params.noise.p):
         drawn["noise"] = (source.uniform(0.0, params.noise.additive), source.uniform(0.0, params.noise.multiplicative))
         drawn["noise_seed"] = int(source.integers(2**63))
+    if source := chosen("overlay", params.overlay.p):
+        drawn["overlays"] = draw_overlays(source, params.overlay)
     return FrameAugmentation(**drawn)
 
 
@@ -233,4 +239,4 @@ def augment(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
     """
     augmentation = draw_augmentation(rng, params, image.shape[0])
     moved, moved_mask = move(image, mask, augmentation)
-    return restyle(moved, augmentation, params.display_range_db), moved_mask
+    return burn_in(restyle(moved, augmentation, params.display_range_db), augmentation.overlays), moved_mask
