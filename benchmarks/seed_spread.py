@@ -32,13 +32,13 @@ from pathlib import Path
 import dvc.api
 import pandas as pd
 import yaml
+from dvc.exceptions import DvcException
 
 TEST_REPORT = "reports/metrics.json"
 OOD_REPORT = "reports/ood.json"
 OOD_PER_FRAME = "reports/ood_per_frame.csv"
 GLAND = "gland"
 ALLOWANCE = 0.05  # issue 10: every variant's gland Dice within 0.05 of the in-distribution test Dice
-SUMMARY_COLUMNS = ["mean", "sd", "min", "max"]
 
 
 class ExperimentError(ValueError):
@@ -51,7 +51,10 @@ def experiment_revisions(names: list[str], repo: Path) -> dict[str, str]:
     Raises:
         ExperimentError: a name is not among the repository's experiments (the message lists those it has).
     """
-    rows = dvc.api.exp_show(repo=str(repo))
+    try:
+        rows = dvc.api.exp_show(repo=str(repo))
+    except DvcException as error:
+        raise ExperimentError(f"{repo}: {error}") from error
     known = {row["Experiment"]: row["rev"] for row in rows if row.get("Experiment")}
     missing = [name for name in names if name not in known]
     if missing:
@@ -124,7 +127,10 @@ def revision_figures(repo: Path, revision: str, allowance: float = ALLOWANCE) ->
     """:func:`experiment_figures` of the reports committed at ``revision``, the variants in its params' order."""
     ood = read_report(repo, revision, OOD_REPORT)
     order = variant_order(committed_text(repo, revision, "params.yaml"), list(ood.get("variants", {})))
-    per_frame = pd.read_csv(io.StringIO(committed_text(repo, revision, OOD_PER_FRAME)))
+    try:
+        per_frame = pd.read_csv(io.StringIO(committed_text(repo, revision, OOD_PER_FRAME)))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as error:
+        raise ExperimentError(f"{OOD_PER_FRAME} at {revision}: not a CSV table ({error})") from error
     return experiment_figures(read_report(repo, revision, TEST_REPORT), ood, allowance, order,
                               gland_dice_where_present(per_frame))
 

@@ -121,6 +121,13 @@ def test_the_spread_table_by_hand(seed_spread):
     assert table.loc["y", "sd"] == pytest.approx(math.sqrt(0.02))
 
 
+def test_a_folder_that_is_not_a_dvc_project_is_one_line(tmp_path: Path, seed_spread,
+                                                         capsys: pytest.CaptureFixture[str]):
+    assert seed_spread.main(["seed0", "--repo", str(tmp_path)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"seed_spread: {tmp_path}: ") and "\n" not in error
+
+
 WRITE_REPORTS = """\
 import json, pathlib, yaml
 seed = yaml.safe_load(open("params.yaml"))["train"]["seed"]
