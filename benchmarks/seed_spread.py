@@ -54,7 +54,8 @@ def experiment_revisions(names: list[str], repo: Path) -> dict[str, str]:
     try:
         rows = dvc.api.exp_show(repo=str(repo))
     except DvcException as error:
-        raise ExperimentError(f"{repo}: cannot list its DVC experiments; is it a DVC project in git? ({error})") from error
+        raise ExperimentError(f"{repo}: cannot list its DVC experiments; is it a DVC project in git? "
+                              f"({error})") from error
     known = {row["Experiment"]: row["rev"] for row in rows if row.get("Experiment")}
     missing = [name for name in names if name not in known]
     if missing:
