@@ -17,19 +17,20 @@ from pipeline.imaging.geometry import FrameGeometry
 from pipeline.imaging.spec import FilterSpec, PreprocessSpec
 from pipeline.inference.contract import NO_POSTPROCESS, ContractError, ModelContract, PostprocessSpec
 from pipeline.inference.postprocess import fill_holes, largest_component, open_organ, postprocess_masks
-from pipeline.inference.predictor import Segmentation, Segmenter
+from pipeline.inference.predictor import SMALL_GLAND_REMOVED, Segmentation, Segmenter
 from tests.conftest import PROJECT_ROOT
 from tests.tiny_models import tiny_contract, write_threshold_model
 
 CLASSES = ("gland", "lesion")
 FULL = PostprocessSpec(organ="gland", largest_component=True, fill_holes=True, inside_organ=("lesion",), opening=0.0,
-                      min_piece=0.0)
+                      min_piece=0.0, min_organ=0.0)
+DEFAULTS = {"opening": 0.15, "min_piece": 0.001, "min_organ": 0.002}  # params.yaml's
 
 
 def only(**flags: object) -> PostprocessSpec:
     """The gland spec with only the given steps on."""
     return PostprocessSpec(**{"organ": "gland", "largest_component": False, "fill_holes": False, "inside_organ": (),
-                              "opening": 0.0, "min_piece": 0.0, **flags})
+                              "opening": 0.0, "min_piece": 0.0, "min_organ": 0.0, **flags})
 
 
 def mask(*rows: str) -> np.ndarray:
@@ -262,6 +263,109 @@ def test_min_piece_is_a_fraction_of_the_cleaned_gland_and_leaves_an_empty_lesion
     assert not postprocess_masks(np.zeros((2, 20, 20), bool), CLASSES, spec).any()  # no gland: no lesion either
 
 
+# a 40 x 40 frame (1,600 px) with a 6 x 5 "gland" (30 px) holding a 2 x 2 lesion
+SMALL_GLAND = np.zeros((40, 40), bool)
+SMALL_GLAND[10:16, 20:25] = True
+SMALL_LESION = np.zeros((40, 40), bool)
+SMALL_LESION[12:14, 21:23] = True
+
+
+@pytest.mark.parametrize("min_organ, field_px, kept", [
+    (0.0, None, True),
+    (0.01875, None, True),       # 30 px is not fewer than 0.01875 x 1,600 = 30
+    (0.019, None, False),        # 30.4 px: the gland goes, and its lesion with it
+    (0.01, 3000.0, True),        # a field of 3,000 px: 30 px is not fewer than 30
+    (0.0101, 3000.0, False),
+    (0.002, None, True),         # params.yaml's default: 3.2 px
+])
+@pytest.mark.parametrize("scale", [1, 3])
+def test_an_organ_smaller_than_min_organ_of_the_field_is_dropped_with_its_lesions(min_organ, field_px, kept, scale):
+    """Table: the cleaned gland's area against min_organ x the field (H x W by default); at 3x the resolution,
+    with the field 9 times larger, the same glands go."""
+    gland, lesion = (np.kron(mask_, np.ones((scale, scale), bool)) for mask_ in (SMALL_GLAND, SMALL_LESION))
+    field = None if field_px is None else field_px * scale ** 2
+    result = postprocess_masks(np.stack([gland, lesion]), CLASSES, only(inside_organ=("lesion",), min_organ=min_organ),
+                               field)
+    np.testing.assert_array_equal(result[0], gland if kept else np.zeros_like(gland))
+    np.testing.assert_array_equal(result[1], lesion if kept else np.zeros_like(lesion))
+
+
+def test_min_organ_judges_the_cleaned_organ_not_its_raw_pieces():
+    """Two pieces of 30 and 20 px: largest_component keeps 30, which 0.019 of 1,600 (30.4) then removes;
+    without largest_component the 50 px stay. A 4-px hole filled first counts: 34 px pass 0.02 (32 px)."""
+    pieces = SMALL_GLAND.copy()
+    pieces[30:34, 30:35] = True
+    assert not postprocess_masks(np.stack([pieces, SMALL_LESION]), CLASSES,
+                                 only(largest_component=True, min_organ=0.019))[0].any()
+    np.testing.assert_array_equal(postprocess_masks(np.stack([pieces, SMALL_LESION]), CLASSES,
+                                                    only(min_organ=0.019))[0], pieces)
+    ring = np.zeros((40, 40), bool)
+    ring[10:16, 20:26] = True  # 36 px, a 2 x 2 hole: 32 px before filling
+    ring[12:14, 22:24] = False
+    assert postprocess_masks(np.stack([ring, SMALL_LESION]), CLASSES,
+                             only(fill_holes=True, min_organ=0.02))[0].sum() == 36
+    assert not postprocess_masks(np.stack([ring, SMALL_LESION]), CLASSES, only(min_organ=0.0201))[0].any()
+
+
+@pytest.mark.parametrize("field_px", [0.0, -1.0, float("nan"), float("inf")])
+def test_postprocess_masks_refuses_a_field_that_is_not_a_positive_area(field_px):
+    with pytest.raises(ValueError, match="field_px must be a positive number"):
+        postprocess_masks(np.stack([SMALL_GLAND, SMALL_LESION]), CLASSES, FULL, field_px)
+
+
+@pytest.mark.parametrize("geometry, area", [
+    (FrameGeometry(8, 5, 0, 0, 8, 5, 16, 16, 10, 0, 3), 8 * 8),          # letterbox: scale 2, the square is 8 x 8
+    (FrameGeometry(100, 80, 10, 5, 60, 40, 30, 30, 20, 0, 5), 60 * 60),   # letterbox: scale 0.5, 60 x 60
+    (FrameGeometry(100, 80, 10, 5, 60, 40, 30, 30, 30, 0, 0), 60 * 40),   # stretch: the crop itself
+])
+def test_the_input_square_mapped_back_onto_the_frame(geometry, area):
+    assert geometry.input_area_px == pytest.approx(area)
+
+
+def test_segmentation_masks_judge_min_organ_on_the_input_square_at_the_frame_size():
+    """A 100 x 60 frame letterboxed to 20 px: the input square is 100 x 100 = 10,000 frame px. A 10 x 10 gland
+    stays at 0.0099 of it (99 px) and goes at 0.0101 (101 px), though it is 1.7% of the frame's own 6,000 px.
+    The frame is then flagged as one whose gland was too small; a frame without any gland as before."""
+    gland = np.zeros((60, 100), bool)
+    gland[20:30, 40:50] = True
+    lesion = np.zeros_like(gland)
+    lesion[24:26, 44:46] = True
+    probabilities = np.stack([gland * 0.9, lesion * 0.9]).astype(np.float32)
+    geometry = FrameGeometry(100, 60, 0, 0, 100, 60, 20, 20, 12, 0, 4)
+    kept = Segmentation(probabilities, geometry, CLASSES, dataclasses.replace(FULL, min_organ=0.0099))
+    np.testing.assert_array_equal(kept.masks(0.5), np.stack([gland, lesion]))
+    assert kept.review_reason(0.5) is None
+    dropped = Segmentation(probabilities, geometry, CLASSES, dataclasses.replace(FULL, min_organ=0.0101))
+    assert not dropped.masks(0.5).any() and dropped.review_reason(0.5) == SMALL_GLAND_REMOVED
+    assert postprocess_masks(np.stack([gland, lesion]), CLASSES, dataclasses.replace(FULL, min_organ=0.0101))[0].any()
+    assert Segmentation(np.zeros_like(probabilities), geometry, CLASSES,
+                        dataclasses.replace(FULL, min_organ=0.0101)).review_reason(0.5) == "no gland found"
+
+
+@pytest.mark.parametrize("geometry", [
+    FrameGeometry(1280, 872, 132, 57, 1045, 683, 256, 256, 167, 0, 44),   # a sample frame's fan crop, letterboxed
+    FrameGeometry(800, 600, 0, 0, 800, 600, 256, 256, 256, 0, 0),         # stretched
+])
+def test_validation_on_the_grid_and_evaluation_on_the_frame_judge_the_same_fraction(geometry):
+    """Validation post-processes on the network's grid (the field: size x size), evaluation and the app on the
+    frame (the field: the input square mapped back): a gland disk covers the same fraction of both."""
+    from pipeline.imaging.geometry import probabilities_to_original_frame
+
+    grid = np.zeros((2, geometry.size, geometry.size), np.float32)
+    cv2.circle(grid[0], (128, 128), 10, 1.0, -1)
+    on_grid = np.count_nonzero(grid[0] > 0.5) / geometry.size ** 2
+    on_frame = np.count_nonzero(probabilities_to_original_frame(grid, geometry)[0] > 0.5) / geometry.input_area_px
+    assert on_frame == pytest.approx(on_grid, rel=0.03)
+    spec = only(min_organ=0.9 * on_grid)
+    assert postprocess_masks(grid > 0.5, CLASSES, spec)[0].any()
+    assert postprocess_masks(probabilities_to_original_frame(grid, geometry) > 0.5, CLASSES, spec,
+                             geometry.input_area_px)[0].any()
+    spec = only(min_organ=1.1 * on_grid)
+    assert not postprocess_masks(grid > 0.5, CLASSES, spec)[0].any()
+    assert not postprocess_masks(probabilities_to_original_frame(grid, geometry) > 0.5, CLASSES, spec,
+                                 geometry.input_area_px)[0].any()
+
+
 def test_postprocess_masks_keeps_classes_it_does_not_name_and_refuses_others():
     three = np.stack([GLAND, LESION, GLAND | LESION])  # a third class, outside the gland in part
     result = postprocess_masks(three, ("gland", "lesion", "calcification"), FULL)
@@ -288,6 +392,10 @@ def test_postprocess_masks_keeps_classes_it_does_not_name_and_refuses_others():
         ({"organ": "gland", "min_piece": 0.05}, "min_piece must be a fraction"),
         ({"organ": "gland", "min_piece": "0.001"}, "min_piece must be a fraction"),
         ({"organ": "gland", "min_piece": True}, "min_piece must be a fraction"),
+        ({"organ": "gland", "min_organ": -0.001}, r"min_organ must be a fraction in \[0, 0.05\) of the network's input"),
+        ({"organ": "gland", "min_organ": 0.05}, "min_organ must be a fraction"),
+        ({"organ": "gland", "min_organ": "0.002"}, "min_organ must be a fraction"),
+        ({"organ": "gland", "min_organ": False}, "min_organ must be a fraction"),
     ],
 )
 def test_spec_refuses_bad_values(values, message):
@@ -296,8 +404,9 @@ def test_spec_refuses_bad_values(values, message):
 
 
 def test_spec_is_active_only_when_it_changes_masks():
-    assert PostprocessSpec() == dataclasses.replace(FULL, opening=0.15, min_piece=0.001) and FULL.active
-    assert only(fill_holes=True).active and only(opening=0.1).active
+    assert PostprocessSpec() == dataclasses.replace(FULL, **DEFAULTS) and FULL.active
+    assert only(fill_holes=True).active and only(opening=0.1).active and only(min_organ=0.01).active
+    assert not only(min_piece=0.01).active  # acts on inside_organ classes only, and there are none
     assert not NO_POSTPROCESS.active and not only().active
     off = PostprocessSpec(organ=None)
     assert not off.active and off.unknown_classes(("prostate",)) == []  # organ null: off, whatever the rest says
@@ -315,9 +424,9 @@ def test_params_read_and_check_the_postprocess(tmp_path: Path):
     spec = {"organ": "gland", "largest_component": False, "fill_holes": True, "inside_organ": ["lesion"]}
     assert load_params(write_params(tmp_path, spec)).inference.postprocess == only(fill_holes=True,
                                                                                     inside_organ=("lesion",),
-                                                                                    opening=0.15, min_piece=0.001)
+                                                                                    **DEFAULTS)
     assert load_params(write_params(tmp_path, {"fill_holes": False})).inference.postprocess == only(
-        largest_component=True, inside_organ=("lesion",), opening=0.15, min_piece=0.001)  # keys left out: params.yaml's
+        largest_component=True, inside_organ=("lesion",), **DEFAULTS)  # keys left out: params.yaml's
     params = load_params(write_params(tmp_path, {**spec, "inside_organ": ["calcification"]}))  # pull does not care
     with pytest.raises(ParamsError, match=r"inference.postprocess names 'calcification', which is not in "
                                           r"data.classes \['gland', 'lesion'\]; set inference.postprocess"):
@@ -330,8 +439,7 @@ def test_params_read_and_check_the_postprocess(tmp_path: Path):
 
 
 def test_the_project_params_post_process_the_gland_and_lesion():
-    assert load_params(PROJECT_ROOT / "params.yaml").inference.postprocess == dataclasses.replace(FULL, opening=0.15,
-                                                                                                   min_piece=0.001)
+    assert load_params(PROJECT_ROOT / "params.yaml").inference.postprocess == dataclasses.replace(FULL, **DEFAULTS)
 
 
 def test_contract_round_trips_the_postprocess():
@@ -340,14 +448,14 @@ def test_contract_round_trips_the_postprocess():
     assert loaded == contract and loaded.postprocess == FULL
     assert json.loads(contract.to_json())["postprocess"] == {
         "organ": "gland", "largest_component": True, "fill_holes": True, "inside_organ": ["lesion"], "opening": 0.0,
-        "min_piece": 0.0}
+        "min_piece": 0.0, "min_organ": 0.0}
     opened = ModelContract(**{**tiny_contract().__dict__, "postprocess": dataclasses.replace(FULL, opening=0.15)})
     assert ModelContract.from_json(opened.to_json()).postprocess.opening == 0.15
 
 
-@pytest.mark.parametrize("left_out", [("opening",), ("min_piece",), ("opening", "min_piece")])
-def test_a_contract_from_before_the_opening_or_min_piece_loads_without_them(left_out):
-    spec = dataclasses.replace(FULL, opening=0.15, min_piece=0.001)
+@pytest.mark.parametrize("left_out", [("opening",), ("min_piece",), ("min_organ",), ("opening", "min_piece", "min_organ")])
+def test_a_contract_from_before_the_opening_min_piece_or_min_organ_loads_without_them(left_out):
+    spec = dataclasses.replace(FULL, **DEFAULTS)
     payload = json.loads(ModelContract(**{**tiny_contract().__dict__, "postprocess": spec}).to_json())
     for key in left_out:
         del payload["postprocess"][key]
@@ -418,7 +526,7 @@ def test_the_export_puts_the_params_postprocess_in_the_contract(tmp_path: Path):
     spec = {"organ": "gland", "largest_component": True, "fill_holes": False, "inside_organ": []}
     params = load_params(write_params(tmp_path, spec))
     contract = build_contract(params, {"test": {"gland": {"dice": 0.9}}}, {"dataset_version": "abc"})
-    assert contract.postprocess == only(largest_component=True, opening=0.15, min_piece=0.001)  # left out: defaults
+    assert contract.postprocess == only(largest_component=True, **DEFAULTS)  # left out: defaults
     assert ModelContract.from_json(contract.to_json()).postprocess == contract.postprocess
     with pytest.raises(ParamsError, match="'tumour'"):
         build_contract(load_params(write_params(tmp_path, {**spec, "organ": "tumour"})), {}, {})

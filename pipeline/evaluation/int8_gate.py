@@ -126,7 +126,9 @@ def _masks_and_plane(model: Segmenter, frame: GateFrame, threshold: float,
                      postprocess: PostprocessSpec) -> tuple[np.ndarray, str | None]:
     """(C, H, W) bool post-processed masks of ``model`` on ``frame``, and its most probable plane (None without)."""
     segmentation = model.segment_prepared(PreparedFrame(frame.image, frame.geometry))
-    return postprocess_masks(segmentation.probabilities > threshold, model.classes, postprocess), segmentation.plane
+    masks = postprocess_masks(segmentation.probabilities > threshold, model.classes, postprocess,
+                              segmentation.geometry.input_area_px)
+    return masks, segmentation.plane
 
 
 def _plane_accuracy(frames: Sequence[GateFrame], planes: Sequence[str | None]) -> float | None:

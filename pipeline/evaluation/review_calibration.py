@@ -48,7 +48,8 @@ def review_pairs(model: nn.Module, frame_ids: list[str], table: pd.DataFrame,
         signal = review_signal(original[gland], threshold)
         if signal.uncertainty is None:
             continue  # no gland, or one filling the frame: flagged anyway
-        predicted = postprocess_masks(original > threshold, classes, params.inference.postprocess)[gland]
+        predicted = postprocess_masks(original > threshold, classes, params.inference.postprocess,
+                                      geometry.input_area_px)[gland]
         dices.append(2.0 * float((predicted & truth).sum()) / float(predicted.sum() + truth.sum()))
         uncertainties.append(signal.uncertainty)
     return uncertainties, dices

@@ -58,6 +58,12 @@ class FrameGeometry:
         """Network px per original px along y."""
         return self.content_height / self.crop_height
 
+    @property
+    def input_area_px(self) -> float:
+        """The network's square input mapped back onto the original frame: its area in original px
+        (size² / (scale_x scale_y); the crop's own area when the crop fills the square)."""
+        return self.size * self.size / (self.scale_x * self.scale_y)
+
     def network_spacing_mm(self, spacing_mm: tuple[float, float] | None) -> tuple[float, float] | None:
         """The physical size of one network pixel, (x, y) in mm, from the original frame's spacing.
 

@@ -55,8 +55,8 @@ class PostprocessSpec:
 
     The defaults are params.yaml's (gland and lesion). :data:`NO_POSTPROCESS` does nothing:
     a model whose contract predates post-processing loads with it, and so keeps the masks
-    it was evaluated with; for the same reason a contract written before ``opening`` or
-    ``min_piece`` existed loads with them off (:meth:`from_dict`).
+    it was evaluated with; for the same reason a contract written before ``opening``,
+    ``min_piece`` or ``min_organ`` existed loads with them off (:meth:`from_dict`).
 
     Attributes:
         organ: the class that is cleaned and that ``inside_organ`` classes must lie in,
@@ -77,6 +77,15 @@ class PostprocessSpec:
             transverse section (an ellipse of 45 x 35 mm, about 1,240 mm²) is 1.2 mm², a disk of
             1.3 mm: below what a TRUS image resolves as a lesion (see
             :func:`pipeline.inference.postprocess.drop_small_pieces`).
+        min_organ: in [0, 0.05): the cleaned organ is removed, and with it the ``inside_organ``
+            classes, when it covers less than this fraction of the network's square input
+            (the fan crop, letterboxed; at the original size, that square mapped back); 0: off.
+            0.002 of a TRUS input square (80 to 160 mm a side at 5 to 8 cm depth; 75 to 128 mm in
+            the sample) is 13 to 51 mm², a disk of 4 to 8 mm: smaller than any prostate section an
+            exam records (the sample's smallest covers 3.3% of its square). Such a
+            "gland" is a blob under a burned-in graphic or in plain tissue, and the frame is
+            flagged for review as one without a gland (see
+            :func:`pipeline.inference.postprocess.postprocess_masks`).
     """
 
     organ: str | None = "gland"
@@ -85,6 +94,7 @@ class PostprocessSpec:
     inside_organ: tuple[str, ...] = ("lesion",)
     opening: float = 0.15
     min_piece: float = 0.001
+    min_organ: float = 0.002
 
     def __post_init__(self) -> None:
         if self.organ is not None and (not isinstance(self.organ, str) or not self.organ):
@@ -100,6 +110,10 @@ class PostprocessSpec:
         if not number or not 0 <= self.min_piece < 0.05:
             raise ValueError(f"postprocess.min_piece must be a fraction in [0, 0.05) of the organ's area, "
                              f"got {self.min_piece!r}")
+        number = isinstance(self.min_organ, numbers.Real) and not isinstance(self.min_organ, bool)
+        if not number or not 0 <= self.min_organ < 0.05:
+            raise ValueError(f"postprocess.min_organ must be a fraction in [0, 0.05) of the network's input area, "
+                             f"got {self.min_organ!r}")
         inside = self.inside_organ
         if not isinstance(inside, tuple) or not all(isinstance(c, str) and c for c in inside) \
                 or len(set(inside)) != len(inside):
@@ -111,7 +125,7 @@ class PostprocessSpec:
     def active(self) -> bool:
         """Whether the spec changes any mask."""
         return self.organ is not None and (self.largest_component or self.fill_holes or bool(self.inside_organ)
-                                           or self.opening > 0)  # min_piece acts only on inside_organ classes
+                                           or self.opening > 0 or self.min_organ > 0)  # min_piece: inside_organ only
 
     def unknown_classes(self, classes: tuple[str, ...]) -> list[str]:
         """The classes the spec acts on that are not in ``classes``, in the spec's order (none when off)."""
@@ -122,7 +136,7 @@ class PostprocessSpec:
         """JSON-ready dict, the form stored in the ONNX metadata."""
         return {"organ": self.organ, "largest_component": self.largest_component, "fill_holes": self.fill_holes,
                 "inside_organ": list(self.inside_organ), "opening": float(self.opening),
-                "min_piece": float(self.min_piece)}
+                "min_piece": float(self.min_piece), "min_organ": float(self.min_organ)}
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> PostprocessSpec:
@@ -132,14 +146,14 @@ class PostprocessSpec:
             ValueError: unknown keys or invalid values.
             TypeError: not a mapping, or unknown keys.
         """
-        values = {"opening": 0.0, "min_piece": 0.0, **values}  # written before they existed: as it was scored
+        values = {"opening": 0.0, "min_piece": 0.0, "min_organ": 0.0, **values}  # before they existed: as scored
         if "inside_organ" in values:
             values["inside_organ"] = tuple(values["inside_organ"])
         return cls(**values)
 
 
 NO_POSTPROCESS = PostprocessSpec(organ=None, largest_component=False, fill_holes=False, inside_organ=(),
-                                 min_piece=0.0)
+                                 min_piece=0.0, min_organ=0.0)
 """Post-processing off: the masks are the thresholded probabilities."""
 
 

@@ -1,5 +1,5 @@
-"""Post-processing of thresholded masks: the organ's largest component, opened, its holes filled, lesions kept
-inside it and without pieces too small to be one.
+"""Post-processing of thresholded masks: the organ's largest component, opened, its holes filled, dropped when
+too small to be one, lesions kept inside it and without pieces too small to be one.
 
 The one implementation (numpy + OpenCV, no torch), applied by validation during training,
 by the evaluate stage, and through :meth:`pipeline.inference.predictor.Segmentation.masks`
@@ -132,12 +132,14 @@ def drop_small_pieces(mask: np.ndarray, min_area: float) -> np.ndarray:
     return kept
 
 
-def postprocess_masks(masks: np.ndarray, classes: Sequence[str], spec: PostprocessSpec) -> np.ndarray:
+def postprocess_masks(masks: np.ndarray, classes: Sequence[str], spec: PostprocessSpec,
+                      field_px: float | None = None) -> np.ndarray:
     """Applies ``spec`` to one frame's thresholded masks.
 
     In order: the organ keeps its largest component (``largest_component``), is opened
     (``opening``, :func:`open_organ`; then the largest component again, when that is on, as
-    the opening can cut it in pieces), then its holes are filled (``fill_holes``); then each
+    the opening can cut it in pieces), then its holes are filled (``fill_holes``); then it is
+    removed when it covers fewer than ``min_organ`` x ``field_px`` pixels; then each
     ``inside_organ`` class keeps only its pixels inside that cleaned organ (pixel by pixel: a
     lesion half outside keeps its inside half), then loses its pieces smaller than
     ``min_piece`` x the cleaned organ's area (:func:`drop_small_pieces`).
@@ -146,19 +148,27 @@ def postprocess_masks(masks: np.ndarray, classes: Sequence[str], spec: Postproce
         masks: (C, H, W) bool, channel c for ``classes[c]``.
         classes: the C class names.
         spec: what to do; an inactive spec returns the masks unchanged.
+        field_px: the area, in the masks' pixels, of the network's square input: H x W when
+            the masks are on the network's grid (None, the default); at the original frame's
+            size, that square mapped back (:attr:`pipeline.imaging.geometry.FrameGeometry.input_area_px`).
+            ``min_organ`` is a fraction of it, so a frame loses the same organ at any size.
 
     Returns:
         (C, H, W) bool, a new array; classes the spec does not name are copied unchanged.
 
     Raises:
-        ValueError: ``masks`` is not (C, H, W) with C = len(classes), or the spec names a
-            class not in ``classes``.
+        ValueError: ``masks`` is not (C, H, W) with C = len(classes), the spec names a
+            class not in ``classes``, or ``field_px`` is not a positive number.
     """
     if masks.ndim != 3 or masks.shape[0] != len(classes):
         raise ValueError(f"masks must be (C, H, W) with C = {len(classes)} classes, got shape {masks.shape}")
     unknown = spec.unknown_classes(tuple(classes))
     if unknown:
         raise ValueError(f"post-processing names {', '.join(map(repr, unknown))}, not in the classes {list(classes)}")
+    if field_px is None:
+        field_px = float(masks.shape[1] * masks.shape[2])
+    if not math.isfinite(field_px) or field_px <= 0:
+        raise ValueError(f"field_px must be a positive number of pixels, got {field_px!r}")
     result = masks.astype(bool, copy=True)
     if not spec.active:
         return result
@@ -171,6 +181,8 @@ def postprocess_masks(masks: np.ndarray, classes: Sequence[str], spec: Postproce
             result[organ] = largest_component(result[organ])
     if spec.fill_holes:
         result[organ] = fill_holes(result[organ])
+    if np.count_nonzero(result[organ]) < spec.min_organ * field_px:
+        result[organ] = False
     min_area = spec.min_piece * np.count_nonzero(result[organ])
     for name in spec.inside_organ:
         channel = list(classes).index(name)

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 INTRA_OP_SPINNING = "session.intra_op.allow_spinning"
 """ONNX Runtime's session setting: "1" (its default) lets the intra-op threads spin between operators, "0" not."""
 
+SMALL_GLAND_REMOVED = "no gland: the one found was too small to be one (inference.postprocess.min_organ)"
+"""The review reason of a frame whose only gland the post-processing removed as too small."""
+
 
 class ModelLoadError(ValueError):
     """The model file is missing, not ONNX, or lacks the contract; the message names the file."""
@@ -132,14 +135,20 @@ class Segmentation:
             (C, H, W) bool: probability strictly above ``threshold``, then :attr:`postprocess`
             (:func:`pipeline.inference.postprocess.postprocess_masks`).
         """
-        return postprocess_masks(self.probabilities > threshold, self.classes, self.postprocess)
+        return postprocess_masks(self.probabilities > threshold, self.classes, self.postprocess,
+                                 self.geometry.input_area_px)
 
     def review_reason(self, threshold: float) -> str | None:
         """Why a person should review this frame's gland, or None (:mod:`pipeline.inference.review`, with the
-        contract's calibrated ``review``); None for a model without a ``gland`` class."""
+        contract's calibrated ``review``); None for a model without a ``gland`` class. A gland the
+        post-processing removed as too small (``min_organ``) is flagged as such: the masks show none."""
         if GLAND_CLASS not in self.classes:
             return None
-        signal = review_signal(self.probabilities[self.classes.index(GLAND_CLASS)], threshold)
+        gland = self.classes.index(GLAND_CLASS)
+        signal = review_signal(self.probabilities[gland], threshold)
+        if signal.pieces and self.postprocess.organ == GLAND_CLASS and self.postprocess.min_organ > 0 \
+                and not self.masks(threshold)[gland].any():
+            return SMALL_GLAND_REMOVED
         return review_reason(signal, self.review)
 
 

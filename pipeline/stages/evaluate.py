@@ -142,8 +142,9 @@ def score_frames(model: nn.Module, frame_ids: list[str], table: pd.DataFrame, pa
         probabilities = probabilities[0]
         if plane is not None:
             planes[frame_id] = PLANES[int(plane[0].argmax())]
-        raw = probabilities_to_original_frame(probabilities, FrameGeometry.from_dict(row.to_dict())) > threshold
-        predicted = postprocess_masks(raw, classes, postprocess)
+        geometry = FrameGeometry.from_dict(row.to_dict())
+        raw = probabilities_to_original_frame(probabilities, geometry) > threshold
+        predicted = postprocess_masks(raw, classes, postprocess, geometry.input_area_px)
         truth = unpack_masks(read_bitmask(FRAMES_DIR / MASKS / f"{frame_id}.png"), len(classes))
         scored_raw = frame_rows(frame_id, row["patient"], raw, truth, classes, spacing_of(row))
         raw_rows += scored_raw
