@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 import sys
 
@@ -33,31 +32,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pipeline.evaluation.separability import Separability, separability  # noqa: E402
 from pipeline.files.tables import read_table  # noqa: E402
 from pipeline.imaging.frames import read_frame  # noqa: E402
 from pipeline.imaging.masks import read_bitmask, unpack_masks  # noqa: E402
 from pipeline.layout import IMAGES, MASKS, PROCESSED_DIR, PROCESSED_MANIFEST  # noqa: E402
 from pipeline.training.checkpoint import load_checkpoint  # noqa: E402
 from pipeline.training.predict import predict_probabilities  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Separability:
-    """How a model's frame scores separate positive from negative frames.
-
-    Attributes:
-        positives, negatives: numbers of frames with and without the class.
-        auc: frame-level AUC in [0, 1].
-        threshold: the highest score that keeps at least ``sensitivity`` of the positive frames
-            (the "lower" quantile of their scores at 1 - sensitivity).
-        negatives_above: negative frames scoring at least ``threshold``.
-    """
-
-    positives: int
-    negatives: int
-    auc: float
-    threshold: float
-    negatives_above: int
 
 
 def frame_scores(probabilities: np.ndarray, class_index: int, host_index: int, threshold: float) -> np.ndarray:
@@ -70,28 +51,6 @@ def frame_scores(probabilities: np.ndarray, class_index: int, host_index: int, t
     """
     inside = probabilities[:, host_index] > threshold
     return np.where(inside, probabilities[:, class_index], 0.0).reshape(len(probabilities), -1).max(axis=1)
-
-
-def separability(scores: np.ndarray, positive: np.ndarray, sensitivity: float) -> Separability:
-    """The AUC of ``scores`` for ``positive`` frames, and the negatives left at ``sensitivity``.
-
-    Args:
-        scores: (N,) float frame scores.
-        positive: (N,) bool, frames whose truth holds the class.
-        sensitivity: share of positive frames to keep, in (0, 1].
-
-    Raises:
-        ValueError: no positive or no negative frame, or ``sensitivity`` outside (0, 1].
-    """
-    if not 0 < sensitivity <= 1:
-        raise ValueError(f"sensitivity must be in (0, 1], got {sensitivity}")
-    pos, neg = scores[positive], scores[~positive]
-    if not len(pos) or not len(neg):
-        raise ValueError(f"needs frames with and without the class, got {len(pos)} and {len(neg)}")
-    wins = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    threshold = float(np.quantile(pos, 1.0 - sensitivity, method="lower"))
-    return Separability(len(pos), len(neg), float(wins) / (len(pos) * len(neg)), threshold,
-                        int((neg >= threshold).sum()))
 
 
 def read_processed(folder: Path, class_index: int, host_index: int, n_classes: int

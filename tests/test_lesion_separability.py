@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from pipeline.config import ModelParams
+from pipeline.evaluation.separability import separability
 from pipeline.imaging.masks import pack_masks
 from pipeline.imaging.png import write_png_atomically
 from pipeline.layout import IMAGES, MASKS, PROCESSED_MANIFEST
@@ -37,7 +38,7 @@ SIZE = 64
 def test_auc_and_the_negatives_left(positive_scores, negative_scores, sensitivity, auc, threshold, above):
     scores = np.array(positive_scores + negative_scores)
     positive = np.arange(len(scores)) < len(positive_scores)
-    result = ls.separability(scores, positive, sensitivity)
+    result = separability(scores, positive, sensitivity)
     assert result.positives == len(positive_scores) and result.negatives == len(negative_scores)
     assert result.auc == pytest.approx(auc)
     assert result.threshold == pytest.approx(threshold)
@@ -52,7 +53,7 @@ def test_auc_and_the_negatives_left(positive_scores, negative_scores, sensitivit
 ])
 def test_bad_input_is_refused(positive, sensitivity, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        ls.separability(np.array([0.3, 0.4]), np.array(positive), sensitivity)
+        separability(np.array([0.3, 0.4]), np.array(positive), sensitivity)
 
 
 def test_a_frame_scores_its_largest_lesion_probability_inside_the_predicted_gland():
