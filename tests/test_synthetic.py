@@ -393,3 +393,21 @@ def test_cli_lists_every_variant():
     assert result.exit_code == 0
     for name in (*VARIANT_NAMES, "--sagittal-fraction"):
         assert name in result.output
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_without_the_beam_the_same_anatomy_without_speckle(seed):
+    """``beam=False``: the same masks from the same seed, the lesion darker than the gland, and no speckle."""
+    scanned, clean = (render_phantom(np.random.default_rng(seed), 640, 436, with_lesion=True, beam=beam)
+                      for beam in (True, False))
+    np.testing.assert_array_equal(scanned.gland_mask, clean.gland_mask)
+    np.testing.assert_array_equal(scanned.lesion_mask, clean.lesion_mask)
+    interior = _grow(clean.gland_mask, -4) & ~_grow(clean.lesion_mask, 4)
+
+    def speckle(image: np.ndarray) -> float:  # grey-level change from one pixel to the next inside the gland
+        grey = image[..., 0].astype(np.float64)
+        return float(np.median(np.abs(np.diff(grey, axis=1))[interior[:, 1:]]))
+
+    assert speckle(clean.image) <= 1.0 and speckle(scanned.image) >= 4.0
+    lesion_contrast = np.median(clean.image[..., 0][interior]) - np.median(clean.image[..., 0][clean.lesion_mask])
+    assert lesion_contrast > 20  # 7.5-11 dB below the gland: 32-47 grey levels at 60 dB, less its soft edge

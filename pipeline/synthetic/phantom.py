@@ -136,7 +136,7 @@ def draw_patient(rng: np.random.Generator, width: int, height: int, variant: Var
 
 def render_phantom(rng: np.random.Generator, width: int, height: int, *, with_gland: bool = True,
                    with_lesion: bool, patient: PatientParams | None = None, frame_slice: FrameSlice = MID_GLAND,
-                   label: str = "SIM", variant: Variant = DEFAULT) -> PhantomFrame:
+                   label: str = "SIM", variant: Variant = DEFAULT, beam: bool = True) -> PhantomFrame:
     """Renders one B-mode TRUS phantom frame.
 
     Args:
@@ -151,6 +151,10 @@ def render_phantom(rng: np.random.Generator, width: int, height: int, *, with_gl
         frame_slice: the plane, level and position of the slice (transverse mid-gland by default).
         label: burned-in study identifier (no person names).
         variant: the scanner: fan (when ``patient`` is None), overlays and capture noise.
+        beam: add the beam (speckle, depth attenuation, calcifications and their shadows,
+            the bladder's enhancement). False renders the tissue's echo map alone, the same
+            anatomy and masks for the same ``rng``: what an observer without speckle would see
+            (``benchmarks/lesion_darkness.py``).
 
     Returns:
         The frame, its masks and polygons.
@@ -196,10 +200,11 @@ def render_phantom(rng: np.random.Generator, width: int, height: int, *, with_gl
     around = surroundings(rng, p.anatomy, cut, pose, gland)
     db += around.db
     map_1, map_2, fan_mask = beam_maps(p.fan, width, height)
-    beams = beam_db(rng, p.fan, p.attenuation_db, sites[: int(rng.integers(0, 4))])
-    if around.bladder.any():
-        beams += enhancement_db(p.fan, around.bladder, p.enhancement_db)
-    db += cv2.remap(beams, map_1, map_2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if beam:
+        beams = beam_db(rng, p.fan, p.attenuation_db, sites[: int(rng.integers(0, 4))])
+        if around.bladder.any():
+            beams += enhancement_db(p.fan, around.bladder, p.enhancement_db)
+        db += cv2.remap(beams, map_1, map_2, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     grey = np.clip(_BASE_GREY + (db + p.gain_db) * (255.0 / _DYNAMIC_RANGE_DB), 0, 255).astype(np.uint8)
     grey[~fan_mask] = 0
     image = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
