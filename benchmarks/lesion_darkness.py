@@ -15,7 +15,10 @@ so the two compare directly. It reads either
   an observer free of speckle could see.
 
     python benchmarks/lesion_darkness.py (--processed DIR | --generator N) [--radius-mm 3 4.5 6]
-        [--sensitivity 0.9]
+        [--sensitivity 0.9] [--picture FILE.jpg]
+
+``--picture`` (with ``--generator``) also writes the first six generated frames, cropped to the
+gland: each as its echo map, the true lesion outlined in red, beside the frame as scanned.
 
 The score ignores the outline (round or elongated, sharp or soft edge) on purpose: it measures
 how much of the task brightness settles, and so how much a model must take from shape.
@@ -34,15 +37,18 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.evaluation.separability import Separability, separability  # noqa: E402
+from pipeline.files.atomic import write_bytes_atomically  # noqa: E402
 from pipeline.files.tables import read_table  # noqa: E402
 from pipeline.imaging.frames import read_frame  # noqa: E402
 from pipeline.imaging.masks import read_bitmask, unpack_masks  # noqa: E402
 from pipeline.layout import IMAGES, MASKS, PROCESSED_MANIFEST  # noqa: E402
-from pipeline.synthetic import render_phantom  # noqa: E402
+from pipeline.synthetic import PhantomFrame, render_phantom  # noqa: E402
 from pipeline.synthetic.anatomy import MID_GLAND  # noqa: E402
 
 GENERATOR_SIZE = (1280, 872)  # width, height px of the generated frames
 GENERATOR_SEED = 1000
+PICTURE_FRAMES = 6
+PICTURE_TILE = (280, 205)  # width, height px of one frame's tile in --picture
 
 
 def darkest_disk(gray: np.ndarray, gland: np.ndarray, radius_px: int) -> float:
@@ -90,13 +96,46 @@ def processed_frames(folder: Path) -> Iterator[tuple[np.ndarray, np.ndarray, boo
             yield read_frame(folder / IMAGES / f"{frame_id}.png").gray, truth[0], bool(truth[1].any()), float(spacing)
 
 
-def generated_frames(count: int, beam: bool) -> Iterator[tuple[np.ndarray, np.ndarray, bool, float]]:
-    """(gray, gland, has lesion, mm per px) of ``count`` generated mid-gland transverse frames, every second with a lesion."""
+def _render(index: int, beam: bool) -> PhantomFrame:
+    """Generated frame ``index``: mid-gland transverse, default scanner, a lesion when ``index`` is odd."""
     width, height = GENERATOR_SIZE
+    return render_phantom(np.random.default_rng(GENERATOR_SEED + index), width, height, with_lesion=index % 2 == 1,
+                          frame_slice=MID_GLAND, beam=beam)
+
+
+def generated_frames(count: int, beam: bool) -> Iterator[tuple[np.ndarray, np.ndarray, bool, float]]:
+    """(gray, gland, has lesion, mm per px) of ``count`` generated frames (:func:`_render`), with or without the beam."""
     for index in range(count):
-        frame = render_phantom(np.random.default_rng(GENERATOR_SEED + index), width, height,
-                               with_lesion=index % 2 == 1, frame_slice=MID_GLAND, beam=beam)
+        frame = _render(index, beam)
         yield frame.image[..., 0], frame.gland_mask, bool(frame.lesion_mask.any()), 10.0 / frame.fan.px_per_cm
+
+
+def picture(count: int = PICTURE_FRAMES, tile: tuple[int, int] = PICTURE_TILE) -> np.ndarray:
+    """(H, W, 3) uint8 BGR: the first ``count`` generated frames around their gland, two frames per row.
+
+    Each frame is two tiles of ``tile`` (width, height) px: without the beam, the true lesion
+    outlined in red, and as scanned; each labelled with whether the frame holds a lesion.
+    """
+    pairs = []
+    for index in range(count):
+        clean, scanned = _render(index, beam=False), _render(index, beam=True)
+        ys, xs = np.nonzero(clean.gland_mask)
+        box = (slice(max(ys.min() - 20, 0), ys.max() + 20), slice(max(xs.min() - 20, 0), xs.max() + 20))
+        tiles = []
+        for frame, title in ((clean, "echo map"), (scanned, "as scanned")):
+            image = np.ascontiguousarray(frame.image[box])
+            if frame is clean:
+                contours, _ = cv2.findContours(clean.lesion_mask[box].astype(np.uint8), cv2.RETR_EXTERNAL,
+                                               cv2.CHAIN_APPROX_NONE)
+                cv2.drawContours(image, contours, -1, (0, 0, 255), 2)
+            image = cv2.resize(image, tile, interpolation=cv2.INTER_AREA)
+            label = f"{'lesion' if clean.lesion_mask.any() else 'no lesion'}, {title}"
+            cv2.putText(image, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)
+            tiles.append(image)
+        pairs.append(np.hstack(tiles))
+    if len(pairs) % 2:
+        pairs.append(np.zeros_like(pairs[0]))
+    return np.vstack([np.hstack(pairs[i:i + 2]) for i in range(0, len(pairs), 2)])
 
 
 def measure(frames: Iterator[tuple[np.ndarray, np.ndarray, bool, float]], radii_mm: Sequence[float],
@@ -127,9 +166,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     source.add_argument("--generator", type=int, metavar="N")
     parser.add_argument("--radius-mm", type=float, nargs="+", default=[3.0, 4.5, 6.0])
     parser.add_argument("--sensitivity", type=float, default=0.9)
+    parser.add_argument("--picture", type=Path, help="with --generator: write the first six frames here (.jpg or .png)")
     args = parser.parse_args(argv)
     if any(radius <= 0 for radius in args.radius_mm):
         parser.error(f"--radius-mm must be positive, got {args.radius_mm}")
+    if args.picture is not None:
+        if args.generator is None:
+            parser.error("--picture draws generated frames: give --generator N")
+        if args.picture.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+            parser.error(f"--picture must end in .jpg or .png, got {args.picture}")
+        if args.picture.exists():
+            parser.error(f"{args.picture} exists; give a new file name")
     try:
         if args.processed is not None:
             if not (args.processed / PROCESSED_MANIFEST).is_file():
@@ -139,6 +186,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             return
         if args.generator < 2:
             parser.error(f"--generator needs at least 2 frames (one with a lesion), got {args.generator}")
+        if args.picture is not None:
+            _, data = cv2.imencode(args.picture.suffix.lower(), picture(), [cv2.IMWRITE_JPEG_QUALITY, 85])
+            write_bytes_atomically(args.picture, data.tobytes())
+            print(f"wrote {args.picture}")
         for beam, title in ((True, "as scanned"), (False, "without the beam (no speckle)")):
             _print(f"generator, {args.generator} frames, {title}",
                    measure(generated_frames(args.generator, beam), args.radius_mm, args.sensitivity), args.sensitivity)

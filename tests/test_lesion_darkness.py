@@ -122,8 +122,25 @@ def test_the_script_on_the_generator_renders_each_frame_with_and_without_the_bea
         assert 0.0 <= auc <= 1.0 and line.endswith("of the 2 lesion-free frames score as dark")
 
 
+def test_the_picture_pairs_each_frames_echo_map_with_the_scan(tmp_path: Path):
+    path = tmp_path / "lesions.jpg"
+    run = _run("--generator", "2", "--radius-mm", "3", "--picture", str(path))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0] == f"wrote {path}"
+    image = cv2.imread(str(path))
+    width, height = ld.PICTURE_TILE
+    assert image.shape == (3 * height, 4 * width, 3)  # six frames, two per row, each echo map + scan
+    # frame 1 (odd: a lesion) has its outline drawn in red on its echo map (the third tile of the first row)
+    echo_map = image[:height, 2 * width:3 * width].astype(int)
+    assert ((echo_map[..., 2] > 180) & (echo_map[..., 1] < 80) & (echo_map[..., 0] < 80)).sum() > 20
+    scan = image[:height, 3 * width:].astype(int)
+    assert ((scan[..., 2] > 180) & (scan[..., 1] < 80) & (scan[..., 0] < 80)).sum() < 5
+
+
 @pytest.mark.parametrize(("args", "code", "message"), [
     (("--generator", "1"), 2, "--generator needs at least 2 frames (one with a lesion), got 1"),
+    (("--processed", ".", "--picture", "x.jpg"), 2, "--picture draws generated frames: give --generator N"),
+    (("--generator", "2", "--picture", "x.tif"), 2, "--picture must end in .jpg or .png, got x.tif"),
     (("--generator", "4", "--radius-mm", "0"), 2, "--radius-mm must be positive, got [0.0]"),
     ((), 2, "one of the arguments --processed --generator is required"),
 ])
@@ -131,6 +148,15 @@ def test_bad_arguments_stop_the_script(args, code, message):
     run = _run(*args)
     assert run.returncode == code
     assert message in run.stderr
+
+
+def test_the_picture_never_replaces_a_file(tmp_path: Path):
+    path = tmp_path / "mine.png"
+    path.write_bytes(b"the user's")
+    run = _run("--generator", "2", "--picture", str(path))
+    assert run.returncode == 2
+    assert f"{path} exists; give a new file name" in run.stderr
+    assert path.read_bytes() == b"the user's"
 
 
 def test_a_folder_without_a_manifest_or_spacing_is_named(tmp_path: Path):
